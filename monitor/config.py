@@ -1,0 +1,371 @@
+"""config.yaml → validated settings objects; every error names the field path it is about.
+
+Each setting is declared once here, with its default and a description; the YAML only overrides.
+Secrets never live in the file: `*_env` settings name environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from monitor.errors import ConfigError
+
+DEFAULT_CONFIG = "config.yaml"
+KNOWN_SOURCES = ("x", "bluesky", "mastodon", "simulated")
+DEFAULT_CHURN_PATTERNS = [
+    r"\b(quit|quitting|leaving|leave|left|delet\w*|deactivat\w*|abandon\w*|ditch\w*)\s+(my\s+)?{platform}\b",
+    r"\bdelet\w*\s+(my|our)\s+(\w+\s+)?account",
+    r"\bdeactivat\w*\s+(my|our)\s+(\w+\s+)?account",
+    r"#(delete|quit|boycott|leave|bye){platform}\b",
+    r"\bmov\w*\s+(over\s+)?to\s+(?!{platform})\w+",
+    r"\b(bye|goodbye|farewell)\s+{platform}\b",
+    r"\bswitch\w*\s+to\s+(?!{platform})\w+",
+]
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'30s', '15m', '2h', '1d' (or a number of seconds) → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 15m, 2h or 1d")
+    amount, unit = match.groups()
+    if int(amount) <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _milestone_value(value: Any) -> date | datetime | str:
+    if isinstance(value, date | datetime):
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            return datetime.fromisoformat(text) if ("T" in text or " " in text) else date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a date (2012-12-17) or a date-time (2012-12-17T09:00:00-08:00)")
+
+
+MilestoneValue = Annotated[date | datetime, BeforeValidator(_milestone_value)]
+
+
+class EventConfig(Section):
+    """One policy change to watch."""
+
+    name: str = Field(description="Short id used on the command line and in folder names", pattern=r"^[A-Za-z0-9._-]+$")
+    platform: str = Field(description="The platform whose policy changed, e.g. Instagram")
+    title: str = Field("", description="Human title of the change, shown on charts and in email")
+    milestones: dict[str, MilestoneValue] = Field(
+        description="Named dates or date-times; `announced` is required and the earliest"
+    )
+    baseline_days: int = Field(7, ge=1, le=365, description="Days before the first milestone used as the baseline")
+    query: str = Field("", description="Search query sent to live sources")
+    sources: list[str] = Field(default_factory=list, description="Live sources to collect from; [] = imports only")
+    aspects: dict[str, list[str]] = Field(
+        default_factory=dict, description="Topic → keywords (`*` wildcard) used to tag what a post is about"
+    )
+    bin: Literal["hour", "day"] = Field("hour", description="Time bin of the charts and the analysis")
+    align_on: str = Field("effective", description="Milestone that is day 0 when events are compared")
+    start: MilestoneValue | None = Field(None, description="Earliest post time for full-archive backfills")
+    end: MilestoneValue | None = Field(None, description="Latest post time for full-archive backfills")
+    simulated: bool = Field(False, description="The event is fed by the built-in simulation (labelled as such)")
+
+    @field_validator("milestones")
+    @classmethod
+    def _announced_first(cls, value: dict[str, date | datetime]) -> dict[str, date | datetime]:
+        if "announced" not in value:
+            raise ValueError("needs an `announced` milestone")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in KNOWN_SOURCES:
+                raise ValueError(f"unknown source {name!r}; known sources: {', '.join(KNOWN_SOURCES)}")
+        return value
+
+    def title_or_name(self) -> str:
+        return self.title or self.name
+
+
+class XSourceConfig(Section):
+    """The X API v2 collector."""
+
+    bearer_token_env: str = Field("X_BEARER_TOKEN", description="Environment variable holding the bearer token")
+    endpoint: Literal["recent", "all"] = Field("recent", description="recent (7 days) or all (full archive)")
+    api_base: str = Field("https://api.twitter.com", description="Base URL; for gateways, proxies and tests")
+    max_posts_per_run: int = Field(10_000, ge=1, description="Stop a collect run after reading this many posts")
+    monthly_post_budget: int = Field(
+        100_000, ge=0, description="Posts the month may read; collect stops at the budget"
+    )
+    cost_per_post_usd: float = Field(0.005, ge=0, description="Estimated price of one post read")
+    cost_per_counts_request_usd: float = Field(0.01, ge=0, description="Estimated price of one counts request")
+    max_rate_limit_wait: Duration = Field(
+        timedelta(minutes=15), description="Longest wait for a rate-limit reset before giving up this run"
+    )
+    retries: int = Field(5, ge=0, le=20, description="Retries of a 5xx or connection error before giving up the run")
+    timeout: Duration = Field(timedelta(seconds=30), description="HTTP timeout per request")
+
+
+class BlueskySourceConfig(Section):
+    """The Bluesky collector (search or Jetstream)."""
+
+    mode: Literal["search", "stream"] = Field("search", description="search (XRPC searchPosts) or stream (Jetstream)")
+    handle_env: str = Field("BLUESKY_HANDLE", description="Environment variable holding the account handle")
+    app_password_env: str = Field("BLUESKY_APP_PASSWORD", description="Environment variable holding an app password")
+    api_base: str = Field("https://bsky.social", description="XRPC base URL")
+    stream_url: str = Field("wss://jetstream2.us-east.bsky.network/subscribe", description="Jetstream URL")
+
+
+class MastodonSourceConfig(Section):
+    """The Mastodon collector (hashtag timelines and, with a token, search)."""
+
+    instances: list[str] = Field(default_factory=lambda: ["mastodon.social"], description="Instances to read")
+    hashtags: list[str] = Field(default_factory=list, description="Hashtags (without #) to follow")
+    access_token_env: str = Field("MASTODON_ACCESS_TOKEN", description="Environment variable with an access token")
+    include_bots: bool = Field(False, description="Score posts from accounts flagged as bots")
+
+
+class SourcesConfig(Section):
+    """Settings per live source; a source an event names but that is not set up here uses its defaults."""
+
+    x: XSourceConfig = Field(default_factory=XSourceConfig)
+    bluesky: BlueskySourceConfig = Field(default_factory=BlueskySourceConfig)
+    mastodon: MastodonSourceConfig = Field(default_factory=MastodonSourceConfig)
+
+
+class ScoringConfig(Section):
+    """How text becomes scores."""
+
+    languages: list[str] = Field(default_factory=lambda: ["en"], description="Languages scored; others are counted")
+    lexicon: dict[str, float] = Field(default_factory=dict, description="Words (or #hashtags) added to VADER's lexicon")
+    churn_patterns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CHURN_PATTERNS),
+        description="Case-insensitive regular expressions marking intent to leave; {platform} is the event's platform",
+    )
+    workers: int = Field(0, ge=0, description="Worker processes for large batches; 0 = all cores")
+    chunk_size: int = Field(20_000, ge=100, description="Posts read, scored and written per chunk")
+
+    @field_validator("churn_patterns")
+    @classmethod
+    def _compilable(cls, value: list[str]) -> list[str]:
+        for index, pattern in enumerate(value):
+            try:
+                re.compile(pattern.replace("{platform}", "x"))
+            except re.error as error:
+                raise ValueError(f"pattern {index} {pattern!r} is not a regular expression: {error}") from None
+        return value
+
+
+class AlertsConfig(Section):
+    """When a spike is worth an email."""
+
+    z_threshold: float = Field(3.5, gt=0, description="Robust z-score (median/MAD) a bin must exceed")
+    min_volume: int = Field(20, ge=0, description="Bins with fewer posts never count as spikes")
+    cooldown: Duration = Field(timedelta(hours=6), description="Quiet time between two alerts of one event")
+
+
+class ScheduleConfig(Section):
+    """What the daemon runs when."""
+
+    collect_every: Duration = Field(timedelta(minutes=15), description="Collect (then score and check alerts) this often")
+    report_cron: str = Field("0 * * * *", description="Crontab expression for `report`")
+    digest_cron: str = Field("0 8 * * *", description="Crontab expression for `digest`")
+    misfire_grace: Duration = Field(timedelta(minutes=10), description="A job late by more than this is skipped")
+
+
+class EmailConfig(Section):
+    """SMTP delivery of digests and alerts."""
+
+    smtp_host: str = Field("localhost", description="SMTP server")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")
+    security: Literal["starttls", "ssl", "none"] = Field("starttls", description="Transport security")
+    username_env: str | None = Field("SMTP_USER", description="Environment variable with the SMTP user")
+    password_env: str | None = Field("SMTP_PASSWORD", description="Environment variable with the SMTP password")
+    sender: str = Field("monitor@example.org", description="From address")
+    recipients: list[str] = Field(default_factory=list, description="To addresses; none = digests switched off")
+    timeout: Duration = Field(timedelta(seconds=30), description="SMTP timeout")
+    period: Literal["day", "week"] = Field("day", description="What one digest covers")
+    dashboard_url: str | None = Field(None, description="Web address of dashboards/, linked from the email")
+
+
+class ReportsConfig(Section):
+    """Where reports are written."""
+
+    out_dir: Path = Field(Path("dashboards"), description="Folder that receives one sub-folder per event")
+
+
+class Config(Section):
+    """The whole config file."""
+
+    database: str = Field("sqlite:///data/backlash.db", description="SQLAlchemy URL: sqlite:///file or postgresql://")
+    timezone: str = Field("UTC", description="IANA zone for bins, dates without offset and chart axes")
+    events: list[EventConfig] = Field(min_length=1, description="The policy changes to watch")
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    email: EmailConfig = Field(default_factory=EmailConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    base_dir: Path = Field(Path("."), exclude=True, description="Folder of the config file (set on load)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC or Europe/Paris)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _events_consistent(self) -> Config:
+        names = [event.name for event in self.events]
+        duplicates = {name for name in names if names.count(name) > 1}
+        if duplicates:
+            raise ValueError(f"events: duplicate event name {sorted(duplicates)[0]!r}")
+        for index, event in enumerate(self.events):
+            _check_milestone_order(self, index, event)
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def event(self, name: str | None) -> EventConfig:
+        """The named event, or the only one when name is None."""
+        if name is None and len(self.events) == 1:
+            return self.events[0]
+        for event in self.events:
+            if event.name == name:
+                return event
+        known = ", ".join(event.name for event in self.events)
+        raise ConfigError(f"--event: no event named {name!r} in the config (events: {known})")
+
+    def selected_events(self, name: str | None) -> list[EventConfig]:
+        """Every event, or just the named one."""
+        return list(self.events) if name is None else [self.event(name)]
+
+    def milestones_utc(self, event: EventConfig) -> dict[str, datetime]:
+        """The event's milestones as aware datetimes, dates read as midnight in the config's zone."""
+        return {name: to_aware(value, self.tz) for name, value in event.milestones.items()}
+
+    def resolve_path(self, path: Path) -> Path:
+        """A path from the config, relative paths taken from the config file's folder."""
+        return path if path.is_absolute() else self.base_dir / path
+
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path resolved against the config file's folder."""
+        prefix = "sqlite:///"
+        if self.database.startswith(prefix) and not self.database.startswith(prefix + "/"):
+            rest = self.database[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.resolve_path(Path(rest)).resolve())
+        return self.database
+
+    def out_dir(self) -> Path:
+        return self.resolve_path(self.reports.out_dir)
+
+
+def to_aware(value: date | datetime, tz: ZoneInfo) -> datetime:
+    """A date is midnight in tz; a naive date-time is read in tz; an aware one is kept."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0, 0))
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def _check_milestone_order(config: Config, index: int, event: EventConfig) -> None:
+    moments = config.milestones_utc(event)
+    first = min(moments.values())
+    if moments["announced"] != first:
+        earliest = min(moments, key=lambda name: moments[name])
+        raise ConfigError(
+            f"events[{index}].milestones.announced: must be the earliest milestone, but {earliest!r} is earlier"
+        )
+    if event.align_on not in moments:
+        raise ConfigError(f"events[{index}].align_on: {event.align_on!r} is not one of the milestones")
+
+
+def format_location(location: tuple[int | str, ...]) -> str:
+    """('events', 0, 'milestones', 'effective') → 'events[0].milestones.effective'."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not (isinstance(part, str) and (part.startswith("function-") or "[" in part)):
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _first_error(error: ValidationError) -> str:
+    detail = error.errors()[0]
+    location = format_location(tuple(detail["loc"]))
+    message = detail["msg"].removeprefix("Value error, ")
+    if detail["type"] == "extra_forbidden":
+        message = "unknown setting"
+    elif detail["type"] == "missing":
+        message = "is required"
+    return f"{location}: {message}"
+
+
+def parse_config(data: Any, base_dir: Path = Path(".")) -> Config:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(data, dict):
+        raise ConfigError("config: the file must be a mapping of settings (database, events, ...)")
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as error:
+        raise ConfigError(_first_error(error)) from None
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def config_path(path: str | Path | None) -> Path:
+    """The config file to use: the given path, $BACKLASH_CONFIG, or ./config.yaml."""
+    return Path(path or os.environ.get("BACKLASH_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a config file; any problem is a ConfigError naming the file or field."""
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot read the config file ({error.strerror or error})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{file}{where}: {problem}") from None
+    try:
+        return parse_config(data, file.resolve().parent)
+    except ConfigError as error:
+        raise ConfigError(f"{file}: {error}") from None

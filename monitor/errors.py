@@ -1,0 +1,34 @@
+"""The one exception tree: everything the tool raises on purpose is a MonitorError.
+
+The CLI turns these into one-line messages and exit codes; anything else is a bug.
+"""
+
+
+class MonitorError(Exception):
+    """Root of every error the tool reports to the user in one line."""
+
+    exit_code = 1
+
+
+class ConfigError(MonitorError):
+    """The config file is missing, unreadable or invalid; the message names the field."""
+
+    exit_code = 2
+
+
+class UsageError(MonitorError):
+    """The command line asks for something that cannot be done (unknown event, bad --map)."""
+
+    exit_code = 2
+
+
+class NotConfiguredError(MonitorError):
+    """A component is switched off because its settings or credentials are missing."""
+
+
+class SourceError(MonitorError):
+    """A source failed for this run (API refused, gave up after retries)."""
+
+
+class StoreError(MonitorError):
+    """The database cannot be opened or written."""

@@ -1,0 +1,39 @@
+"""Post: the one record every source yields and the store keeps."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A public post about a policy change, normalised across platforms."""
+
+    source: str  # name of the source that yielded it: "x", "archive", "simulated", "mastodon@mastodon.social"
+    id: str  # the platform's id, or stable_post_id() for archives without ids
+    created_at: datetime  # when it was posted, timezone-aware UTC
+    text: str  # the post's plain text as the author wrote it
+    author: str | None = None  # handle without "@", when known
+    lang: str | None = None  # language tag given by the platform or archive (BCP 47), None when absent
+    likes: int | None = None  # engagement counts at collection time, None when unknown
+    reposts: int | None = None
+    replies: int | None = None
+    followers: int | None = None  # the author's followers at collection time
+    url: str | None = None  # a web link to the post
+    is_repost: bool = False  # a retweet/boost: the text is the original's
+    repost_of: str | None = None  # id of the original when is_repost
+    is_bot: bool = False  # the platform flags the account as automated
+    raw: str | None = None  # the payload it was normalised from (JSON text), for provenance
+    collected_at: datetime = field(default_factory=lambda: datetime.now(UTC))  # when we read it
+
+
+def stable_post_id(author: str | None, created_at: datetime, text: str) -> str:
+    """An id for a post that came without one: same author, time and text give the same id.
+
+    Two different posts with the same text (different author or time) get different ids,
+    so re-importing a scraped archive stays idempotent without merging distinct posts.
+    """
+    key = "\x1f".join([author or "", created_at.astimezone(UTC).isoformat(), text])
+    return "h:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]

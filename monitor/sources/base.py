@@ -1,0 +1,45 @@
+"""The Source contract every platform implements: a name, a constructor from config, a paged search.
+
+A source yields Page objects newest-first or in whatever order its API pages; each Page carries
+the cursor values to store in the same transaction as its posts, so a run killed between two pages
+resumes from the last stored page without gaps or duplicates.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from monitor.config import Config, EventConfig
+from monitor.posts import Post
+
+
+@dataclass
+class Page:
+    """One page of a search: its posts and what to remember once they are stored."""
+
+    posts: list[Post]
+    cursor: dict[str, str | None] = field(default_factory=dict)  # kind → value to store (None deletes it)
+    read: int = 0  # posts billed or read from the API for this page (may exceed len(posts))
+    cost_usd: float = 0.0  # estimated price of this page
+    skipped: int = 0  # malformed items logged and left out
+
+
+class Source(ABC):
+    """A platform we collect posts from."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: Config) -> Source:
+        """Build from the config; raise NotConfiguredError (saying why) when credentials or settings are missing."""
+
+    @abstractmethod
+    def search(self, event: EventConfig, cursor: Mapping[str, str]) -> Iterator[Page]:
+        """Yield pages of posts matching the event's query that are newer than the stored cursor."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most sources hold nothing to release
+        """Release connections."""

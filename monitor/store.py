@@ -1,0 +1,515 @@
+"""Persistence: posts, event membership, scores, cursors, counts, runs and sent digests.
+
+The only module that speaks SQL. SQLAlchemy Core over a SQLite file (WAL mode, so the daemon
+and a CLI command can share it) or PostgreSQL, one code path for both. Times are stored as
+naive UTC and handed back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.errors import StoreError
+from monitor.posts import Post
+
+SCHEMA_VERSION = 1
+metadata = MetaData()
+
+meta_table = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+posts_table = Table(
+    "posts",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("post_id", String(256), primary_key=True),
+    Column("created_at", DateTime, nullable=False, index=True),
+    Column("text", Text, nullable=False),
+    Column("author", String(256)),
+    Column("lang", String(16)),
+    Column("likes", Integer),
+    Column("reposts", Integer),
+    Column("replies", Integer),
+    Column("followers", Integer),
+    Column("url", Text),
+    Column("is_repost", Boolean, nullable=False, default=False),
+    Column("repost_of", String(256)),
+    Column("is_bot", Boolean, nullable=False, default=False),
+    Column("raw", Text),
+    Column("collected_at", DateTime, nullable=False),
+)
+event_posts_table = Table(
+    "event_posts",
+    metadata,
+    Column("event", String(128), primary_key=True),
+    Column("source", String(128), primary_key=True),
+    Column("post_id", String(256), primary_key=True),
+)
+scores_table = Table(
+    "scores",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("post_id", String(256), primary_key=True),
+    Column("scorer", String(64), primary_key=True),
+    Column("status", String(32), nullable=False),  # "scored" or "skipped:<reason>"
+    Column("lang", String(16)),  # the platform's tag or our guess
+    Column("neg", Float),
+    Column("neu", Float),
+    Column("pos", Float),
+    Column("compound", Float),
+    Column("churn", Boolean),
+    Column("aspects", Text),  # comma-separated aspect names
+    Column("scored_at", DateTime, nullable=False),
+)
+cursors_table = Table(
+    "cursors",
+    metadata,
+    Column("event", String(128), primary_key=True),
+    Column("source", String(128), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+counts_table = Table(
+    "counts",
+    metadata,
+    Column("event", String(128), primary_key=True),
+    Column("source", String(128), primary_key=True),
+    Column("bucket_start", DateTime, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+runs_table = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("verb", String(32), nullable=False),
+    Column("event", String(128)),
+    Column("source", String(128)),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String(16), nullable=False),  # running, ok, partial, failed
+    Column("posts_read", Integer, nullable=False, default=0),
+    Column("posts_new", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("message", Text),
+)
+digests_table = Table(
+    "digests",
+    metadata,
+    Column("event", String(128), primary_key=True),
+    Column("kind", String(32), primary_key=True),  # "digest" or "alert"
+    Column("period", String(64), primary_key=True),  # e.g. "2012-12-18" or a spike's start
+    Column("sent_at", DateTime, nullable=False),
+    Column("message_id", Text),
+)
+
+POST_COLUMNS = [field.name for field in fields(Post)]
+_POST_FIELD_TO_COLUMN = {"id": "post_id"}
+
+
+@dataclass(frozen=True)
+class CursorUpdate:
+    """A cursor to store in the same transaction as a page of posts."""
+
+    event: str
+    source: str
+    kind: str  # e.g. "since_id", "next_token", "time_us"
+    value: str | None  # None deletes the cursor
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What a batch insert did."""
+
+    new: int
+    duplicate: int
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the run log."""
+
+    id: int
+    verb: str
+    event: str | None
+    source: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    posts_read: int
+    posts_new: int
+    cost_usd: float
+    message: str | None
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """Aware → naive UTC, the form every time is stored in."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Naive UTC from the database → aware UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _post_row(post: Post) -> dict[str, Any]:
+    row = {_POST_FIELD_TO_COLUMN.get(name, name): getattr(post, name) for name in POST_COLUMNS}
+    row["created_at"] = utc_naive(post.created_at)
+    row["collected_at"] = utc_naive(post.collected_at)
+    return row
+
+
+def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Store:
+    """A connection pool on one database and the operations the pipeline needs."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # ---- setup ---------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create missing tables and check the schema version."""
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            found = conn.execute(select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
+            if found is None:
+                conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(found) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database schema version {found} is newer than this program's {SCHEMA_VERSION}; upgrade backlash"
+                )
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
+        return int(value or 0)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self, table: Table) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing()
+
+    def _upsert(self, table: Table, keys: list[str], values: dict[str, Any]) -> Any:
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = dialect_insert(table).values(**values)
+        updates = {name: value for name, value in values.items() if name not in keys}
+        return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+
+    # ---- posts ---------------------------------------------------------------------------
+
+    def add_posts(
+        self, event_name: str, posts: Sequence[Post], cursors: Iterable[CursorUpdate] = ()
+    ) -> AddResult:
+        """Store a batch of posts for an event, and the cursors that go with it, in one transaction.
+
+        A post already stored (same source and id) is not changed, only linked to the event, so
+        inserting twice changes nothing. Either the whole batch and its cursors are written, or none.
+        """
+        unique = list({(post.source, post.id): post for post in posts}.values())
+        try:
+            with self.engine.begin() as conn:
+                existing = self._existing_keys(conn, [(post.source, post.id) for post in unique])
+                fresh = [_post_row(post) for post in unique if (post.source, post.id) not in existing]
+                if fresh:
+                    conn.execute(posts_table.insert(), fresh)
+                links = [{"event": event_name, "source": p.source, "post_id": p.id} for p in unique]
+                if links:
+                    conn.execute(self._insert(event_posts_table), links)
+                for cursor in cursors:
+                    self._write_cursor(conn, cursor)
+        except SQLAlchemyError as error:
+            raise StoreError(f"cannot store posts: {error.__class__.__name__}: {error.orig or error}") from None
+        return AddResult(new=len(fresh), duplicate=len(posts) - len(fresh))
+
+    def _existing_keys(self, conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        by_source: dict[str, list[str]] = {}
+        for source, post_id in keys:
+            by_source.setdefault(source, []).append(post_id)
+        found: set[tuple[str, str]] = set()
+        for source, ids in by_source.items():
+            for chunk in _batched(ids, 500):
+                query = select(posts_table.c.post_id).where(
+                    posts_table.c.source == source, posts_table.c.post_id.in_(chunk)
+                )
+                found.update((source, post_id) for post_id in conn.execute(query).scalars())
+        return found
+
+    def post_count(self, event_name: str | None = None) -> int:
+        with self.engine.connect() as conn:
+            if event_name is None:
+                return int(conn.execute(select(func.count()).select_from(posts_table)).scalar_one())
+            query = select(func.count()).select_from(event_posts_table).where(event_posts_table.c.event == event_name)
+            return int(conn.execute(query).scalar_one())
+
+    def event_names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(event_posts_table.c.event).distinct().order_by("event")).scalars())
+
+    def iter_event_posts(
+        self, event_name: str, scorer: str | None = None, chunk_size: int = 10_000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """An event's posts oldest first, in chunks of dicts, with the scorer's scores when given."""
+        columns = [c for c in posts_table.c if c.name != "raw"]
+        query = select(*columns)
+        if scorer is not None:
+            score_columns = [scores_table.c[name] for name in ("status", "neg", "neu", "pos", "compound", "churn")]
+            score_columns.append(scores_table.c.lang.label("scored_lang"))
+            query = select(*columns, *score_columns)
+        source_join = posts_table.join(
+            event_posts_table,
+            and_(event_posts_table.c.source == posts_table.c.source, event_posts_table.c.post_id == posts_table.c.post_id),
+        )
+        if scorer is not None:
+            source_join = source_join.outerjoin(
+                scores_table,
+                and_(
+                    scores_table.c.source == posts_table.c.source,
+                    scores_table.c.post_id == posts_table.c.post_id,
+                    scores_table.c.scorer == scorer,
+                ),
+            )
+        query = (
+            query.select_from(source_join)
+            .where(event_posts_table.c.event == event_name)
+            .order_by(posts_table.c.created_at, posts_table.c.source, posts_table.c.post_id)
+        )
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
+            for partition in result.mappings().partitions(chunk_size):
+                yield [_aware_row(dict(row)) for row in partition]
+
+    # ---- cursors -------------------------------------------------------------------------
+
+    def _write_cursor(self, conn: Connection, cursor: CursorUpdate) -> None:
+        key = and_(
+            cursors_table.c.event == cursor.event,
+            cursors_table.c.source == cursor.source,
+            cursors_table.c.kind == cursor.kind,
+        )
+        if cursor.value is None:
+            conn.execute(cursors_table.delete().where(key))
+            return
+        values = {
+            "event": cursor.event,
+            "source": cursor.source,
+            "kind": cursor.kind,
+            "value": cursor.value,
+            "updated_at": utc_naive(datetime.now(UTC)),
+        }
+        conn.execute(self._upsert(cursors_table, ["event", "source", "kind"], values))
+
+    def set_cursor(self, cursor: CursorUpdate) -> None:
+        with self.engine.begin() as conn:
+            self._write_cursor(conn, cursor)
+
+    def get_cursor(self, event_name: str, source: str, kind: str) -> str | None:
+        query = select(cursors_table.c.value).where(
+            cursors_table.c.event == event_name, cursors_table.c.source == source, cursors_table.c.kind == kind
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def cursors(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(cursors_table).order_by("event", "source", "kind")).mappings()
+            return [_aware_row(dict(row)) for row in rows]
+
+    # ---- run log -------------------------------------------------------------------------
+
+    def start_run(self, verb: str, event_name: str | None = None, source: str | None = None) -> int:
+        values = {"verb": verb, "event": event_name, "source": source, "status": "running"}
+        values["started_at"] = utc_naive(datetime.now(UTC))
+        with self.engine.begin() as conn:
+            return int(conn.execute(runs_table.insert().values(**values)).inserted_primary_key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        posts_read: int = 0,
+        posts_new: int = 0,
+        cost_usd: float = 0.0,
+        message: str | None = None,
+    ) -> None:
+        values = {"status": status, "posts_read": posts_read, "posts_new": posts_new, "cost_usd": cost_usd}
+        values |= {"message": message, "finished_at": utc_naive(datetime.now(UTC))}
+        with self.engine.begin() as conn:
+            conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
+
+    def recent_runs(self, limit: int = 10) -> list[RunRecord]:
+        query = select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [RunRecord(**_aware_row(dict(row))) for row in conn.execute(query).mappings()]
+
+    def spend_since(self, since: datetime, source: str | None = None) -> tuple[int, float]:
+        """Posts read and estimated cost of runs started since a moment (e.g. the month's start)."""
+        query = select(func.coalesce(func.sum(runs_table.c.posts_read), 0), func.coalesce(func.sum(runs_table.c.cost_usd), 0.0))
+        query = query.where(runs_table.c.started_at >= utc_naive(since))
+        if source is not None:
+            query = query.where(runs_table.c.source == source)
+        with self.engine.connect() as conn:
+            posts_read, cost = conn.execute(query).one()
+        return int(posts_read), float(cost)
+
+    # ---- counts (volume without reading posts) --------------------------------------------
+
+    def add_counts(
+        self, event_name: str, source: str, buckets: Sequence[tuple[datetime, int]], cursors: Iterable[CursorUpdate] = ()
+    ) -> None:
+        """Store hourly post counts (replacing earlier counts of the same bucket) with their cursors."""
+        with self.engine.begin() as conn:
+            for start, count in buckets:
+                values = {"event": event_name, "source": source, "bucket_start": utc_naive(start), "count": count}
+                conn.execute(self._upsert(counts_table, ["event", "source", "bucket_start"], values))
+            for cursor in cursors:
+                self._write_cursor(conn, cursor)
+
+    def counts(self, event_name: str) -> list[tuple[str, datetime, int]]:
+        query = (
+            select(counts_table.c.source, counts_table.c.bucket_start, counts_table.c.count)
+            .where(counts_table.c.event == event_name)
+            .order_by(counts_table.c.bucket_start)
+        )
+        with self.engine.connect() as conn:
+            return [(source, start.replace(tzinfo=UTC), count) for source, start, count in conn.execute(query)]
+
+    # ---- sent digests and alerts -----------------------------------------------------------
+
+    def was_sent(self, event_name: str, kind: str, period: str) -> bool:
+        query = select(func.count()).select_from(digests_table).where(
+            digests_table.c.event == event_name, digests_table.c.kind == kind, digests_table.c.period == period
+        )
+        with self.engine.connect() as conn:
+            return bool(conn.execute(query).scalar_one())
+
+    def mark_sent(self, event_name: str, kind: str, period: str, message_id: str) -> None:
+        values = {"event": event_name, "kind": kind, "period": period, "message_id": message_id}
+        values["sent_at"] = utc_naive(datetime.now(UTC))
+        with self.engine.begin() as conn:
+            conn.execute(self._upsert(digests_table, ["event", "kind", "period"], values))
+
+    def last_sent(self, event_name: str, kind: str) -> datetime | None:
+        query = select(func.max(digests_table.c.sent_at)).where(
+            digests_table.c.event == event_name, digests_table.c.kind == kind
+        )
+        with self.engine.connect() as conn:
+            return as_utc(conn.execute(query).scalar())
+
+    # ---- status ----------------------------------------------------------------------------
+
+    def post_counts_by_source(self) -> list[tuple[str, str, int]]:
+        """(event, source, posts) for every event and source in the store."""
+        query = (
+            select(event_posts_table.c.event, event_posts_table.c.source, func.count())
+            .group_by(event_posts_table.c.event, event_posts_table.c.source)
+            .order_by(event_posts_table.c.event, event_posts_table.c.source)
+        )
+        with self.engine.connect() as conn:
+            return [(event_name, source, int(n)) for event_name, source, n in conn.execute(query)]
+
+    def scored_counts(self, event_name: str, scorer: str) -> dict[str, int]:
+        """How many of an event's posts this scorer has scored, skipped (by reason) and not yet seen."""
+        join = event_posts_table.join(
+            scores_table,
+            and_(
+                scores_table.c.source == event_posts_table.c.source,
+                scores_table.c.post_id == event_posts_table.c.post_id,
+                scores_table.c.scorer == scorer,
+            ),
+        )
+        query = (
+            select(scores_table.c.status, func.count())
+            .select_from(join)
+            .where(event_posts_table.c.event == event_name)
+            .group_by(scores_table.c.status)
+        )
+        with self.engine.connect() as conn:
+            counts = {status: int(n) for status, n in conn.execute(query)}
+        counts["unscored"] = self.post_count(event_name) - sum(counts.values())
+        return counts
+
+
+def _aware_row(row: dict[str, Any]) -> dict[str, Any]:
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            row[key] = as_utc(value)
+    return row
+
+
+def open_store(url: str) -> Store:
+    """Open (and create or check the schema of) the database at a SQLAlchemy URL."""
+    if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    url = _with_driver(url)
+    try:
+        engine = create_engine(url, future=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = Store(engine)
+        store.create_schema()
+    except SQLAlchemyError as error:
+        raise StoreError(f"cannot open the database: {_redact(str(error.orig or error), url)}") from None
+    return store
+
+
+def _with_driver(url: str) -> str:
+    """postgresql:// means psycopg 3, the driver we install."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _redact(text: str, url: str) -> str:
+    """Remove a password that a database URL carried from an error text."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001 - a URL we cannot parse has nothing to redact
+        return text
+    return text.replace(password, "***") if password else text
