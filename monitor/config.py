@@ -119,9 +119,7 @@ class XSourceConfig(Section):
     endpoint: Literal["recent", "all"] = Field("recent", description="recent (7 days) or all (full archive)")
     api_base: str = Field("https://api.twitter.com", description="Base URL; for gateways, proxies and tests")
     max_posts_per_run: int = Field(10_000, ge=1, description="Stop a collect run after reading this many posts")
-    monthly_post_budget: int = Field(
-        100_000, ge=0, description="Posts the month may read; collect stops at the budget"
-    )
+    monthly_post_budget: int = Field(100_000, ge=0, description="Posts the month may read; collect stops at the budget")
     cost_per_post_usd: float = Field(0.005, ge=0, description="Estimated price of one post read")
     cost_per_counts_request_usd: float = Field(0.01, ge=0, description="Estimated price of one counts request")
     max_rate_limit_wait: Duration = Field(
@@ -192,7 +190,9 @@ class AlertsConfig(Section):
 class ScheduleConfig(Section):
     """What the daemon runs when."""
 
-    collect_every: Duration = Field(timedelta(minutes=15), description="Collect (then score and check alerts) this often")
+    collect_every: Duration = Field(
+        timedelta(minutes=15), description="Collect (then score and check alerts) this often"
+    )
     report_cron: str = Field("0 * * * *", description="Crontab expression for `report`")
     digest_cron: str = Field("0 8 * * *", description="Crontab expression for `digest`")
     misfire_grace: Duration = Field(timedelta(minutes=10), description="A job late by more than this is skipped")

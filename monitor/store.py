@@ -241,9 +241,7 @@ class Store:
 
     # ---- posts ---------------------------------------------------------------------------
 
-    def add_posts(
-        self, event_name: str, posts: Sequence[Post], cursors: Iterable[CursorUpdate] = ()
-    ) -> AddResult:
+    def add_posts(self, event_name: str, posts: Sequence[Post], cursors: Iterable[CursorUpdate] = ()) -> AddResult:
         """Store a batch of posts for an event, and the cursors that go with it, in one transaction.
 
         A post already stored (same source and id) is not changed, only linked to the event, so
@@ -262,7 +260,7 @@ class Store:
                 for cursor in cursors:
                     self._write_cursor(conn, cursor)
         except SQLAlchemyError as error:
-            raise StoreError(f"cannot store posts: {error.__class__.__name__}: {error.orig or error}") from None
+            raise StoreError(f"cannot store posts: {_error_text(error)}") from None
         return AddResult(new=len(fresh), duplicate=len(posts) - len(fresh))
 
     def _existing_keys(self, conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -296,12 +294,16 @@ class Store:
         columns = [c for c in posts_table.c if c.name != "raw"]
         query = select(*columns)
         if scorer is not None:
-            score_columns = [scores_table.c[name] for name in ("status", "neg", "neu", "pos", "compound", "churn")]
+            score_columns: list[Any] = [
+                scores_table.c[name] for name in ("status", "neg", "neu", "pos", "compound", "churn")
+            ]
             score_columns.append(scores_table.c.lang.label("scored_lang"))
             query = select(*columns, *score_columns)
         source_join = posts_table.join(
             event_posts_table,
-            and_(event_posts_table.c.source == posts_table.c.source, event_posts_table.c.post_id == posts_table.c.post_id),
+            and_(
+                event_posts_table.c.source == posts_table.c.source, event_posts_table.c.post_id == posts_table.c.post_id
+            ),
         )
         if scorer is not None:
             source_join = source_join.outerjoin(
@@ -333,7 +335,7 @@ class Store:
         if cursor.value is None:
             conn.execute(cursors_table.delete().where(key))
             return
-        values = {
+        values: dict[str, Any] = {
             "event": cursor.event,
             "source": cursor.source,
             "kind": cursor.kind,
@@ -361,10 +363,12 @@ class Store:
     # ---- run log -------------------------------------------------------------------------
 
     def start_run(self, verb: str, event_name: str | None = None, source: str | None = None) -> int:
-        values = {"verb": verb, "event": event_name, "source": source, "status": "running"}
+        values: dict[str, Any] = {"verb": verb, "event": event_name, "source": source, "status": "running"}
         values["started_at"] = utc_naive(datetime.now(UTC))
         with self.engine.begin() as conn:
-            return int(conn.execute(runs_table.insert().values(**values)).inserted_primary_key[0])
+            key = conn.execute(runs_table.insert().values(**values)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     def finish_run(
         self,
@@ -375,7 +379,12 @@ class Store:
         cost_usd: float = 0.0,
         message: str | None = None,
     ) -> None:
-        values = {"status": status, "posts_read": posts_read, "posts_new": posts_new, "cost_usd": cost_usd}
+        values: dict[str, Any] = {
+            "status": status,
+            "posts_read": posts_read,
+            "posts_new": posts_new,
+            "cost_usd": cost_usd,
+        }
         values |= {"message": message, "finished_at": utc_naive(datetime.now(UTC))}
         with self.engine.begin() as conn:
             conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
@@ -387,18 +396,25 @@ class Store:
 
     def spend_since(self, since: datetime, source: str | None = None) -> tuple[int, float]:
         """Posts read and estimated cost of runs started since a moment (e.g. the month's start)."""
-        query = select(func.coalesce(func.sum(runs_table.c.posts_read), 0), func.coalesce(func.sum(runs_table.c.cost_usd), 0.0))
+        query = select(
+            func.coalesce(func.sum(runs_table.c.posts_read), 0), func.coalesce(func.sum(runs_table.c.cost_usd), 0.0)
+        )
         query = query.where(runs_table.c.started_at >= utc_naive(since))
         if source is not None:
             query = query.where(runs_table.c.source == source)
         with self.engine.connect() as conn:
-            posts_read, cost = conn.execute(query).one()
+            row = conn.execute(query).one()
+        posts_read, cost = row[0], row[1]
         return int(posts_read), float(cost)
 
     # ---- counts (volume without reading posts) --------------------------------------------
 
     def add_counts(
-        self, event_name: str, source: str, buckets: Sequence[tuple[datetime, int]], cursors: Iterable[CursorUpdate] = ()
+        self,
+        event_name: str,
+        source: str,
+        buckets: Sequence[tuple[datetime, int]],
+        cursors: Iterable[CursorUpdate] = (),
     ) -> None:
         """Store hourly post counts (replacing earlier counts of the same bucket) with their cursors."""
         with self.engine.begin() as conn:
@@ -420,14 +436,16 @@ class Store:
     # ---- sent digests and alerts -----------------------------------------------------------
 
     def was_sent(self, event_name: str, kind: str, period: str) -> bool:
-        query = select(func.count()).select_from(digests_table).where(
-            digests_table.c.event == event_name, digests_table.c.kind == kind, digests_table.c.period == period
+        query = (
+            select(func.count())
+            .select_from(digests_table)
+            .where(digests_table.c.event == event_name, digests_table.c.kind == kind, digests_table.c.period == period)
         )
         with self.engine.connect() as conn:
             return bool(conn.execute(query).scalar_one())
 
     def mark_sent(self, event_name: str, kind: str, period: str, message_id: str) -> None:
-        values = {"event": event_name, "kind": kind, "period": period, "message_id": message_id}
+        values: dict[str, Any] = {"event": event_name, "kind": kind, "period": period, "message_id": message_id}
         values["sent_at"] = utc_naive(datetime.now(UTC))
         with self.engine.begin() as conn:
             conn.execute(self._upsert(digests_table, ["event", "kind", "period"], values))
@@ -492,8 +510,14 @@ def open_store(url: str) -> Store:
         store = Store(engine)
         store.create_schema()
     except SQLAlchemyError as error:
-        raise StoreError(f"cannot open the database: {_redact(str(error.orig or error), url)}") from None
+        raise StoreError(f"cannot open the database: {_redact(_error_text(error), url)}") from None
     return store
+
+
+def _error_text(error: SQLAlchemyError) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and background link."""
+    original = getattr(error, "orig", None)
+    return f"{(original or error).__class__.__name__}: {str(original or error).splitlines()[0]}"
 
 
 def _with_driver(url: str) -> str:
