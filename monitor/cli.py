@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -124,6 +125,118 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     """
     setup_logging(log_level)
     ctx.obj = AppContext(config_path)
+
+
+# ---- archive import, export, status -------------------------------------------------------------
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@click.option("--event", "event_name", required=True, help="Event the posts belong to (as named in the config).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl", "twarc", "parquet"]), help="Default: from the file name."
+)
+@click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN", help="Read FIELD from another column.")
+@click.option("--source", default=None, help="Source name stored with the posts (default: archive; x for twarc).")
+@pass_app
+@handle_errors
+def import_command(
+    app: AppContext, file: Path, event_name: str, fmt: str | None, mapping: tuple[str, ...], source: str | None
+) -> None:
+    """Load an archive of posts (CSV, JSON Lines, twarc2 output) into an event.
+
+    CSV needs `created_at,text`; `id,author,lang,likes,reposts,replies,followers,url` are
+    optional. Rows without an id get a stable hash of author + time + text, so importing the
+    same file twice adds nothing. Rejected rows are listed (line and reason), written to
+    FILE.rejects.csv, and make the exit code 3; the good rows are kept.
+
+    Example: backlash import tweets.csv --event instagram-tos-2012 --map text=Tweet --map "created_at=Date Created"
+    """
+    from monitor.pipeline import REJECTS_SHOWN, import_archive
+    from monitor.sources.archive import parse_mapping
+
+    fields = parse_mapping(mapping)
+    size = file.stat().st_size if file.is_file() else None
+    with progress_bar(f"importing {file.name}", size) as advance:
+        result = import_archive(app.workspace(), file, event_name, fmt, fields, source, advance)
+    click.echo(
+        f"{result.path}: read {result.read}, new {result.new}, duplicate {result.duplicate}, "
+        f"rejected {result.rejected} → event {result.event} (source {result.source})"
+    )
+    for reject in result.rejects[:REJECTS_SHOWN]:
+        click.echo(f"  line {reject.line}: {reject.reason}", err=True)
+    if result.rejected > REJECTS_SHOWN:
+        click.echo(f"  … and {result.rejected - REJECTS_SHOWN} more", err=True)
+    if result.rejects_file:
+        click.echo(f"all rejected lines: {result.rejects_file}", err=True)
+    if result.rejected:
+        sys.exit(EXIT_PARTIAL)
+
+
+@cli.command("export")
+@click.option("--event", "event_name", required=True, help="Event to export.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=True, path_type=Path), required=True, help="File (or folder) to write.")
+@pass_app
+@handle_errors
+def export_command(app: AppContext, event_name: str, fmt: str, out: Path) -> None:
+    """Write an event's posts with their scores (score columns empty until scored).
+
+    Example: backlash export --event instagram-tos-2012 --format csv --out instagram.csv
+    """
+    from monitor.pipeline import export_posts
+
+    workspace = app.workspace()
+    with progress_bar("exporting", workspace.store.post_count(event_name)) as advance:
+        rows = export_posts(workspace, event_name, out, fmt, advance)
+    click.echo(f"{out}: {rows} posts")
+
+
+@cli.command("status")
+@pass_app
+@handle_errors
+def status_command(app: AppContext) -> None:
+    """Posts and scores per event and source, cursors, and the last runs.
+
+    Example: backlash status
+    """
+    from monitor.pipeline import status
+
+    for line in format_status(status(app.workspace())):
+        click.echo(line)
+
+
+def format_status(report: Any) -> list[str]:
+    """The status report as lines of text."""
+    lines = [f"database: {report.database}", "", "events:"]
+    for event in report.events:
+        total = sum(event.posts_by_source.values())
+        sources = ", ".join(f"{name} {count}" for name, count in event.posts_by_source.items()) or "no posts"
+        lines.append(f"  {event.name}: {total} posts ({sources})")
+        if event.scored:
+            scored = ", ".join(f"{name} {count}" for name, count in sorted(event.scored.items()))
+            lines.append(f"    scores: {scored}")
+    lines += ["", "cursors:"] + [
+        f"  {c['event']} / {c['source']} / {c['kind']} = {c['value']} (updated {c['updated_at']:%Y-%m-%d %H:%M} UTC)"
+        for c in report.cursors
+    ]
+    if not report.cursors:
+        lines.append("  none")
+    lines += ["", "last runs:"] + [_run_line(run) for run in report.runs]
+    if not report.runs:
+        lines.append("  none")
+    return lines
+
+
+def _run_line(run: Any) -> str:
+    where = " ".join(part for part in (run.event, run.source) if part)
+    took = f" in {(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else ""
+    cost = f", ${run.cost_usd:.2f}" if run.cost_usd else ""
+    message = f" — {run.message}" if run.message else ""
+    return (
+        f"  {run.started_at:%Y-%m-%d %H:%M:%S} {run.verb} {where}: {run.status}{took}, "
+        f"read {run.posts_read}, new {run.posts_new}{cost}{message}"
+    )
 
 
 def main() -> None:

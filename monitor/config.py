@@ -346,6 +346,15 @@ def parse_config(data: Any, base_dir: Path = Path(".")) -> Config:
         raise ConfigError(str(error)) from None
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that leaves timestamps as text, so a bad date is reported with its field path."""
+
+    yaml_implicit_resolvers = {
+        key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
 def config_path(path: str | Path | None) -> Path:
     """The config file to use: the given path, $BACKLASH_CONFIG, or ./config.yaml."""
     return Path(path or os.environ.get("BACKLASH_CONFIG") or DEFAULT_CONFIG)
@@ -359,7 +368,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except OSError as error:
         raise ConfigError(f"{file}: cannot read the config file ({error.strerror or error})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

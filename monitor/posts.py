@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +38,45 @@ def stable_post_id(author: str | None, created_at: datetime, text: str) -> str:
     """
     key = "\x1f".join([author or "", created_at.astimezone(UTC).isoformat(), text])
     return "h:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+_TWITTER_LEGACY_FORMAT = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"
+
+
+def parse_timestamp(value: str, default_tz: tzinfo = UTC) -> datetime:
+    """ISO 8601 (with T or a space), RFC 2822, Twitter's legacy format or epoch seconds → aware UTC.
+
+    A time without an offset is read in default_tz (the config's zone). Raises ValueError.
+    """
+    text = value.strip()
+    if not text:
+        raise ValueError("empty timestamp")
+    moment = _parse_any(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=default_tz)
+    return moment.astimezone(UTC)
+
+
+def _parse_any(text: str) -> datetime:
+    if _looks_numeric(text):
+        return datetime.fromtimestamp(float(text), UTC)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        pass
+    try:
+        return datetime.strptime(text, _TWITTER_LEGACY_FORMAT)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"{text[:40]!r} is not a timestamp (ISO 8601, RFC 2822 or epoch seconds)") from None
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,7 +1,7 @@
 """Shared fixtures: a guard against leaving the machine, configs in temp folders, a real database.
 
-Set BACKLASH_TEST_DATABASE_URL (e.g. postgresql://user@127.0.0.1/backlash_test) to run the store
-tests against PostgreSQL too; SQLite files are always used.
+Set BACKLASH_TEST_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:54329/backlash_test) to run every
+test that uses the `store` fixture against PostgreSQL as well; SQLite files are always used.
 """
 
 from __future__ import annotations
@@ -74,9 +74,12 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
+POSTGRES_URL = os.environ.get("BACKLASH_TEST_DATABASE_URL")
+
+
 def database_url(tmp_path: Path) -> str:
-    """The database tests use: PostgreSQL when BACKLASH_TEST_DATABASE_URL is set, else a SQLite file."""
-    return os.environ.get("BACKLASH_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'data' / 'test.db'}"
+    """A SQLite file in the test's folder: what CLI and pipeline tests use."""
+    return f"sqlite:///{tmp_path / 'data' / 'test.db'}"
 
 
 def _reset_postgres(url: str) -> None:
@@ -100,7 +103,6 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         return path
 
-    _reset_postgres(database_url(tmp_path))
     return write
 
 
@@ -110,11 +112,15 @@ def config(tmp_path: Path) -> Config:
     return parse_config({**BASE_CONFIG, "database": database_url(tmp_path)}, tmp_path)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A real, empty database (a SQLite file, or PostgreSQL when configured)."""
-    url = database_url(tmp_path)
-    _reset_postgres(url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A real, empty database: a SQLite file, and PostgreSQL too when BACKLASH_TEST_DATABASE_URL is set."""
+    if request.param == "postgresql":
+        if not POSTGRES_URL:
+            pytest.skip("PostgreSQL: set BACKLASH_TEST_DATABASE_URL to run the store tests against it")
+        _reset_postgres(POSTGRES_URL)
+    url = POSTGRES_URL if request.param == "postgresql" else database_url(tmp_path)
+    assert url is not None
     opened = open_store(url)
     yield opened
     opened.close()

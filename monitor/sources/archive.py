@@ -1,0 +1,251 @@
+"""Archive files (CSV, JSON Lines, twarc2 output) → Post records, streamed, with rejected lines explained.
+
+Readers never hold the whole file: they yield one Post or one Reject per record, each with the line
+the record starts on, so a 2 GB archive is imported in bounded memory and every bad row is named.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import IO, Any
+
+from monitor.errors import UsageError
+from monitor.posts import Post, parse_timestamp, stable_post_id
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "jsonl", "twarc", "parquet")
+REQUIRED_FIELDS = ("created_at", "text")
+OPTIONAL_FIELDS = ("id", "author", "lang", "likes", "reposts", "replies", "followers", "url", "is_repost")
+ALL_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+_TRUE = {"1", "true", "yes", "y", "t"}
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record that could not be read, and why."""
+
+    line: int  # 1-based line of the file where the record starts
+    reason: str
+
+
+Record = Post | Reject
+ProgressBytes = Callable[[int], None]
+
+
+def guess_format(path: Path) -> str:
+    """The format a file name suggests: .csv, .jsonl/.json/.ndjson, .parquet."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    if suffix == ".parquet" or path.is_dir():
+        return "parquet"
+    return "csv"
+
+
+def parse_mapping(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """['text=Tweet', 'created_at=Date Created'] → {'text': 'Tweet', 'created_at': 'Date Created'}."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        field_name, sep, column = pair.partition("=")
+        field_name, column = field_name.strip(), column.strip()
+        if not sep or not field_name or not column:
+            raise UsageError(f"--map {pair!r}: expected FIELD=COLUMN, e.g. --map text=Tweet")
+        if field_name not in ALL_FIELDS:
+            raise UsageError(f"--map {pair!r}: unknown field {field_name!r}; fields: {', '.join(ALL_FIELDS)}")
+        mapping[field_name] = column
+    return mapping
+
+
+def read_archive(
+    path: Path,
+    fmt: str,
+    source: str,
+    mapping: Mapping[str, str],
+    default_tz: tzinfo = UTC,
+    on_bytes: ProgressBytes | None = None,
+) -> Iterator[Record]:
+    """Yield a Post or a Reject for every record of an archive file."""
+    if fmt == "parquet":
+        raise UsageError("import: Parquet archives need the scale extra: pip install 'backlash-monitor[scale]'")
+    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "twarc": _read_twarc}
+    if fmt not in readers:
+        raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    try:
+        handle = path.open("r", encoding="utf-8", errors="surrogateescape", newline="")
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read the archive ({error.strerror or error})") from None
+    with handle:
+        yield from readers[fmt](_CountingLines(handle, on_bytes), path, source, mapping, default_tz)
+
+
+class _CountingLines:
+    """Iterates a text file's lines, reporting bytes read to a progress callback."""
+
+    def __init__(self, handle: IO[str], on_bytes: ProgressBytes | None) -> None:
+        self.handle = handle
+        self.on_bytes = on_bytes
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.handle:
+            if self.on_bytes is not None:
+                self.on_bytes(len(line.encode("utf-8", "surrogateescape")))
+            yield line
+
+
+def _read_csv(
+    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
+) -> Iterator[Record]:
+    reader = csv.reader(iter(lines), strict=True)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        raise UsageError(f"{path}: empty file or unreadable CSV header") from None
+    columns = _column_positions(header, mapping, path)
+    last_line = reader.line_num
+    while True:
+        start = last_line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            last_line = reader.line_num
+            yield Reject(start, f"broken CSV quoting: {error}")
+            continue
+        last_line = reader.line_num
+        if not row:
+            continue
+        if len(row) != len(header):
+            yield Reject(start, f"expected {len(header)} columns, found {len(row)}")
+            continue
+        yield _record({name: row[index] for name, index in columns.items()}, start, source, tz)
+
+
+def _column_positions(header: list[str], mapping: Mapping[str, str], path: Path) -> dict[str, int]:
+    """Field name → column index, honouring --map; a missing required column is a usage error."""
+    positions = {name.strip(): index for index, name in enumerate(header)}
+    columns: dict[str, int] = {}
+    for field_name in ALL_FIELDS:
+        column = mapping.get(field_name, field_name)
+        if column in positions:
+            columns[field_name] = positions[column]
+        elif field_name in REQUIRED_FIELDS:
+            hint = f" (use --map {field_name}=COLUMN)" if field_name not in mapping else ""
+            raise UsageError(f"{path}: no column {column!r} for required field {field_name!r}{hint}")
+    return columns
+
+
+def _read_jsonl(
+    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
+) -> Iterator[Record]:
+    for number, line in enumerate(lines, start=1):
+        item = _json_line(line, number)
+        if item is None:
+            continue
+        if isinstance(item, Reject):
+            yield item
+            continue
+        fields = {name: item.get(mapping.get(name, name)) for name in ALL_FIELDS}
+        yield _record(fields, number, source, tz)
+
+
+def _json_line(line: str, number: int) -> dict[str, Any] | Reject | None:
+    """One JSON object from a line; None for a blank line."""
+    if not line.strip():
+        return None
+    if _has_bad_bytes(line):
+        return Reject(number, "invalid UTF-8")
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as error:
+        return Reject(number, f"not valid JSON: {error.msg} at column {error.colno}")
+    if not isinstance(item, dict):
+        return Reject(number, "not a JSON object")
+    return item
+
+
+def _read_twarc(
+    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
+) -> Iterator[Record]:
+    from monitor.sources.x_payloads import normalize_page_items
+
+    collected_at = datetime.now(UTC)
+    for number, line in enumerate(lines, start=1):
+        item = _json_line(line, number)
+        if item is None:
+            continue
+        if isinstance(item, Reject):
+            yield item
+            continue
+        for result in normalize_page_items(item, collected_at, source):
+            yield result if isinstance(result, Post) else Reject(number, result)
+
+
+def _record(fields: Mapping[str, Any], line: int, source: str, tz: tzinfo) -> Record:
+    """A Post from raw field values, or a Reject naming the first problem."""
+    try:
+        return _post_from_fields(fields, source, tz)
+    except ValueError as error:
+        return Reject(line, str(error))
+
+
+def _post_from_fields(fields: Mapping[str, Any], source: str, tz: tzinfo) -> Post:
+    text = _text_field(fields, "text")
+    if not text or not text.strip():
+        raise ValueError("text: missing or empty")
+    stamp = _text_field(fields, "created_at") or ""
+    try:
+        created_at = parse_timestamp(stamp, tz)
+    except ValueError as error:
+        raise ValueError(f"created_at: {error}") from None
+    author = _text_field(fields, "author") or None
+    post_id = _text_field(fields, "id") or stable_post_id(author, created_at, text)
+    return Post(
+        source=source,
+        id=post_id,
+        created_at=created_at,
+        text=text,
+        author=author.lstrip("@") if author else None,
+        lang=_text_field(fields, "lang") or None,
+        url=_text_field(fields, "url") or None,
+        is_repost=(_text_field(fields, "is_repost") or "").strip().lower() in _TRUE,
+        likes=_count_field(fields, "likes"),
+        reposts=_count_field(fields, "reposts"),
+        replies=_count_field(fields, "replies"),
+        followers=_count_field(fields, "followers"),
+    )
+
+
+def _text_field(fields: Mapping[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if _has_bad_bytes(text):
+        raise ValueError(f"{name}: invalid UTF-8")
+    return text
+
+
+def _count_field(fields: Mapping[str, Any], name: str) -> int | None:
+    value = fields.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = int(float(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: {str(value)[:20]!r} is not a number") from None
+    if number < 0:
+        raise ValueError(f"{name}: {number} is negative")
+    return number
+
+
+def _has_bad_bytes(text: str) -> bool:
+    """Bytes that were not UTF-8 survive decoding as lone surrogates (surrogateescape)."""
+    return any("\udc80" <= char <= "\udcff" for char in text)

@@ -1,0 +1,197 @@
+"""`backlash import` / `export` end to end on real files and a real database."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from monitor.cli import cli
+from monitor.pipeline import open_workspace
+
+DATA = Path(__file__).parent / "data"
+EVENT = "instagram-tos-2012"
+MAP_SCRAPED = ["--map", "author=User", "--map", "created_at=Date Created", "--map", "text=Tweet"]
+MAP_SCRAPED += ["--map", "lang=Language", "--map", "likes=Likes"]
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+
+
+def stored_rows(config: Path) -> list[dict]:  # type: ignore[type-arg]
+    ws = open_workspace(config)
+    try:
+        return [row for chunk in ws.store.iter_event_posts(EVENT) for row in chunk]
+    finally:
+        ws.close()
+
+
+def test_scraped_archive_without_ids_and_other_column_names(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    config = write_config()
+    archive = tmp_path / "scraped.csv"
+    archive.write_bytes((DATA / "scraped_archive.csv").read_bytes())
+    result = run(config, "import", str(archive), "--event", EVENT, *MAP_SCRAPED)
+    assert result.exit_code == 0, result.output
+    assert "read 8, new 8, duplicate 0, rejected 0" in result.output
+    rows = stored_rows(config)
+    assert len(rows) == 8
+    same_text = [row for row in rows if row["text"].startswith("Instagram now says it can sell")]
+    assert len({row["post_id"] for row in same_text}) == 2  # same text, two authors: both kept
+    multiline = next(row for row in rows if row["text"].startswith("So the new Instagram terms"))
+    assert "2. you get nothing" in multiline["text"]
+    assert next(row for row in rows if "Flickr" in row["text"])["author"] == "u3f1a9c0b7e"
+    again = run(config, "import", str(archive), "--event", EVENT, *MAP_SCRAPED)
+    assert "read 8, new 0, duplicate 8, rejected 0" in again.output
+    assert len(stored_rows(config)) == 8
+
+
+def test_missing_required_column_is_exit_2_naming_it(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    archive = tmp_path / "a.csv"
+    archive.write_text("when,text\n2012-12-18,hello\n", encoding="utf-8")
+    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 2
+    assert "no column 'created_at' for required field 'created_at'" in result.output
+    assert "Traceback" not in result.output
+
+
+def _thousand_rows_with_five_bad(path: Path) -> list[int]:
+    """Write 1,000 data rows; rows 100, 200, ... 500 are bad in different ways. Return their line numbers."""
+    bad = {100: ("not a date", "hello"), 200: ("2012-12-18T10:00:00Z", ""), 300: ("2012-13-40 10:00", "x")}
+    lines = ["id,created_at,text,likes"]
+    for i in range(1, 1001):
+        stamp, text = bad.get(i, (f"2012-12-18T{i % 24:02d}:{i % 60:02d}:00Z", f"post number {i}"))
+        likes = "many" if i == 400 else str(i)
+        lines.append(f'{i},{stamp},"{text}",{likes}')
+    lines[500] = '500,2012-12-18T10:00:00Z,"broken "quote" here",1'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [101, 201, 301, 401, 501]
+
+
+def test_five_bad_rows_among_a_thousand(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    archive = tmp_path / "mixed.csv"
+    bad_lines = _thousand_rows_with_five_bad(archive)
+    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 3
+    assert "read 995, new 995" in result.output
+    for line in bad_lines:
+        assert f"line {line}:" in result.output
+    with (tmp_path / "mixed.csv.rejects.csv").open(encoding="utf-8") as handle:
+        rejects = list(csv.DictReader(handle))
+    assert [int(row["line"]) for row in rejects] == bad_lines
+    assert "created_at" in rejects[0]["reason"] and "text" in rejects[1]["reason"]
+    assert "likes" in rejects[3]["reason"] and "quoting" in rejects[4]["reason"]
+
+
+def test_invalid_utf8_row_is_rejected_and_the_rest_kept(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    archive = tmp_path / "bytes.csv"
+    archive.write_bytes(b"created_at,text\n2012-12-18T10:00:00Z,fine\n2012-12-18T11:00:00Z,bad \xff\xfe here\n")
+    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 3
+    assert "line 3: text: invalid UTF-8" in result.output
+    assert len(stored_rows(write_config())) == 1
+
+
+def test_timestamps_are_normalised_to_utc(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    config = write_config(timezone="America/Los_Angeles")
+    archive = tmp_path / "times.csv"
+    archive.write_text(
+        "id,created_at,text\n"
+        "1,2012-12-18T09:00:00-08:00,offset\n"
+        "2,2012-12-18 09:00:00,naive in config zone\n"
+        '3,"Tue, 18 Dec 2012 09:00:00 -0800",rfc 2822\n'
+        "4,1355850000,epoch\n",
+        encoding="utf-8",
+    )
+    assert run(config, "import", str(archive), "--event", EVENT).exit_code == 0
+    expected = datetime(2012, 12, 18, 17, 0, tzinfo=UTC)
+    assert [row["created_at"] for row in stored_rows(config)] == [expected] * 4
+
+
+def test_jsonl_import(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    archive = tmp_path / "posts.jsonl"
+    items = [
+        {"id": "a1", "created_at": "2012-12-18T10:00:00Z", "text": "quit instagram", "author": "@ann", "likes": 3},
+        {"id": "a2", "created_at": "2012-12-18T11:00:00Z", "text": "meh", "followers": 10},
+    ]
+    archive.write_text("\n".join(json.dumps(item) for item in items) + "\n{broken\n", encoding="utf-8")
+    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 3
+    assert "line 3: not valid JSON" in result.output
+    rows = stored_rows(write_config())
+    assert [(row["post_id"], row["author"], row["likes"], row["followers"]) for row in rows] == [
+        ("a1", "ann", 3, None),
+        ("a2", None, None, 10),
+    ]
+
+
+def test_unknown_event_is_exit_2(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    archive = tmp_path / "a.csv"
+    archive.write_text("created_at,text\n2012-12-18,hello\n", encoding="utf-8")
+    result = run(write_config(), "import", str(archive), "--event", "nope")
+    assert result.exit_code == 2
+    assert "no event named 'nope'" in result.output
+
+
+def test_bad_map_is_exit_2(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    archive = tmp_path / "a.csv"
+    archive.write_text("created_at,text\n2012-12-18,hello\n", encoding="utf-8")
+    result = run(write_config(), "import", str(archive), "--event", EVENT, "--map", "colour=Farbe")
+    assert result.exit_code == 2
+    assert "unknown field 'colour'" in result.output
+
+
+def test_export_round_trips_what_import_read(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    config = write_config()
+    archive = tmp_path / "scraped.csv"
+    archive.write_bytes((DATA / "scraped_archive.csv").read_bytes())
+    run(config, "import", str(archive), "--event", EVENT, *MAP_SCRAPED)
+    out = tmp_path / "out" / "export.csv"
+    result = run(config, "export", "--event", EVENT, "--format", "csv", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "8 posts" in result.output
+    with out.open(encoding="utf-8") as handle:
+        exported = list(csv.DictReader(handle))
+    assert list(exported[0])[:3] == ["source", "id", "created_at"]
+    with (DATA / "scraped_archive.csv").open(encoding="utf-8") as handle:
+        original = list(csv.DictReader(handle))
+    assert sorted(row["text"] for row in exported) == sorted(row["Tweet"] for row in original)
+    assert {row["created_at"] for row in exported} >= {"2012-12-18T09:14:02Z", "2012-12-21T07:05:33Z"}
+    # the export reads back in as the same posts: nothing new
+    back = run(config, "import", str(out), "--event", EVENT, "--source", "archive")
+    assert "new 0, duplicate 8" in back.output
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("database: sqlite:///x.db\nevents: []\n", "events: List should have at least 1 item"),
+        (
+            "events:\n  - name: e\n    platform: P\n    milestones: {announced: 2012-02-30}\n",
+            "events[0].milestones.announced",
+        ),
+        (
+            "events:\n  - {name: e, platform: P, milestones: {announced: 2012-12-17}, sources: [friendster]}\n",
+            "sources",
+        ),
+    ],
+)
+def test_config_errors_exit_2_with_one_line(tmp_path: Path, document: str, expected: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(document, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_config_file_is_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "none.yaml"), "status"])
+    assert result.exit_code == 2
+    assert "none.yaml: cannot read the config file" in result.output

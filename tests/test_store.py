@@ -1,0 +1,111 @@
+"""The store on a real database: idempotent inserts, all-or-nothing batches, cursors, runs, digests."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.errors import StoreError
+from monitor.posts import Post
+from monitor.store import SCHEMA_VERSION, CursorUpdate, Store, open_store
+
+T0 = datetime(2012, 12, 18, 9, 0, tzinfo=UTC)
+
+
+def make_posts(count: int, source: str = "x", start: int = 0) -> list[Post]:
+    return [
+        Post(source=source, id=str(start + i), created_at=T0 + timedelta(minutes=i), text=f"post {start + i}")
+        for i in range(count)
+    ]
+
+
+def test_inserting_twice_changes_nothing(store: Store) -> None:
+    first = store.add_posts("e", make_posts(10))
+    second = store.add_posts("e", make_posts(10))
+    assert (first.new, first.duplicate) == (10, 0)
+    assert (second.new, second.duplicate) == (0, 10)
+    assert store.post_count("e") == 10
+
+
+def test_post_can_belong_to_several_events(store: Store) -> None:
+    store.add_posts("a", make_posts(3))
+    result = store.add_posts("b", make_posts(3))
+    assert result.new == 0
+    assert store.post_count("a") == store.post_count("b") == 3
+    assert store.post_count() == 3
+
+
+def test_same_id_from_two_sources_are_two_posts(store: Store) -> None:
+    store.add_posts("e", make_posts(2, source="x") + make_posts(2, source="mastodon@example.social"))
+    assert store.post_count("e") == 4
+
+
+def test_failed_batch_leaves_nothing_half_written(store: Store) -> None:
+    good = make_posts(5)
+    broken = dataclasses.replace(good[-1], id="broken", text=None)  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        store.add_posts("e", [*good[:4], broken], cursors=[CursorUpdate("e", "x", "since_id", "4")])
+    assert store.post_count("e") == 0
+    assert store.get_cursor("e", "x", "since_id") is None
+
+
+def test_cursor_is_committed_with_its_page(store: Store) -> None:
+    store.add_posts("e", make_posts(3), cursors=[CursorUpdate("e", "x", "since_id", "2")])
+    assert store.get_cursor("e", "x", "since_id") == "2"
+    store.add_posts("e", make_posts(3, start=3), cursors=[CursorUpdate("e", "x", "since_id", "5")])
+    assert store.get_cursor("e", "x", "since_id") == "5"
+    store.set_cursor(CursorUpdate("e", "x", "since_id", None))
+    assert store.get_cursor("e", "x", "since_id") is None
+
+
+def test_times_come_back_in_utc(store: Store) -> None:
+    store.add_posts("e", make_posts(1))
+    [row] = next(store.iter_event_posts("e"))
+    assert row["created_at"] == T0
+    assert row["created_at"].tzinfo is not None
+
+
+def test_iter_event_posts_in_chunks_oldest_first(store: Store) -> None:
+    store.add_posts("e", list(reversed(make_posts(25))))
+    chunks = list(store.iter_event_posts("e", chunk_size=10))
+    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
+    ids = [row["post_id"] for chunk in chunks for row in chunk]
+    assert ids == [str(i) for i in range(25)]
+
+
+def test_run_log_and_spend(store: Store) -> None:
+    run = store.start_run("collect", "e", "x")
+    store.finish_run(run, "ok", posts_read=200, posts_new=150, cost_usd=1.0)
+    posts, cost = store.spend_since(datetime.now(UTC) - timedelta(days=1), "x")
+    assert (posts, cost) == (200, 1.0)
+    [record] = store.recent_runs()
+    assert (record.verb, record.status, record.posts_new) == ("collect", "ok", 150)
+
+
+def test_sent_digests_are_remembered(store: Store) -> None:
+    assert not store.was_sent("e", "digest", "2012-12-18")
+    store.mark_sent("e", "digest", "2012-12-18", "<id@x>")
+    assert store.was_sent("e", "digest", "2012-12-18")
+    assert not store.was_sent("e", "digest", "2012-12-19")
+
+
+def test_counts_replace_the_same_bucket(store: Store) -> None:
+    store.add_counts("e", "x", [(T0, 5), (T0 + timedelta(hours=1), 7)])
+    store.add_counts("e", "x", [(T0 + timedelta(hours=1), 9)])
+    assert [count for _, _, count in store.counts("e")] == [5, 9]
+
+
+def test_schema_version_is_recorded_and_checked(store: Store) -> None:
+    assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_sqlite_uses_wal_and_creates_parent_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "nested" / "folder" / "b.db"
+    opened = open_store(f"sqlite:///{path}")
+    with opened.engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    opened.close()
+    assert path.exists()
+    assert mode == "wal"
