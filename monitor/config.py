@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -88,10 +89,19 @@ class EventConfig(Section):
         default_factory=dict, description="Topic → keywords (`*` wildcard) used to tag what a post is about"
     )
     bin: Literal["hour", "day"] = Field("hour", description="Time bin of the charts and the analysis")
-    align_on: str = Field("effective", description="Milestone that is day 0 when events are compared")
+    align_on: str = Field(
+        "effective", description="Milestone that is day 0 when events are compared (announced if no effective)"
+    )
     start: MilestoneValue | None = Field(None, description="Earliest post time for full-archive backfills")
     end: MilestoneValue | None = Field(None, description="Latest post time for full-archive backfills")
     simulated: bool = Field(False, description="The event is fed by the built-in simulation (labelled as such)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_alignment(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "align_on" not in data and "effective" not in (data.get("milestones") or {}):
+            return {**data, "align_on": "announced"}
+        return data
 
     @field_validator("milestones")
     @classmethod
@@ -378,3 +388,37 @@ def load_config(path: str | Path | None = None) -> Config:
         return parse_config(data, file.resolve().parent)
     except ConfigError as error:
         raise ConfigError(f"{file}: {error}") from None
+
+
+def settings_reference() -> list[tuple[str, str, str]]:
+    """(dotted path, default, description) for every setting: the README's configuration table."""
+    return list(_walk_settings(Config, ""))
+
+
+def _walk_settings(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str, str]]:
+    for name, info in model.model_fields.items():
+        if name == "base_dir":
+            continue
+        path = prefix + name
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _walk_settings(annotation, path + ".")
+            continue
+        default = "required" if info.is_required() else _show_default(info.get_default(call_default_factory=True))
+        yield path, default, info.description or ""
+        if name == "events":
+            yield from _walk_settings(EventConfig, "events[].")
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, timedelta):
+        seconds = int(value.total_seconds())
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds % size == 0:
+                return f"{seconds // size}{unit}"
+        return f"{seconds}s"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list) and len(str(value)) > 60:
+        return f"{len(value)} built-in entries"
+    return "" if value is None else str(value)

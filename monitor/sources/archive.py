@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -25,6 +26,7 @@ REQUIRED_FIELDS = ("created_at", "text")
 OPTIONAL_FIELDS = ("id", "author", "lang", "likes", "reposts", "replies", "followers", "url", "is_repost")
 ALL_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 _TRUE = {"1", "true", "yes", "y", "t"}
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -248,4 +250,4 @@ def _count_field(fields: Mapping[str, Any], name: str) -> int | None:
 
 def _has_bad_bytes(text: str) -> bool:
     """Bytes that were not UTF-8 survive decoding as lone surrogates (surrogateescape)."""
-    return any("\udc80" <= char <= "\udcff" for char in text)
+    return _SURROGATE.search(text) is not None

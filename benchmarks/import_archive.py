@@ -1,0 +1,124 @@
+"""Import rate (posts/s) and peak memory of `backlash import` on a generated CSV archive.
+
+Each measurement runs in its own process so peak RSS is its own. The naive baseline reads the whole
+file with pandas and writes it with `DataFrame.to_sql` — what a quick script would do.
+
+    python benchmarks/import_archive.py --size 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+WORDS = [
+    "instagram",
+    "terms",
+    "photos",
+    "sell",
+    "ads",
+    "privacy",
+    "quit",
+    "delete",
+    "account",
+    "boycott",
+    "love",
+    "filters",
+    "friends",
+    "new",
+    "policy",
+]
+
+
+def generate(path: Path, size: int) -> None:
+    """A scraped-style archive: no ids, author/created_at/lang/likes/client/text."""
+    rng = random.Random(7)
+    start = datetime(2012, 12, 10, tzinfo=UTC)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["author", "created_at", "lang", "likes", "client", "text"])
+        for i in range(size):
+            stamp = start + timedelta(seconds=i * 3)
+            text = " ".join(rng.choices(WORDS, k=rng.randint(6, 25))) + f" #{i % 97}"
+            writer.writerow([f"u{rng.randrange(10**9):09d}", stamp.isoformat(), "en", rng.randint(0, 50), "web", text])
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_ours(archive: Path, workdir: Path) -> dict[str, float]:
+    from monitor.config import parse_config
+    from monitor.pipeline import import_archive, open_workspace
+
+    config = parse_config(
+        {
+            "database": f"sqlite:///{workdir / 'ours.db'}",
+            "events": [{"name": "bench", "platform": "Instagram", "milestones": {"announced": "2012-12-17"}}],
+        },
+        workdir,
+    )
+    ws = open_workspace(config=config)
+    began = time.perf_counter()
+    result = import_archive(ws, archive, "bench")
+    seconds = time.perf_counter() - began
+    return {"posts": result.new, "seconds": seconds, "peak_mb": peak_mb()}
+
+
+def run_naive(archive: Path, workdir: Path) -> dict[str, float]:
+    import sqlite3
+
+    import pandas as pd
+
+    began = time.perf_counter()
+    frame = pd.read_csv(archive)
+    with sqlite3.connect(workdir / "naive.db") as conn:
+        frame.to_sql("posts", conn, index=False)
+    seconds = time.perf_counter() - began
+    return {"posts": len(frame), "seconds": seconds, "peak_mb": peak_mb()}
+
+
+def measure(phase: str, archive: Path, workdir: Path) -> dict[str, float]:
+    command = [sys.executable, __file__, "--phase", phase, "--archive", str(archive), "--workdir", str(workdir)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=1_000_000, help="rows in the generated archive")
+    parser.add_argument("--phase", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--archive", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        runner = run_ours if args.phase == "ours" else run_naive
+        print(json.dumps(runner(args.archive, args.workdir)))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        archive = workdir / "archive.csv"
+        generate(archive, args.size)
+        size_mb = archive.stat().st_size / 1e6
+        ours, naive = measure("ours", archive, workdir), measure("naive", archive, workdir)
+    print(f"import of a {args.size:,}-row CSV ({size_mb:,.0f} MB)")
+    for name, numbers in (("backlash import", ours), ("naive pandas", naive)):
+        rate = numbers["posts"] / numbers["seconds"]
+        print(f"  {name:16s} {rate:10,.0f} posts/s  {numbers['seconds']:7.1f} s  peak {numbers['peak_mb']:7,.0f} MB")
+    print(
+        f"  speed ratio ours/naive: {ours['seconds'] and naive['seconds'] / ours['seconds']:.2f}x; "
+        f"memory ratio ours/naive: {ours['peak_mb'] / naive['peak_mb']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
