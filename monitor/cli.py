@@ -239,6 +239,48 @@ def _run_line(run: Any) -> str:
     )
 
 
+# ---- collect ---------------------------------------------------------------------------------
+
+
+@cli.command("collect")
+@click.option("--event", "event_name", default=None, help="Only this event (default: every event).")
+@click.option("--source", "source_name", default=None, help="Only this live source, e.g. x (default: each event's).")
+@click.option("--counts", is_flag=True, help="Store hourly post counts (cheap) instead of reading posts.")
+@pass_app
+@handle_errors
+def collect_command(app: AppContext, event_name: str | None, source_name: str | None, counts: bool) -> None:
+    """Pull posts newer than the stored cursor from each event's live sources, one line per event and source.
+
+    A source without credentials is skipped with the reason; one that fails leaves its cursor at
+    the last stored page and makes the exit code 1, the others still run. `--counts` stores how
+    many posts match each hour (the volume curve) without reading them.
+
+    Example: backlash collect --event instagram-tos-2012 --source x
+    """
+    from monitor.pipeline import collect
+
+    result = collect(app.workspace(), event_name, source_name, counts)
+    for outcome in result.outcomes:
+        click.echo(format_outcome(outcome))
+    if not result.outcomes:
+        click.echo("nothing to collect: no event lists a live source (events[].sources)")
+    if result.failed:
+        sys.exit(1)
+
+
+def format_outcome(outcome: Any) -> str:
+    """One collect outcome as a line of text."""
+    head = f"{outcome.event} / {outcome.source}: {outcome.status}"
+    if outcome.status == "skipped":
+        return f"{head} — {outcome.message}"
+    if outcome.kind == "counts":
+        facts = f"{outcome.hours} hours, {outcome.counted} posts counted"
+    else:
+        facts = f"read {outcome.read}, new {outcome.new}"
+    note = f" — {outcome.message}" if outcome.message else ""
+    return f"{head}, {facts}, ${outcome.cost_usd:.2f}{note}"
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="backlash")

@@ -137,6 +137,12 @@ class XSourceConfig(Section):
     )
     retries: int = Field(5, ge=0, le=20, description="Retries of a 5xx or connection error before giving up the run")
     timeout: Duration = Field(timedelta(seconds=30), description="HTTP timeout per request")
+    backoff_base: Duration = Field(
+        timedelta(seconds=2), description="First wait before retrying a 5xx or connection error; doubles each retry"
+    )
+    full_archive_interval: Duration = Field(
+        timedelta(seconds=1), description="Least time between two full-archive requests (X allows one per second)"
+    )
 
 
 class BlueskySourceConfig(Section):

@@ -7,12 +7,15 @@ resumes from the last stored page without gaps or duplicates.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar
 
 from monitor.config import Config, EventConfig
+from monitor.errors import NotConfiguredError
 from monitor.posts import Post
 
 
@@ -27,10 +30,22 @@ class Page:
     skipped: int = 0  # malformed items logged and left out
 
 
+@dataclass
+class CountsPage:
+    """Post counts per time bucket from a counts endpoint, and the cursor to store with them."""
+
+    buckets: list[tuple[datetime, int]]  # (bucket start, posts), every bucket of the covered range
+    cursor: dict[str, str | None] = field(default_factory=dict)
+    requests: int = 1  # API requests this page took
+    cost_usd: float = 0.0
+
+
 class Source(ABC):
     """A platform we collect posts from."""
 
     name: ClassVar[str]
+    read_limit: int | None = None  # stop after reading this many posts; the pipeline sets it from the budgets
+    stop: threading.Event | None = None  # set on shutdown; the source's waits end early when it is
 
     @classmethod
     @abstractmethod
@@ -43,3 +58,7 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; most sources hold nothing to release
         """Release connections."""
+
+    def counts(self, event: EventConfig, cursor: Mapping[str, str]) -> Iterator[CountsPage]:
+        """Yield post counts per hour matching the event's query, for sources with a counts endpoint."""
+        raise NotConfiguredError(f"the {self.name} source has no counts endpoint")

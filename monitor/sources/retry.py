@@ -1,0 +1,135 @@
+"""Retry, backoff and pacing shared by every source: each source only says which errors are worth a retry.
+
+Waits are interruptible (a `threading.Event` set on shutdown ends them at once), and a rate-limit wait
+is bounded, so a run never hangs for longer than the config allows.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from monitor.errors import SourceError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class GaveUpError(SourceError):
+    """Retries ran out, or the rate limit resets later than we are willing to wait, for this run."""
+
+
+class StoppedError(SourceError):
+    """Shutdown was requested while a source was waiting."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long and how often to retry."""
+
+    retries: int = 5  # retries of a transient error (5xx, dropped connection) per request
+    backoff_base: float = 2.0  # seconds before the first retry; doubles each time
+    backoff_cap: float = 120.0  # no single backoff is longer than this
+    max_rate_limit_wait: float = 900.0  # seconds; a later rate-limit reset ends the run instead
+
+
+@dataclass(frozen=True)
+class Transient:
+    """The verdict on an error that may pass if we try again (5xx, connection dropped, garbage body)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    """The verdict on an HTTP 429 that will pass at reset_at (epoch seconds; None when the API did not say)."""
+
+    reset_at: float | None
+
+
+Verdict = Transient | RateLimited | None  # None: not retryable, re-raise
+Classifier = Callable[[Exception], Verdict]
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy) -> float:
+    """Exponential backoff with jitter: half the doubled delay is fixed, half random, so clients spread out."""
+    ceiling = min(policy.backoff_cap, policy.backoff_base * 2**attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def wait(seconds: float, stop: threading.Event | None, why: str) -> None:
+    """Sleep, unless shutdown is requested first (then raise StoppedError)."""
+    if seconds <= 0:
+        return
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.wait(seconds):
+        raise StoppedError(f"stopped while {why}")
+
+
+def rate_limit_delay(reset_at: float | None, now: float, attempt: int, policy: RetryPolicy) -> float:
+    """Seconds to wait for a rate-limit reset; GaveUpError when that is beyond max_rate_limit_wait."""
+    if reset_at is None:
+        return backoff_delay(attempt, policy)
+    remaining = max(0.0, reset_at - now)
+    if remaining > policy.max_rate_limit_wait:
+        raise GaveUpError(
+            f"rate limited for another {remaining:.0f}s, longer than max_rate_limit_wait "
+            f"({policy.max_rate_limit_wait:.0f}s); the next run resumes from the stored cursor"
+        )
+    # The reset header has one-second resolution: a second more avoids hitting the limit again.
+    return min(remaining + 1.0, policy.max_rate_limit_wait)
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    classify: Classifier,
+    policy: RetryPolicy,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.time,
+) -> T:
+    """Run call(); retry transient errors with backoff and wait out rate limits, within the policy's bounds."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            verdict = classify(error)
+            if verdict is None:
+                raise
+            if attempt >= policy.retries:
+                raise GaveUpError(f"gave up after {attempt + 1} attempts: {_describe(verdict)}") from None
+            delay = _delay_for(verdict, attempt, policy, clock())
+            log.warning("%s; retrying in %.1fs (attempt %d of %d)", _describe(verdict), delay, attempt + 2, policy.retries + 1)
+            wait(delay, stop, "waiting to retry")
+            attempt += 1
+
+
+def _delay_for(verdict: Transient | RateLimited, attempt: int, policy: RetryPolicy, now: float) -> float:
+    if isinstance(verdict, RateLimited):
+        return rate_limit_delay(verdict.reset_at, now, attempt, policy)
+    return backoff_delay(attempt, policy)
+
+
+def _describe(verdict: Transient | RateLimited) -> str:
+    return "rate limited (HTTP 429)" if isinstance(verdict, RateLimited) else verdict.reason
+
+
+class Pacer:
+    """Keeps successive requests at least `interval` seconds apart (e.g. full-archive search: one per second)."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._last: float | None = None
+
+    def wait_turn(self, stop: threading.Event | None = None) -> None:
+        """Wait until the next request may go, then mark it as sent."""
+        if self._last is not None:
+            wait(self._last + self.interval - self.clock(), stop, "pacing requests")
+        self._last = self.clock()

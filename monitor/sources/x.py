@@ -1,0 +1,317 @@
+"""The X API v2 collector: recent or full-archive search through tweepy, with resumable cursors and counts.
+
+Cursor kinds stored per event: `since_id` (newest post of the last finished run), and while a run of
+pages is in progress `next_token` plus `pending_since_id` (the first page's newest id), so a run that
+is killed resumes with the same since_id and token, and only a finished run moves since_id forward.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import requests
+import tweepy
+from requests.adapters import HTTPAdapter
+
+from monitor.config import Config, EventConfig, XSourceConfig, to_aware
+from monitor.errors import NotConfiguredError, SourceError
+from monitor.sources.base import CountsPage, Page, Source
+from monitor.sources.retry import Pacer, RateLimited, RetryPolicy, Transient, Verdict, call_with_retries
+from monitor.sources.x_payloads import normalize_counts, normalize_page
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_BASES = ("https://api.twitter.com", "https://api.x.com")
+PAGE_SIZE = 100  # the most a search page may hold
+MIN_PAGE_SIZE = 10  # the least max_results X accepts
+TWEET_FIELDS = ["created_at", "lang", "public_metrics", "author_id", "referenced_tweets", "conversation_id"]
+EXPANSIONS = ["author_id", "referenced_tweets.id"]  # the retweeted original carries the full text
+USER_FIELDS = ["username", "public_metrics"]
+USAGE_CAP_MARKERS = ("UsageCapExceeded", "usage-capped")
+END_TIME_MARGIN = timedelta(seconds=30)  # X refuses an end_time less than 10 seconds ago
+UTC_ZONE = ZoneInfo("UTC")
+
+
+class ApiBaseAdapter(HTTPAdapter):
+    """Sends tweepy's requests to the configured api_base instead of api.twitter.com, with a timeout.
+
+    tweepy builds every URL from a fixed host; mounting this on its session redirects them without
+    touching tweepy, so gateways, proxies and test servers work with the library doing the rest.
+    """
+
+    def __init__(self, api_base: str, timeout: float) -> None:
+        super().__init__()
+        self.api_base = api_base.rstrip("/")
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        url = request.url or ""
+        for official in OFFICIAL_BASES:
+            if url.startswith(official + "/"):
+                request.url = self.api_base + url[len(official) :]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+class SecretRedactor(logging.Filter):
+    """Replaces registered secrets in a log record's message, whichever library logged it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+_REDACTOR = SecretRedactor()
+_redaction_lock = threading.Lock()
+_redaction_installed = False
+
+
+def redact_in_logs(secret: str) -> None:
+    """Keep a secret out of every log record from now on (tweepy logs request headers at DEBUG).
+
+    A filter on one logger misses records of its children, so the redactor runs in the log-record
+    factory, which every logger in the process goes through.
+    """
+    global _redaction_installed
+    with _redaction_lock:
+        _REDACTOR.secrets.add(secret)
+        if _redaction_installed:
+            return
+        make_record = logging.getLogRecordFactory()
+
+        def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make_record(*args, **kwargs)
+            _REDACTOR.filter(record)
+            return record
+
+        logging.setLogRecordFactory(redacting_factory)
+        _redaction_installed = True
+
+
+class XSource(Source):
+    """Recent (7 days) or full-archive search on the X API v2, newest first, 100 posts a page."""
+
+    name = "x"
+
+    def __init__(self, settings: XSourceConfig, bearer_token: str, tz: ZoneInfo = UTC_ZONE) -> None:
+        redact_in_logs(bearer_token)
+        self.settings = settings
+        self.tz = tz
+        self.read_limit = settings.max_posts_per_run
+        self.policy = RetryPolicy(
+            retries=settings.retries,
+            backoff_base=settings.backoff_base.total_seconds(),
+            max_rate_limit_wait=settings.max_rate_limit_wait.total_seconds(),
+        )
+        self.pacer = Pacer(settings.full_archive_interval.total_seconds())
+        self.client = tweepy.Client(bearer_token=bearer_token, return_type=dict, wait_on_rate_limit=False)
+        adapter = ApiBaseAdapter(settings.api_base, settings.timeout.total_seconds())
+        for official in OFFICIAL_BASES:
+            self.client.session.mount(official + "/", adapter)
+
+    @classmethod
+    def from_config(cls, config: Config) -> XSource:
+        settings = config.sources.x
+        token = _environment(settings.bearer_token_env)
+        if not token:
+            raise NotConfiguredError(
+                f"X source skipped: ${settings.bearer_token_env} is not set (export the API bearer token there)"
+            )
+        return cls(settings, token, config.tz)
+
+    def close(self) -> None:
+        self.client.session.close()
+
+    # ---- search ------------------------------------------------------------------------------
+
+    def search(self, event: EventConfig, cursor: Mapping[str, str]) -> Iterator[Page]:
+        """Pages newest first; since_id stays fixed while following next_token and moves only when done."""
+        since_id = cursor.get("since_id")
+        next_token = cursor.get("next_token")
+        pending = cursor.get("pending_since_id") if next_token else None
+        first_page = next_token is None
+        read = 0
+        while not self._stopping():
+            size = self._page_size(read)
+            if size is None:
+                log.info("x %s: read limit of %s posts reached; the next run resumes", event.name, self.read_limit)
+                return
+            body = self._fetch(self._search_call(event, since_id, next_token, size))
+            meta = _meta(body)
+            if first_page:
+                pending, first_page = _text_or_none(meta.get("newest_id")), False
+            next_token = _text_or_none(meta.get("next_token"))
+            page = self._page(body, _search_cursor(since_id, next_token, pending))
+            read += page.read
+            yield page
+            if next_token is None:
+                return
+
+    def _page_size(self, read: int) -> int | None:
+        """max_results for the next page: 100, or fewer near the read limit; None once it is reached."""
+        if self.read_limit is None:
+            return PAGE_SIZE
+        remaining = self.read_limit - read
+        return None if remaining <= 0 else max(MIN_PAGE_SIZE, min(PAGE_SIZE, remaining))
+
+    def _search_call(
+        self, event: EventConfig, since_id: str | None, next_token: str | None, size: int
+    ) -> Callable[[], Any]:
+        params: dict[str, Any] = {
+            "max_results": size,
+            "tweet_fields": TWEET_FIELDS,
+            "expansions": EXPANSIONS,
+            "user_fields": USER_FIELDS,
+        }
+        params |= _present(since_id=since_id, next_token=next_token)
+        if self.settings.endpoint == "all":
+            params |= self._window(event)
+            return lambda: self.client.search_all_tweets(event.query, **params)
+        return lambda: self.client.search_recent_tweets(event.query, **params)
+
+    def _page(self, body: Mapping[str, Any], cursor: dict[str, str | None]) -> Page:
+        data = body.get("data")
+        read = len(data) if isinstance(data, list) else 0
+        posts, skipped = normalize_page(body, datetime.now(UTC), self.name)
+        return Page(posts, cursor, read=read, cost_usd=read * self.settings.cost_per_post_usd, skipped=skipped)
+
+    # ---- counts ------------------------------------------------------------------------------
+
+    def counts(self, event: EventConfig, cursor: Mapping[str, str]) -> Iterator[CountsPage]:
+        """Hourly counts: the last 7 days (recent), or the event's window page by page (all, resumable)."""
+        next_token = cursor.get("counts_next_token") if self.settings.endpoint == "all" else None
+        while not self._stopping():
+            body = self._fetch(self._counts_call(event, next_token))
+            next_token = _text_or_none(_meta(body).get("next_token")) if self.settings.endpoint == "all" else None
+            buckets = normalize_counts(body)
+            cost = self.settings.cost_per_counts_request_usd
+            yield CountsPage(buckets, {"counts_next_token": next_token}, requests=1, cost_usd=cost)
+            if next_token is None:
+                return
+
+    def _counts_call(self, event: EventConfig, next_token: str | None) -> Callable[[], Any]:
+        if self.settings.endpoint == "all":
+            params = self._window(event) | _present(next_token=next_token)
+            return lambda: self.client.get_all_tweets_count(event.query, granularity="hour", **params)
+        return lambda: self.client.get_recent_tweets_count(event.query, granularity="hour")
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    def _window(self, event: EventConfig) -> dict[str, datetime]:
+        """start_time/end_time of a full-archive query: the event's start/end, or its baseline onwards."""
+        if event.start is not None:
+            start = to_aware(event.start, self.tz)
+        else:
+            first = min(to_aware(moment, self.tz) for moment in event.milestones.values())
+            start = first - timedelta(days=event.baseline_days)
+        window = {"start_time": start}
+        if event.end is not None and to_aware(event.end, self.tz) < datetime.now(UTC) - END_TIME_MARGIN:
+            window["end_time"] = to_aware(event.end, self.tz)
+        return window
+
+    def _fetch(self, call: Callable[[], Any]) -> Mapping[str, Any]:
+        """One API call, paced on the full archive, retried on transient errors, failures in one clear line."""
+        if self.settings.endpoint == "all":
+            self.pacer.wait_turn(self.stop)
+        with self._clear_errors():
+            body: Mapping[str, Any] = call_with_retries(lambda: _page_body(call()), _classify, self.policy, self.stop)
+        return body
+
+    @contextmanager
+    def _clear_errors(self) -> Iterator[None]:
+        """tweepy's exceptions → SourceError with one line that names the variable, never the token."""
+        try:
+            yield
+        except tweepy.errors.TooManyRequests:
+            raise SourceError(
+                "X usage cap reached (UsageCapExceeded): no more posts can be read until the cap resets; stopping"
+            ) from None
+        except (tweepy.errors.Unauthorized, tweepy.errors.Forbidden) as error:
+            status = error.response.status_code
+            raise SourceError(
+                f"X rejected the bearer token in ${self.settings.bearer_token_env} (HTTP {status})"
+            ) from None
+        except tweepy.errors.HTTPException as error:
+            detail = "; ".join(str(message) for message in error.api_messages)[:300]
+            raise SourceError(f"X refused the request (HTTP {error.response.status_code}): {detail}") from None
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
+class NotAPageError(Exception):
+    """The API answered 2xx with a body that is not a JSON object."""
+
+
+def _page_body(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise NotAPageError(f"X answered with a {type(body).__name__} instead of a JSON object")
+    return body
+
+
+def _classify(error: Exception) -> Verdict:
+    """Which errors pass if we wait: rate limits (not the usage cap), 5xx, dropped connections, garbage."""
+    if isinstance(error, tweepy.errors.TooManyRequests):
+        return None if _is_usage_cap(error) else RateLimited(error.reset_time)
+    if isinstance(error, tweepy.errors.TwitterServerError):
+        return Transient(f"X answered HTTP {error.response.status_code}")
+    if isinstance(error, requests.exceptions.JSONDecodeError | NotAPageError):
+        return Transient("X answered with a body that is not a JSON object")
+    if isinstance(error, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return Transient(f"connection to X failed ({error.__class__.__name__})")
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return Transient("connection to X dropped mid-answer")
+    return None
+
+
+def _is_usage_cap(error: tweepy.errors.TooManyRequests) -> bool:
+    body = error.response.text if error.response is not None else ""
+    return any(marker in body for marker in USAGE_CAP_MARKERS)
+
+
+def _search_cursor(since_id: str | None, next_token: str | None, pending: str | None) -> dict[str, str | None]:
+    """The cursor to store with a page: in progress (token + pending since_id), or finished (since_id moves)."""
+    if next_token is not None:
+        return {"next_token": next_token, "pending_since_id": pending}
+    finished: dict[str, str | None] = {"next_token": None, "pending_since_id": None}
+    if pending is not None:
+        finished["since_id"] = pending
+    return finished
+
+
+def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = body.get("meta")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _present(**params: str | None) -> dict[str, str]:
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def _environment(name: str) -> str | None:
+    return os.environ.get(name) or None
