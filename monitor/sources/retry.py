@@ -105,7 +105,9 @@ def call_with_retries(
             if attempt >= policy.retries:
                 raise GaveUpError(f"gave up after {attempt + 1} attempts: {_describe(verdict)}") from None
             delay = _delay_for(verdict, attempt, policy, clock())
-            log.warning("%s; retrying in %.1fs (attempt %d of %d)", _describe(verdict), delay, attempt + 2, policy.retries + 1)
+            log.warning(
+                "%s; retrying in %.1fs (attempt %d of %d)", _describe(verdict), delay, attempt + 2, policy.retries + 1
+            )
             wait(delay, stop, "waiting to retry")
             attempt += 1
 

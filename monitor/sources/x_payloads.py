@@ -117,7 +117,9 @@ def _flattened_includes(tweet: Mapping[str, Any]) -> tuple[dict[str, Mapping[str
     """twarc2's flattened tweets embed the author and the referenced tweets instead of listing them in includes."""
     users = _by_id([tweet.get("author")])
     references = tweet.get("referenced_tweets")
-    embedded = [ref.get("tweet") for ref in references if isinstance(ref, Mapping)] if isinstance(references, list) else []
+    embedded = (
+        [ref.get("tweet") for ref in references if isinstance(ref, Mapping)] if isinstance(references, list) else []
+    )
     return users, _by_id(embedded)
 
 
