@@ -98,8 +98,9 @@ def make_users(count: int = 5) -> list[dict[str, Any]]:
 class FakeXApi:
     """The server; use as a context manager or call start()/stop()."""
 
-    def __init__(self, token: str = "fake-bearer-token", counts_page_days: int = 31) -> None:
+    def __init__(self, token: str = "fake-bearer-token", counts_page_days: int = 31, latency: float = 0.0) -> None:
         self.token = token
+        self.latency = latency  # seconds added to every answer, to play a distant server
         self.counts_page_days = counts_page_days
         self.tweets: list[dict[str, Any]] = []
         self.users: dict[str, dict[str, Any]] = {user["id"]: user for user in make_users()}
@@ -229,6 +230,7 @@ class FakeXApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
 
             def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
                 parts = urlsplit(self.path)
@@ -237,6 +239,8 @@ class FakeXApi:
                 with api._lock:
                     api.served.append(Served(parts.path, params, authorized))
                 fault = api._next_fault()
+                if api.latency:
+                    time.sleep(api.latency)
                 if fault is not None and fault.drop:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
