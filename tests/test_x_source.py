@@ -181,6 +181,9 @@ def test_second_run_asks_with_since_id_and_stores_only_new_posts(
     assert request.params["since_id"] == str(BASE_ID + 119)
     assert stored_ids(ws) == ids(0, 150)
     assert cursor(ws, "since_id") == str(BASE_ID + 149)
+    quiet = only(collect(ws, EVENT))  # nothing new: an empty page, not a malformed one
+    assert (quiet.status, quiet.read, quiet.new, quiet.malformed, quiet.message) == ("ok", 0, 0, 0, "")
+    assert cursor(ws, "since_id") == str(BASE_ID + 149)
 
 
 class KilledError(BaseException):
@@ -546,3 +549,13 @@ def test_x_source_only_built_with_a_config(config: Config) -> None:
 
     with pytest.raises(NotConfiguredError, match=r"\$X_BEARER_TOKEN is not set"):
         XSource.from_config(config)
+
+
+def test_twarc_archive_import_uses_the_same_normaliser(tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    page = json.loads((DATA / "x_search_recent_page.json").read_text(encoding="utf-8"))
+    archive = tmp_path / "tweets.jsonl"
+    archive.write_text(json.dumps(page) + "\n", encoding="utf-8")
+    result = run_cli(write_config(), "import", str(archive), "--event", EVENT, "--format", "twarc")
+    assert result.exit_code == 3  # two malformed tweets rejected, three kept
+    assert "read 3, new 3, duplicate 0, rejected 2" in result.stdout
+    assert "line 1: tweet '281407555555555555': `created_at` is missing or not a string" in result.output

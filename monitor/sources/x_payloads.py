@@ -71,7 +71,7 @@ def normalize_page(payload: Mapping[str, Any], collected_at: datetime, source: s
 
 def normalize_page_items(item: Mapping[str, Any], collected_at: datetime, source: str = "x") -> Iterator[Post | str]:
     """A v2 response page, or one twarc2-flattened tweet, → a Post or a reason string per tweet."""
-    if "data" in item:
+    if "data" in item or "meta" in item:  # a page with no results has meta but no data
         data = item.get("data") or []
         if not isinstance(data, list):
             yield "the page's `data` is not a list"
