@@ -216,6 +216,10 @@ def format_status(report: Any) -> list[str]:
         if event.scored:
             scored = ", ".join(f"{name} {count}" for name, count in sorted(event.scored.items()))
             lines.append(f"    scores: {scored}")
+    if report.x_spend is not None:
+        posts, usd, budget = report.x_spend
+        share = f" ({posts / budget:.0%} of the budget)" if budget else ""
+        lines += ["", f"X this month: {posts} of {budget} posts read{share}, estimated ${usd:.2f}"]
     lines += ["", "cursors:"] + [
         f"  {c['event']} / {c['source']} / {c['kind']} = {c['value']} (updated {c['updated_at']:%Y-%m-%d %H:%M} UTC)"
         for c in report.cursors

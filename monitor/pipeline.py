@@ -204,6 +204,7 @@ class StatusReport:
     events: list[EventStatus]
     cursors: list[dict[str, Any]]
     runs: list[RunRecord]
+    x_spend: tuple[int, float, int] | None = None  # posts read this month, estimated USD, monthly budget
 
 
 def status(ws: Workspace) -> StatusReport:
@@ -221,7 +222,16 @@ def status(ws: Workspace) -> StatusReport:
         events=events,
         cursors=ws.store.cursors(),
         runs=ws.store.recent_runs(10),
+        x_spend=_x_spend(ws),
     )
+
+
+def _x_spend(ws: Workspace) -> tuple[int, float, int] | None:
+    """This month's X reads and cost against the budget, when an event collects from X."""
+    if not any("x" in event.sources for event in ws.config.events):
+        return None
+    posts, usd = spend_this_month(ws, "x")
+    return posts, usd, ws.config.sources.x.monthly_post_budget
 
 
 def _safe_url(url: str) -> str:

@@ -1,0 +1,27 @@
+"""`backlash status`: counts, the month's X spend against the budget, the last runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from monitor.cli import cli
+from monitor.pipeline import open_workspace
+
+from .conftest import BASE_CONFIG
+
+
+def test_status_shows_spend_against_budget_and_runs(write_config: Callable[..., Path]) -> None:
+    event = {**BASE_CONFIG["events"][0], "sources": ["x"]}
+    config = write_config(events=[event], sources={"x": {"monthly_post_budget": 1000}})
+    ws = open_workspace(config)
+    run = ws.store.start_run("collect", event["name"], "x")
+    ws.store.finish_run(run, "ok", posts_read=250, posts_new=240, cost_usd=1.25)
+    ws.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 0, result.output
+    assert "X this month: 250 of 1000 posts read (25% of the budget), estimated $1.25" in result.output
+    assert "collect instagram-tos-2012 x: ok" in result.output
+    assert "read 250, new 240, $1.25" in result.output
