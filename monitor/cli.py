@@ -288,3 +288,30 @@ def format_outcome(outcome: Any) -> str:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="backlash")
+
+
+# ---- score ------------------------------------------------------------------------------------
+
+
+@cli.command("score")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Worker processes (0 = all cores).")
+@pass_app
+@handle_errors
+def score_command(app: AppContext, workers: int | None) -> None:
+    """Score every post the current scorer has not scored yet (sentiment, churn intent, aspects).
+
+    Changing the lexicon, churn patterns, aspects or languages in the config makes a new scorer
+    version: the next `score` rescores everything once; otherwise nothing is scored twice.
+
+    Example: backlash score --workers 2
+    """
+    from monitor.pipeline import count_unscored, score
+
+    workspace = app.workspace()
+    with progress_bar("scoring", count_unscored(workspace)) as advance:
+        result = score(workspace, workers, advance)
+    skipped = ", ".join(f"{reason.removeprefix('skipped:')} {n}" for reason, n in sorted(result.skipped.items()))
+    click.echo(
+        f"scored {result.scored}, skipped {sum(result.skipped.values())}{f' ({skipped})' if skipped else ''}, "
+        f"identical texts reused {result.reused} — scorer {result.scorer}"
+    )

@@ -154,8 +154,8 @@ def export_posts(
 
 
 def current_scorer(ws: Workspace) -> str | None:
-    """The scorer version key of the current config, once scoring exists."""
-    return None
+    """The scorer version key of the current config."""
+    return str(scorer_spec(ws).key())
 
 
 def _export_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -419,3 +419,117 @@ def spend_this_month(ws: Workspace, source_name: str = "x") -> tuple[int, float]
     now = datetime.now(ws.config.tz)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return ws.store.spend_since(month_start, source_name)
+# ---- score --------------------------------------------------------------------------------
+
+
+@dataclass
+class ScoreResult:
+    """What `score` did."""
+
+    scorer: str  # the scorer version key stored with each score
+    scored: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # "skipped:language", "skipped:bot" → posts
+    reused: int = 0  # posts whose identical text was scored once for several posts
+    total: int = 0  # posts this run looked at (scored + skipped)
+    workers: int = 1
+
+
+def scorer_spec(ws: Workspace) -> Any:
+    """The ScorerSpec the workspace's config describes."""
+    from monitor.scoring import spec_from_config
+
+    return spec_from_config(ws.config)
+
+
+def score(ws: Workspace, workers: int | None = None, on_progress: ProgressCallback | None = None) -> ScoreResult:
+    """Score every post the current scorer has not scored yet, chunk by chunk; return the counts.
+
+    workers: processes (None = config.scoring.workers; 0 = all cores). Reading the next chunk and
+    writing the last one overlap with the workers' scoring of the current one.
+    """
+    from monitor.scoring import BatchScorer
+
+    count = workers if workers is not None else ws.config.scoring.workers
+    count = count or os.cpu_count() or 1
+    batch = BatchScorer(scorer_spec(ws), workers=count)
+    result = ScoreResult(scorer=batch.key, workers=count)
+    run_id = ws.store.start_run("score")
+    try:
+        _score_chunks(ws, batch, result, on_progress)
+    except BaseException as error:
+        ws.store.finish_run(run_id, "failed", result.total, result.scored, message=str(error)[:500])
+        raise
+    finally:
+        batch.close()
+    ws.store.finish_run(run_id, "ok", result.total, result.scored, message=f"scorer {batch.key}")
+    return result
+
+
+def _score_chunks(ws: Workspace, batch: Any, result: ScoreResult, on_progress: ProgressCallback | None) -> None:
+    pending = None
+    for chunk in ws.store.iter_unscored(batch.key, ws.config.scoring.chunk_size):
+        if pending is not None:
+            _write_chunk(ws, batch, batch.collect(pending), result, on_progress)
+        pending = batch.submit(chunk)
+    if pending is not None:
+        _write_chunk(ws, batch, batch.collect(pending), result, on_progress)
+
+
+def _write_chunk(
+    ws: Workspace, batch: Any, chunk: Any, result: ScoreResult, on_progress: ProgressCallback | None
+) -> None:
+    ws.store.add_scores(chunk.rows)
+    result.scored += chunk.scored
+    result.reused += chunk.reused
+    result.total += len(chunk.rows)
+    for reason, posts in chunk.skipped.items():
+        result.skipped[reason] = result.skipped.get(reason, 0) + posts
+    if on_progress is not None:
+        on_progress(len(chunk.rows))
+
+
+def count_unscored(ws: Workspace) -> int:
+    """Posts the current scorer has not seen yet (the progress bar's total)."""
+    return ws.store.count_unscored(scorer_spec(ws).key())
+
+
+# ---- analysis -----------------------------------------------------------------------------
+
+ANALYSIS_COLUMNS = [
+    "source", "post_id", "created_at", "text", "author", "lang", "likes", "reposts", "replies", "followers",
+    "url", "is_repost", "status", "compound", "churn", "aspects",
+]  # fmt: skip
+
+
+def analyze_event(ws: Workspace, event_name: str) -> Any:
+    """Load an event's posts with the current scores and compute its Analysis (monitor.analysis.Analysis)."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from monitor.analysis import analyze
+
+    event = ws.config.event(event_name)
+    key = scorer_spec(ws).key()
+    frames = [
+        pd.DataFrame.from_records([_analysis_row(row) for row in chunk], columns=ANALYSIS_COLUMNS)
+        for chunk in ws.store.iter_event_posts(event.name, key, chunk_size=50_000)
+    ]
+    posts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ANALYSIS_COLUMNS)
+    counts = pd.DataFrame(ws.store.counts(event.name), columns=["source", "bucket_start", "count"])
+    return analyze(
+        posts,
+        event=event,
+        milestones=ws.config.milestones_utc(event),
+        tz=ws.config.timezone,
+        alerts=ws.config.alerts,
+        counts=counts,
+        generated_at=datetime.now(UTC),
+    )
+
+
+def _analysis_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored post with its scores; `lang` is the language the scorer used (the tag, or its guess)."""
+    values = {name: row.get(name) for name in ANALYSIS_COLUMNS}
+    values["lang"] = row.get("scored_lang") or row.get("lang")
+    return values

@@ -28,6 +28,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -295,7 +296,7 @@ class Store:
         query = select(*columns)
         if scorer is not None:
             score_columns: list[Any] = [
-                scores_table.c[name] for name in ("status", "neg", "neu", "pos", "compound", "churn")
+                scores_table.c[name] for name in ("status", "neg", "neu", "pos", "compound", "churn", "aspects")
             ]
             score_columns.append(scores_table.c.lang.label("scored_lang"))
             query = select(*columns, *score_columns)
@@ -489,6 +490,60 @@ class Store:
             counts = {status: int(n) for status, n in conn.execute(query)}
         counts["unscored"] = self.post_count(event_name) - sum(counts.values())
         return counts
+
+    # ---- scoring ---------------------------------------------------------------------------
+
+    def _unscored_join(self, scorer: str) -> Any:
+        return posts_table.outerjoin(
+            scores_table,
+            and_(
+                scores_table.c.source == posts_table.c.source,
+                scores_table.c.post_id == posts_table.c.post_id,
+                scores_table.c.scorer == scorer,
+            ),
+        )
+
+    def count_unscored(self, scorer: str) -> int:
+        """Posts (of any event) that this scorer has not scored or skipped yet."""
+        query = select(func.count()).select_from(self._unscored_join(scorer)).where(scores_table.c.source.is_(None))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def iter_unscored(self, scorer: str, chunk_size: int = 20_000) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of posts (source, post_id, text, lang, is_bot) without a score from this scorer.
+
+        Keyset pagination on the primary key, so each chunk costs the same on a million-post store
+        and a chunk written in between does not shift the next one.
+        """
+        columns = [posts_table.c[name] for name in ("source", "post_id", "text", "lang", "is_bot")]
+        base = select(*columns).select_from(self._unscored_join(scorer)).where(scores_table.c.source.is_(None))
+        base = base.order_by(posts_table.c.source, posts_table.c.post_id).limit(chunk_size)
+        after: tuple[str, str] | None = None
+        while True:
+            query = base if after is None else base.where(tuple_(posts_table.c.source, posts_table.c.post_id) > after)
+            with self.engine.connect() as conn:
+                chunk = [dict(row) for row in conn.execute(query).mappings()]
+            if not chunk:
+                return
+            yield chunk
+            after = (chunk[-1]["source"], chunk[-1]["post_id"])
+
+    def add_scores(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write one chunk of scores in one transaction; a score already stored is kept (idempotent)."""
+        now = utc_naive(datetime.now(UTC))
+        try:
+            with self.engine.begin() as conn:
+                for batch in _batched(rows, 5_000):
+                    conn.execute(
+                        self._insert(scores_table), [{**_SCORE_DEFAULTS, **row, "scored_at": now} for row in batch]
+                    )
+        except SQLAlchemyError as error:
+            raise StoreError(f"cannot store scores: {_error_text(error)}") from None
+
+
+_SCORE_DEFAULTS: dict[str, Any] = {
+    name: None for name in ("lang", "neg", "neu", "pos", "compound", "churn", "aspects")
+}  # fmt: skip
 
 
 def _aware_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,298 @@
+"""Text → scores: VADER with a domain lexicon, churn intent, aspects and language filtering.
+
+A `ScorerSpec` is everything that decides a post's score; its `key()` is stored with each score, so
+changing the config rescores and nothing else is ever scored twice. Pure: no database, no printing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+NEGATIVE_AT = -0.05  # VADER's own thresholds for a negative / positive text
+POSITIVE_AT = 0.05
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_RETWEET_PREFIX = re.compile(r"^\s*RT\s+@\w+:?\s*")
+_LANG_UNKNOWN = {"", "und", "zxx", "mul", "xx"}
+
+
+def preprocess(text: str) -> str:
+    """What makes social text fair to VADER: entities unescaped, URLs and a leading "RT @user:" removed."""
+    text = html.unescape(text)
+    text = _RETWEET_PREFIX.sub("", text, count=1)
+    if "http" in text or "www." in text:
+        text = _URL.sub("", text)
+    return text
+
+
+def primary_language(tag: str | None) -> str | None:
+    """'en-US' → 'en'; a missing or 'undetermined' tag → None (guess it)."""
+    if tag is None:
+        return None
+    primary = tag.strip().lower().replace("_", "-").split("-")[0]
+    return None if primary in _LANG_UNKNOWN else primary
+
+
+def guess_language(text: str) -> str:
+    """The language py3langid finds most likely (its model ships with the package)."""
+    import py3langid
+
+    return str(py3langid.classify(text)[0])
+
+
+def vader_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vaderSentiment")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def lexicon_entries(lexicon: dict[str, float]) -> dict[str, float]:
+    """Config lexicon → VADER lexicon keys. VADER strips a token's punctuation, so `#boycott` is looked
+    up as `boycott`: an explicit `#tag` entry is stored under its word and wins over the plain word."""
+    entries = {word.lower(): value for word, value in lexicon.items() if not word.startswith("#")}
+    entries |= {word.lstrip("#").lower(): value for word, value in lexicon.items() if word.startswith("#")}
+    return entries
+
+
+def compile_aspect(keywords: Iterable[str]) -> re.Pattern[str]:
+    """Keywords with `*` wildcards → one case-insensitive word-boundary regex (`advertis*` matches advertising)."""
+    parts = [re.escape(word.strip()).replace(r"\*", r"\w*") for word in keywords if word.strip()]
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts or ["(?!)"]) + r")(?!\w)", re.IGNORECASE)
+
+
+def compile_churn(patterns: Sequence[str], platforms: Iterable[str]) -> re.Pattern[str]:
+    """Every pattern once per platform ({platform} → the lower-cased, escaped name), joined into one regex."""
+    filled = {p.replace("{platform}", re.escape(name.lower())) for p in patterns for name in platforms}
+    filled |= {p for p in patterns if "{platform}" not in p}
+    return re.compile("|".join(f"(?:{p})" for p in sorted(filled)) or "(?!)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """Everything that decides a score; picklable, so each worker process builds its own analyzer from it."""
+
+    lexicon: dict[str, float] = field(default_factory=dict)
+    churn_patterns: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()  # churn patterns apply for every configured event's platform
+    aspects: dict[str, tuple[str, ...]] = field(default_factory=dict)  # merged over events, by name
+    languages: tuple[str, ...] = ("en",)
+    include_bots: bool = False
+    vader: str = field(default_factory=vader_version)
+
+    def key(self) -> str:
+        """The scorer version key stored with each score: vader version + hash of the rest."""
+        document = {
+            "lexicon": sorted(lexicon_entries(self.lexicon).items()),
+            "churn": sorted(self.churn_patterns),
+            "platforms": sorted(name.lower() for name in self.platforms),
+            "aspects": sorted((name, sorted(words)) for name, words in self.aspects.items()),
+            "languages": sorted(self.languages),
+            "include_bots": self.include_bots,
+        }
+        digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode("utf-8")).hexdigest()
+        return f"vader-{self.vader}:{digest[:16]}"
+
+
+def spec_from_config(config: Any) -> ScorerSpec:
+    """The scorer the config describes (config: monitor.config.Config)."""
+    aspects: dict[str, list[str]] = {}
+    for event in config.events:
+        for name, words in event.aspects.items():
+            aspects.setdefault(name, []).extend(word for word in words if word not in aspects.get(name, []))
+    return ScorerSpec(
+        lexicon=dict(config.scoring.lexicon),
+        churn_patterns=tuple(config.scoring.churn_patterns),
+        platforms=tuple(sorted({event.platform for event in config.events})),
+        aspects={name: tuple(words) for name, words in aspects.items()},
+        languages=tuple(language.lower() for language in config.scoring.languages),
+        include_bots=config.sources.mastodon.include_bots,
+    )
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """What one text scores: its language (tag or guess) and, when in a scored language, the rest."""
+
+    lang: str | None
+    scored: bool
+    neg: float | None = None
+    neu: float | None = None
+    pos: float | None = None
+    compound: float | None = None
+    churn: bool | None = None
+    aspects: str | None = None  # comma-separated aspect names, "" when none
+
+
+class Scorer:
+    """One VADER analyzer with the domain lexicon, plus the churn and aspect regexes."""
+
+    def __init__(self, spec: ScorerSpec) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self.spec = spec
+        self.analyzer = SentimentIntensityAnalyzer()
+        self.analyzer.lexicon.update(lexicon_entries(spec.lexicon))
+        self.languages = frozenset(spec.languages)
+
+    @cached_property
+    def churn(self) -> re.Pattern[str]:
+        return compile_churn(self.spec.churn_patterns, self.spec.platforms)
+
+    @cached_property
+    def aspect_patterns(self) -> list[tuple[str, re.Pattern[str]]]:
+        return [(name, compile_aspect(words)) for name, words in sorted(self.spec.aspects.items())]
+
+    def polarity(self, text: str) -> dict[str, float]:
+        """VADER's neg/neu/pos/compound of a text after our preprocessing."""
+        return dict(self.analyzer.polarity_scores(preprocess(text)))
+
+    def is_churn(self, text: str) -> bool:
+        return self.churn.search(preprocess(text)) is not None
+
+    def aspects_of(self, text: str) -> list[str]:
+        return [name for name, pattern in self.aspect_patterns if pattern.search(text)]
+
+    def score_text(self, text: str, tag: str | None) -> TextScore:
+        """A preprocessed text with its primary language tag → TextScore (language guessed when no tag)."""
+        lang = tag or guess_language(text)
+        if lang not in self.languages:
+            return TextScore(lang=lang, scored=False)
+        polarity = self.analyzer.polarity_scores(text)
+        return TextScore(
+            lang=lang,
+            scored=True,
+            neg=polarity["neg"],
+            neu=polarity["neu"],
+            pos=polarity["pos"],
+            compound=polarity["compound"],
+            churn=self.churn.search(text) is not None,
+            aspects=",".join(self.aspects_of(text)),
+        )
+
+    def score_many(self, items: Sequence[tuple[str, str | None]]) -> list[TextScore]:
+        return [self.score_text(text, tag) for text, tag in items]
+
+
+# ---- worker processes: one Scorer per process, built once by the pool's initializer ----------
+
+_worker_scorer: Scorer | None = None
+
+
+def _init_worker(spec: ScorerSpec) -> None:
+    global _worker_scorer
+    _worker_scorer = Scorer(spec)
+
+
+def _score_in_worker(items: Sequence[tuple[str, str | None]]) -> list[TextScore]:
+    assert _worker_scorer is not None, "worker started without _init_worker"
+    return _worker_scorer.score_many(items)
+
+
+# ---- batches: bots skipped, identical texts scored once, unique texts spread over processes --------
+
+PIECE_SIZE = 1_000  # texts per task sent to a worker: big enough to amortise pickling, small enough to balance
+IN_PROCESS_BELOW = 2_000  # fewer unique texts than this are scored in this process: a pool costs more
+
+
+@dataclass
+class ChunkScores:
+    """The score rows of one chunk of posts, and what it took."""
+
+    rows: list[dict[str, Any]]
+    scored: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → posts
+    reused: int = 0  # posts whose text was already scored (in this chunk or a recent one)
+
+
+@dataclass
+class _Pending:
+    posts: list[dict[str, Any]]
+    keys: list[tuple[str, str | None] | None]  # None for a skipped bot
+    todo: list[tuple[str, str | None]]
+    result: Any  # AsyncResult or a ready list
+
+
+class BatchScorer:
+    """Scores chunks of post rows (source, post_id, text, lang, is_bot) with one analyzer per worker process."""
+
+    def __init__(self, spec: ScorerSpec, workers: int = 1, cache_size: int = 200_000) -> None:
+        self.spec = spec
+        self.key = spec.key()
+        self.workers = max(1, workers)
+        self.cache_size = cache_size
+        self.cache: dict[tuple[str, str | None], TextScore] = {}
+        self._local: Scorer | None = None
+        self._pool: Any = None
+
+    def submit(self, posts: list[dict[str, Any]]) -> _Pending:
+        """Start scoring a chunk; texts seen in the cache or earlier in the chunk are not sent again."""
+        keys: list[tuple[str, str | None] | None] = []
+        todo: dict[tuple[str, str | None], None] = {}
+        for post in posts:
+            if post.get("is_bot") and not self.spec.include_bots:
+                keys.append(None)
+                continue
+            # keyed on the preprocessed text, so a repost ("RT @user: …") reuses its original's score
+            key = (preprocess(post["text"]), primary_language(post.get("lang")))
+            keys.append(key)
+            if key not in self.cache:
+                todo[key] = None
+        items = list(todo)
+        return _Pending(posts, keys, items, self._start(items))
+
+    def collect(self, pending: _Pending) -> ChunkScores:
+        """Wait for a chunk's texts and turn them into score rows."""
+        ready = pending.result if isinstance(pending.result, list) else pending.result.get()
+        fresh = dict(zip(pending.todo, [score for piece in ready for score in piece], strict=True))
+        result = ChunkScores(rows=[])
+        result.reused = sum(1 for key in pending.keys if key is not None) - len(fresh)
+        for post, key in zip(pending.posts, pending.keys, strict=True):
+            score = None if key is None else fresh.get(key) or self.cache[key]
+            result.rows.append(self._row(post, score, result))
+        if len(self.cache) + len(fresh) > self.cache_size:
+            self.cache.clear()  # bounded memory; reposts cluster in time, so a fresh cache soon fills again
+        self.cache.update(fresh)
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def _start(self, items: list[tuple[str, str | None]]) -> Any:
+        pieces = [items[start : start + PIECE_SIZE] for start in range(0, len(items), PIECE_SIZE)]
+        if self.workers == 1 or len(items) < IN_PROCESS_BELOW:
+            if self._local is None:
+                self._local = Scorer(self.spec)
+            return [self._local.score_many(piece) for piece in pieces]
+        return self._get_pool().map_async(_score_in_worker, pieces, chunksize=1)
+
+    def _get_pool(self) -> Any:
+        if self._pool is None:
+            import multiprocessing
+
+            # spawn, not fork: the parent may hold database connections and a progress-bar thread
+            context = multiprocessing.get_context("spawn")
+            self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self.spec,))
+        return self._pool
+
+    def _row(self, post: dict[str, Any], score: TextScore | None, result: ChunkScores) -> dict[str, Any]:
+        row: dict[str, Any] = {"source": post["source"], "post_id": post["post_id"], "scorer": self.key}
+        if score is None or not score.scored:
+            status = "skipped:bot" if score is None else "skipped:language"
+            result.skipped[status] = result.skipped.get(status, 0) + 1
+            lang = score.lang if score else primary_language(post.get("lang"))
+            return row | {"status": status, "lang": lang}
+        result.scored += 1
+        values = {name: getattr(score, name) for name in ("lang", "neg", "neu", "pos", "compound", "churn", "aspects")}
+        return row | {"status": "scored"} | values
