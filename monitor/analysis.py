@@ -322,7 +322,7 @@ def _counted_per_bin(counts: pd.DataFrame | None, index: pd.DatetimeIndex, tz: s
     if counts is None or counts.empty or not len(index):
         return pd.Series(np.nan, index=index, dtype=float)
     starts = bin_starts(pd.to_datetime(counts["bucket_start"], utc=True), tz, bin_size)
-    summed = counts.assign(bin=starts.values).groupby("bin")["count"].sum()
+    summed = pd.Series(counts["count"].to_numpy(), index=pd.DatetimeIndex(starts)).groupby(level=0).sum()
     return summed.reindex(index).astype(float)
 
 
@@ -387,7 +387,7 @@ def welch(after: np.ndarray, baseline: np.ndarray) -> tuple[float, float, float,
         return diff, diff, diff, None
     dof = standard_error**4 / (var_after**2 / (len(after) - 1) + var_baseline**2 / (len(baseline) - 1))
     margin = float(stats.t.ppf(0.975, dof)) * standard_error
-    p_value = float(stats.ttest_ind(after, baseline, equal_var=False).pvalue)
+    p_value = float(2 * stats.t.sf(abs(diff) / standard_error, dof))  # what ttest_ind(equal_var=False) gives
     return diff, diff - margin, diff + margin, p_value
 
 
@@ -587,8 +587,14 @@ def log_odds_z(focus: Counter[str], reference: Counter[str], prior: Counter[str]
     for term in focus:
         alpha = prior[term]
         y_focus, y_reference = focus[term], reference[term]
-        log_focus = math.log((y_focus + alpha) / (n_focus + alpha_total - y_focus - alpha))
-        log_reference = math.log((y_reference + alpha) / (n_reference + alpha_total - y_reference - alpha))
+        rest_focus, rest_reference = (
+            n_focus + alpha_total - y_focus - alpha,
+            n_reference + alpha_total - y_reference - alpha,
+        )
+        if rest_focus <= 0 or rest_reference <= 0:
+            continue  # the term is the whole vocabulary: its odds are undefined
+        log_focus = math.log((y_focus + alpha) / rest_focus)
+        log_reference = math.log((y_reference + alpha) / rest_reference)
         variance = 1.0 / (y_focus + alpha) + 1.0 / (y_reference + alpha)
         scores[term] = (log_focus - log_reference) / math.sqrt(variance)
     return scores

@@ -21,14 +21,20 @@ from monitor.errors import ConfigError
 
 DEFAULT_CONFIG = "config.yaml"
 KNOWN_SOURCES = ("x", "bluesky", "mastodon", "simulated")
+_OTHER_PLATFORMS = (
+    r"(flickr|twitter|tumblr|vsco|eyeem|pinterest|facebook|snapchat|bluesky|mastodon|threads|pixelfed|tiktok"
+    r"|vero|ello|google\+?|500px|glass|instagram|x)\b"
+)
 DEFAULT_CHURN_PATTERNS = [
-    r"\b(quit|quitting|leaving|leave|left|delet\w*|deactivat\w*|abandon\w*|ditch\w*)\s+(my\s+)?{platform}\b",
-    r"\bdelet\w*\s+(my|our)\s+(\w+\s+)?account",
-    r"\bdeactivat\w*\s+(my|our)\s+(\w+\s+)?account",
+    r"(?<!not )(?<!n't )(?<!never )\b(quit|quitting|leaving|leave|left|delet\w*|deactivat\w*|abandon\w*|ditch\w*)"
+    r"\s+(my\s+)?{platform}\b",
+    r"\b(delet\w*|deactivat\w*|clos\w*|kill\w*)\s+(my|our)\s+(\w+\s+)?account",
     r"#(delete|quit|boycott|leave|bye){platform}\b",
-    r"\bmov\w*\s+(over\s+)?to\s+(?!{platform})\w+",
+    r"\bmov\w*\s+(over\s+)?to\s+(?!{platform}\b)" + _OTHER_PLATFORMS,
+    r"\bswitch\w*\s+(over\s+)?to\s+(?!{platform}\b)" + _OTHER_PLATFORMS,
     r"\b(bye|goodbye|farewell)\s+{platform}\b",
-    r"\bswitch\w*\s+to\s+(?!{platform})\w+",
+    r"\b(done|through|finished)\s+with\s+{platform}\b",
+    r"\bnever\s+(use|using|open|opening|post\w*\s+on)\s+{platform}\s+again",
 ]
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

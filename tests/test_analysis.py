@@ -1,0 +1,351 @@
+"""Analysis on hand-worked frames: every number checked against a value worked out by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from monitor.analysis import BIN_COLUMNS, Analysis, analyze, bin_starts, drivers, welch
+from monitor.config import AlertsConfig, EventConfig, parse_config
+from monitor.pipeline import analyze_event, open_workspace, score
+from monitor.posts import Post
+from tests.conftest import BASE_CONFIG
+
+ANNOUNCED = datetime(2012, 12, 17, tzinfo=UTC)
+MILESTONES = {
+    "announced": ANNOUNCED,
+    "reversed": datetime(2012, 12, 20, tzinfo=UTC),
+    "effective": datetime(2013, 1, 16, tzinfo=UTC),
+}
+EVENT = EventConfig(
+    name="instagram-tos-2012",
+    platform="Instagram",
+    milestones={name: moment for name, moment in MILESTONES.items()},
+    aspects={"ads": ["ad", "ads"], "photos": ["photo*"]},
+)
+GENERATED = datetime(2013, 2, 1, tzinfo=UTC)
+
+
+def post(at: datetime, compound: float | None = 0.1, **fields: Any) -> dict[str, Any]:
+    row = {"created_at": at, "compound": compound, "status": "scored" if compound is not None else None}
+    row |= {"source": "x", "post_id": f"{at.isoformat()}-{fields.get('n', 0)}", "text": "just words"}
+    return row | {key: value for key, value in fields.items() if key != "n"}
+
+
+def run(rows: list[dict[str, Any]], event: EventConfig = EVENT, **options: Any) -> Analysis:
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["created_at", "text"])
+    options.setdefault("alerts", AlertsConfig())
+    options.setdefault("counts", None)
+    return analyze(frame, event=event, milestones=MILESTONES, tz="UTC", generated_at=GENERATED, **options)
+
+
+def hour(day: int, at: int, minute: int = 0) -> datetime:
+    return datetime(2012, 12, day, at, minute, tzinfo=UTC)
+
+
+# ---- per-bin numbers -------------------------------------------------------------------------------
+
+
+def test_one_bin_of_four_posts() -> None:
+    rows = [
+        post(hour(18, 5, 1), -0.5, n=1, churn=True),
+        post(hour(18, 5, 2), 0.0, n=2, is_repost=True),
+        post(hour(18, 5, 3), 0.5, n=3),
+        post(hour(18, 5, 4), 0.6, n=4, followers=99),
+    ]
+    bins = run(rows).bins
+    assert list(bins.columns) == BIN_COLUMNS
+    row = bins.loc[pd.Timestamp(hour(18, 5))]
+    assert (row["volume"], row["originals"], row["reposts"], row["scored"]) == (4, 3, 1, 4)
+    assert row["mean_compound"] == pytest.approx(0.15)
+    assert row["negative_share"] == 0.25 and row["positive_share"] == 0.5 and row["net_sentiment"] == 0.25
+    assert row["churn_share"] == 0.25
+    assert row["reach_weighted_compound"] == pytest.approx(0.6)  # only the 99-follower post has weight
+    half_width = 1.96 * math.sqrt(0.77 / 3) / 2
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(0.15 - half_width), pytest.approx(0.15 + half_width))
+    assert math.isnan(row["counted"])
+
+
+def test_empty_bins_are_kept_with_zero_volume() -> None:
+    bins = run([post(hour(18, 1)), post(hour(18, 4))]).bins
+    assert list(bins["volume"]) == [1, 0, 0, 1]
+    assert math.isnan(bins["mean_compound"].iloc[1])
+
+
+def test_day_bins_follow_the_config_zone_across_daylight_saving() -> None:
+    times = pd.Series(pd.to_datetime(["2012-12-18T07:00:00Z", "2013-03-10T20:00:00Z", "2013-03-10T07:30:00Z"]))
+    starts = bin_starts(times, "America/Los_Angeles", "day")
+    assert [stamp.isoformat() for stamp in starts] == [
+        "2012-12-17T00:00:00-08:00",
+        "2013-03-10T00:00:00-08:00",
+        "2013-03-09T00:00:00-08:00",
+    ]
+    hours = bin_starts(pd.Series(pd.to_datetime(["2012-12-18T07:45:00Z"])), "Asia/Kolkata", "hour")
+    assert hours.iloc[0].isoformat() == "2012-12-18T13:00:00+05:30"
+
+
+# ---- shifts against the baseline -----------------------------------------------------------------------
+
+
+def shift_rows() -> list[dict[str, Any]]:
+    baseline = [post(hour(16, 21 + i, 10), value, n=i) for i, value in enumerate([0.2, 0.4, 0.6])]
+    after = [post(hour(17, 0, 10 * (i + 1)), value, n=i) for i, value in enumerate([-0.2, -0.4, -0.6])]
+    return baseline + after
+
+
+def find(analysis: Analysis, milestone: str, window: str, metric: str) -> Any:
+    return next(s for s in analysis.shifts if (s.milestone, s.window, s.metric) == (milestone, window, metric))
+
+
+def test_shift_of_mean_compound_with_welch_interval_and_p_value() -> None:
+    shift = find(run(shift_rows()), "announced", "24h", "mean_compound")
+    assert (shift.baseline, shift.after, shift.diff) == (pytest.approx(0.4), pytest.approx(-0.4), pytest.approx(-0.8))
+    # both sides: variance 0.04 over 3 posts; se = sqrt(2 * 0.04 / 3); Welch df = 4; t(0.975, 4) = 2.7764451
+    margin = 2.7764451051977934 * math.sqrt(2 * 0.04 / 3)
+    assert shift.ci_low == pytest.approx(-0.8 - margin) and shift.ci_high == pytest.approx(-0.8 + margin)
+    assert shift.p_value == pytest.approx(0.0080499, rel=1e-4)  # t = -4.899 on 4 df
+    assert (shift.n_baseline, shift.n_after) == (3, 3)
+
+
+def test_shift_of_negative_share_without_spread_has_a_point_interval() -> None:
+    shift = find(run(shift_rows()), "announced", "72h", "negative_share")
+    assert (shift.baseline, shift.after, shift.diff) == (0.0, 1.0, 1.0)
+    assert (shift.ci_low, shift.ci_high, shift.p_value) == (1.0, 1.0, None)
+
+
+def test_shift_of_volume_counts_posts_per_hour_within_the_data() -> None:
+    shift = find(run(shift_rows()), "announced", "7d", "volume")
+    # baseline: 21h, 22h, 23h on Dec 16 with one post each (the window starts at the first post's hour);
+    # after: the data ends in the first hour after the announcement, which has three posts
+    assert (shift.baseline, shift.after, shift.diff, shift.n_baseline, shift.n_after) == (1.0, 3.0, 2.0, 3, 1)
+    assert math.isnan(shift.ci_low) and shift.p_value is None
+
+
+def test_a_window_without_posts_has_no_numbers() -> None:
+    shift = find(run(shift_rows()), "effective", "24h", "mean_compound")
+    assert shift.n_after == 0 and math.isnan(shift.after) and shift.p_value is None
+
+
+def test_welch_on_two_known_samples() -> None:
+    diff, low, high, p_value = welch(pd.Series([2.0, 4.0]).to_numpy(), pd.Series([1.0, 1.0, 1.0]).to_numpy())
+    assert diff == 2.0 and p_value == pytest.approx(0.2951672, rel=1e-5)  # t = 1.4142 on 1 df
+    assert low == pytest.approx(2.0 - 12.706204736 * 1.0) and high == pytest.approx(2.0 + 12.706204736)
+
+
+# ---- spikes and dips ------------------------------------------------------------------------------------
+
+
+def hourly(volumes: dict[datetime, int], compound: float = 0.1, dips: dict[datetime, float] | None = None) -> list:
+    rows = []
+    for start, count in volumes.items():
+        value = (dips or {}).get(start, compound)
+        rows += [post(start + timedelta(seconds=i), value, n=i) for i in range(count)]
+    return rows
+
+
+def series(first: datetime, hours: int, level: int = 20, wobble: int = 2) -> dict[datetime, int]:
+    return {first + timedelta(hours=h): level + (wobble if h % 2 else 0) for h in range(hours)}
+
+
+def test_a_planted_spike_is_found_at_its_bin_and_a_dip_too() -> None:
+    volumes = series(ANNOUNCED - timedelta(days=7), 24 * 10)
+    spike_at, dip_at = hour(18, 5), hour(19, 10)
+    volumes[spike_at] = 80
+    analysis = run(hourly(volumes, dips={dip_at: -0.8}))
+    assert [(s.kind, s.start, s.peak, s.end) for s in analysis.spikes] == [
+        ("volume", spike_at, spike_at, spike_at),
+        ("dip", dip_at, dip_at, dip_at),
+    ]
+    volume, dip = analysis.spikes
+    # baseline: 20 and 22 posts per hour, median 21, MAD 1 → scale 1.4826
+    assert volume.baseline_value == 21.0 and volume.z == pytest.approx((80 - 21) / 1.4826)
+    assert volume.size == pytest.approx(80 / 21) and volume.peak_value == 80
+    # baseline compound 0.1 everywhere: MAD 0, so the 0.05 floor is the scale
+    assert dip.size == pytest.approx(-0.9) and dip.z == pytest.approx(-0.9 / 0.05)
+    assert volume.key() == "volume:2012-12-18T05:00:00+00:00"
+
+
+def test_a_flat_series_has_no_spikes() -> None:
+    assert run(hourly(series(ANNOUNCED - timedelta(days=7), 24 * 9, wobble=0))).spikes == []
+
+
+def test_spikes_below_the_volume_floor_do_not_count() -> None:
+    volumes = series(ANNOUNCED - timedelta(days=7), 24 * 9, level=2, wobble=1)
+    volumes[hour(18, 5)] = 15
+    assert run(hourly(volumes)).spikes == []
+    assert len(run(hourly(volumes), alerts=AlertsConfig(min_volume=10)).spikes) == 1
+
+
+def test_spikes_within_the_cooldown_merge_and_later_ones_do_not() -> None:
+    volumes = series(ANNOUNCED - timedelta(days=7), 24 * 9)
+    volumes[hour(18, 5)], volumes[hour(18, 8)], volumes[hour(18, 20)] = 80, 90, 70
+    spikes = run(hourly(volumes)).spikes
+    assert [(s.start, s.peak, s.end) for s in spikes] == [
+        (hour(18, 5), hour(18, 8), hour(18, 8)),
+        (hour(18, 20), hour(18, 20), hour(18, 20)),
+    ]
+
+
+# ---- the shape of the reaction ---------------------------------------------------------------------------
+
+
+def test_time_to_peak_half_life_and_before_after() -> None:
+    volumes = {hour(16, 23): 5, hour(17, 0): 10, hour(17, 1): 40, hour(17, 2): 30, hour(17, 3): 15}
+    rows = hourly(volumes)
+    rows += [post(hour(16, 22), -0.5, n=99)]  # one negative post among the six before the announcement
+    shape = next(s for s in run(rows).shapes if s.milestone == "announced")
+    assert shape.peak_at == hour(17, 1) and shape.hours_to_peak == 1.0
+    assert shape.half_life_hours == 2.0  # 40 at 01:00, first at or below 20 is 15 at 03:00
+    assert (shape.volume_before_24h, shape.volume_after_24h) == (6.0, 95.0)
+    assert shape.negative_share_before_24h == pytest.approx(1 / 6) and shape.negative_share_after_24h == 0.0
+
+
+# ---- drivers, aspects, top posts ------------------------------------------------------------------------
+
+
+def test_a_planted_negative_term_tops_the_drivers() -> None:
+    rows = [post(hour(12, 10, i), 0.4, n=i, text="lovely photos of friends and family") for i in range(30)]
+    rows += [post(hour(18, 10, i), -0.6, n=i, text="they hijack our photos, hijack!") for i in range(20)]
+    rows += [post(hour(18, 11, i), -0.4, n=i, text="sad about photos and friends") for i in range(20)]
+    rows += [post(hour(18, 12, i), 0.5, n=i, text="cheerful positive") for i in range(5)]
+    found = run(rows).drivers
+    assert found[0].term == "hijack" and found[0].count_after == 40 and found[0].count_baseline == 0
+    ranks = {driver.term: driver.z for driver in found}
+    assert ranks["hijack"] > ranks["sad"] > ranks.get("photos", 0.0)  # photos is common in the baseline too
+    assert all(driver.z > 0 for driver in found) and len(found) <= 15
+
+
+def test_drivers_use_the_monroe_formula() -> None:
+    frame = pd.DataFrame(
+        [post(hour(12, 1), 0.5, text="calm calm day"), post(hour(18, 1), -0.5, n=1, text="angry angry calm")]
+    )
+    frame = frame.assign(scored=True)
+    (driver,) = drivers(frame, ANNOUNCED - timedelta(days=7), ANNOUNCED, ANNOUNCED)
+    # focus (negative, after): angry 2, calm 1 (n 3); reference (baseline): calm 2, day 1 (n 3)
+    # prior = both together: angry 2, calm 3, day 1 (alpha0 6)
+    delta = math.log((2 + 2) / (3 + 6 - 2 - 2)) - math.log((0 + 2) / (3 + 6 - 0 - 2))
+    assert driver.term == "angry" and driver.z == pytest.approx(delta / math.sqrt(1 / 4 + 1 / 2))
+
+
+def test_aspect_shares_and_mean_sentiment() -> None:
+    rows = [post(hour(18, 1, i), -0.5, n=i, aspects="ads") for i in range(4)]
+    rows += [post(hour(18, 2, i), -0.2, n=i, aspects="ads,photos") for i in range(2)]
+    rows += [post(hour(18, 3, i), 0.3, n=i, aspects="") for i in range(4)]
+    rows += [post(hour(12, 3), 0.3, aspects="ads")]  # baseline: not counted
+    stats = {stat.aspect: stat for stat in run(rows).aspects}
+    assert (stats["ads"].posts, stats["ads"].share) == (6, 0.6)
+    assert stats["ads"].mean_compound == pytest.approx(-0.4)
+    assert (stats["photos"].posts, stats["photos"].share, stats["photos"].mean_compound) == (2, 0.2, -0.2)
+
+
+def test_top_posts_are_the_most_engaged_negative_ones_once_per_text() -> None:
+    rows = [
+        post(hour(18, 1), -0.5, n=1, text="awful", likes=10, reposts=5, replies=1, author="a", url="u1"),
+        post(hour(18, 2), -0.5, n=2, text="awful", likes=3, author="b"),
+        post(hour(18, 3), -0.9, n=3, text="terrible", likes=2),
+        post(hour(18, 4), 0.9, n=4, text="great", likes=100),
+    ]
+    top = run(rows).top_posts
+    assert [(p.text, p.engagement, p.author, p.url) for p in top] == [
+        ("awful", 16, "a", "u1"),
+        ("terrible", 2, None, None),
+    ]
+
+
+# ---- alignment, distribution, coverage, edge cases ------------------------------------------------------
+
+
+def test_days_from_the_effective_date() -> None:
+    analysis = run([post(datetime(2013, 1, 17, 12, tzinfo=UTC)), post(datetime(2013, 1, 15, 18, tzinfo=UTC))])
+    assert analysis.align_on == "effective"
+    assert analysis.days_from.index[0] == -0.25 and analysis.days_from.index[-1] == 1.5
+    assert analysis.days_from["volume"].iloc[-1] == 1
+
+
+def test_compound_distribution_is_shares_per_tenth() -> None:
+    rows = [post(hour(12, 1), 0.65), post(hour(12, 2), 0.61, n=2), post(hour(18, 1), -0.95), post(hour(18, 2), 1.0)]
+    table = run(rows).distribution
+    assert len(table) == 20 and table["baseline"].sum() == pytest.approx(1.0)
+    assert table.loc[table["left"].round(1) == 0.6, "baseline"].item() == 1.0
+    assert table["after"].iloc[0] == 0.5 and table["after"].iloc[-1] == 0.5
+
+
+def test_coverage_counts_what_was_not_scored_and_why() -> None:
+    rows = [
+        post(hour(18, 1), 0.2, n=1, source="x"),
+        post(hour(18, 2), None, n=2, source="x", status="skipped:language", lang="fr"),
+        post(hour(18, 3), None, n=3, source="archive", status="skipped:bot"),
+        post(hour(18, 4), None, n=4, source="archive", is_repost=True),
+    ]
+    counts = pd.DataFrame({"source": ["x", "x"], "bucket_start": [hour(18, 1), hour(18, 2)], "count": [50, 70]})
+    analysis = run(rows, counts=counts)
+    cover = analysis.coverage
+    assert (cover.posts, cover.scored, cover.reposts, cover.not_scored_language, cover.not_scored_other) == (
+        4,
+        1,
+        1,
+        1,
+        2,
+    )
+    assert cover.per_source == {"archive": 2, "x": 2} and cover.languages_excluded == {"fr": 1}
+    assert (cover.first_post, cover.last_post, cover.counted) == (hour(18, 1), hour(18, 4), 120)
+    assert list(analysis.bins["counted"]) == [50.0, 70.0, pytest.approx(math.nan, nan_ok=True)] + [
+        pytest.approx(math.nan, nan_ok=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [post(hour(18, 1))],  # a single bin, no baseline
+        [post(hour(18, 1), None), post(hour(19, 2), None, n=2)],  # nothing scored
+        [post(hour(12, 1), -0.3)],  # only baseline
+    ],
+    ids=["no posts", "single bin", "all unscored", "only baseline"],
+)
+def test_edge_cases_give_a_serialisable_summary(rows: list[dict[str, Any]]) -> None:
+    analysis = run(rows)
+    document = json.loads(json.dumps(analysis.summary(), allow_nan=False))
+    assert document["event"] == "instagram-tos-2012" and document["coverage"]["posts"] == len(rows)
+    assert document["milestones"]["announced"] == "2012-12-17T00:00:00Z"
+    assert analysis.spikes == []
+
+
+def test_summary_lists_spikes_as_objects_with_utc_times() -> None:
+    volumes = series(ANNOUNCED - timedelta(days=7), 24 * 9)
+    volumes[hour(18, 5)] = 80
+    summary = json.loads(json.dumps(run(hourly(volumes)).summary(), allow_nan=False))
+    (spike,) = summary["spikes"]
+    assert spike["start"] == spike["peak"] == spike["end"] == "2012-12-18T05:00:00Z"
+    assert spike["size"] == pytest.approx(80 / 21) and spike["kind"] == "volume"
+    assert summary["baseline"] == {"start": "2012-12-10T00:00:00Z", "end": "2012-12-17T00:00:00Z"}
+    assert {shift["metric"] for shift in summary["shifts"]} == {"mean_compound", "negative_share", "volume"}
+
+
+# ---- from the store --------------------------------------------------------------------------------------
+
+
+def test_analyze_event_reads_the_store_with_current_scores(tmp_path: Path) -> None:
+    config = parse_config({**BASE_CONFIG, "database": f"sqlite:///{tmp_path / 'db.sqlite'}"}, tmp_path)
+    ws = open_workspace(config=config)
+    posts = [
+        Post(source="x", id="1", created_at=hour(12, 1), text="What a lovely day", lang="en"),
+        Post(source="x", id="2", created_at=hour(18, 1), text="They will sell my photos for ads, awful", lang="en"),
+        Post(source="x", id="3", created_at=hour(18, 2), text="Je quitte Instagram", lang="fr"),
+    ]
+    ws.store.add_posts("instagram-tos-2012", posts)
+    score(ws, workers=1)
+    analysis = analyze_event(ws, "instagram-tos-2012")
+    ws.close()
+    assert analysis.coverage.scored == 2 and analysis.coverage.languages_excluded == {"fr": 1}
+    assert int(analysis.bins["volume"].sum()) == 3
+    stats = {stat.aspect: stat for stat in analysis.aspects}
+    assert stats["ads"].posts == 1 and stats["photos"].posts == 1 and stats["ads"].mean_compound < 0
+    assert analysis.totals["baseline"]["mean_compound"] > 0 > analysis.totals["since_announced"]["mean_compound"]

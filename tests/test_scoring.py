@@ -1,0 +1,253 @@
+"""Scoring: parity with vaderSentiment, the domain lexicon, churn intent, aspects, languages, versions, workers."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from monitor.cli import cli
+from monitor.config import DEFAULT_CHURN_PATTERNS, parse_config
+from monitor.pipeline import Workspace, open_workspace, score
+from monitor.posts import Post
+from monitor.scoring import Scorer, ScorerSpec, compile_aspect, preprocess, primary_language
+from tests.conftest import BASE_CONFIG
+
+EVENT = "instagram-tos-2012"
+WORDS = ["instagram", "terms", "policy", "photos", "ads", "privacy", "users", "app", "new", "change", "today", "they", "we", "my", "your", "our", "it", "this", "love", "hate", "great", "awful", "terrible", "good", "bad", "happy", "sad", "angry", "fine", "okay", "nice", "horrible", "amazing", "worst", "best"]
+MODIFIERS = ["not", "very", "really", "extremely", "barely", "never", "kind of", "but", "no", "so", "totally"]
+EXTRAS = ["!", "!!!", "?", ":)", ":(", ":D", "lol", "LOVE", "HATE", "#boycott", "😠", "😍", "...", "sort of"]
+
+
+def generated_texts(count: int, seed: int = 7) -> list[str]:
+    """Varied posts without URLs, HTML entities or a retweet prefix, built from word lists."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(1, 25))]
+        for _ in range(rng.randint(0, 4)):
+            words.insert(rng.randint(0, len(words)), rng.choice(MODIFIERS + EXTRAS))
+        text = " ".join(words)
+        texts.append(text.capitalize() if rng.random() < 0.5 else text.upper() if rng.random() < 0.1 else text)
+    return texts
+
+
+def test_compound_is_exactly_vaders_for_plain_texts() -> None:
+    scorer = Scorer(ScorerSpec())
+    reference = SentimentIntensityAnalyzer()
+    texts = generated_texts(400)
+    assert len(set(texts)) > 350
+    for text in texts:
+        assert scorer.polarity(text) == reference.polarity_scores(text), text
+
+
+def test_preprocessing_unescapes_entities_and_drops_urls_and_retweet_prefix() -> None:
+    assert preprocess("RT @someone: I love it &amp; more https://t.co/abc") == "I love it & more "
+    assert preprocess("see www.example.org/x now") == "see  now"
+    assert preprocess("not a RT @x: prefix") == "not a RT @x: prefix"
+    reference = SentimentIntensityAnalyzer().polarity_scores("I love it & more ")
+    assert Scorer(ScorerSpec()).polarity("RT @someone: I love it &amp; more https://t.co/abc") == reference
+
+
+def test_lexicon_override_changes_the_score_of_a_post_containing_it() -> None:
+    text = "I will boycott this app"
+    plain = Scorer(ScorerSpec()).polarity(text)["compound"]
+    stronger = Scorer(ScorerSpec(lexicon={"boycott": -3.5})).polarity(text)["compound"]
+    assert stronger < plain < 0
+    assert Scorer(ScorerSpec(lexicon={"boycott": -3.5})).polarity("lovely day")["compound"] == pytest.approx(
+        Scorer(ScorerSpec()).polarity("lovely day")["compound"]
+    )
+
+
+def test_hashtags_are_scored_by_their_word_and_by_an_explicit_entry() -> None:
+    vader = SentimentIntensityAnalyzer()
+    assert Scorer(ScorerSpec()).polarity("#boycott")["compound"] == vader.polarity_scores("boycott")["compound"] < 0
+    assert Scorer(ScorerSpec()).polarity("#deleteinstagram now")["compound"] == 0.0
+    explicit = Scorer(ScorerSpec(lexicon={"#deleteinstagram": -3.0})).polarity("#deleteinstagram now")["compound"]
+    assert explicit < -0.5
+    both = ScorerSpec(lexicon={"boycott": -1.0, "#boycott": -3.0})
+    assert (
+        Scorer(both).polarity("#boycott")["compound"]
+        == Scorer(ScorerSpec(lexicon={"boycott": -3.0})).polarity("boycott")["compound"]
+    )
+
+
+CHURN_SENTENCES = [
+    ("I'm deleting my Instagram tonight", True),
+    ("Instagram deleted my photo", False),
+    ("I quit Instagram. Done.", True),
+    ("Quitting instagram after this terms change", True),
+    ("leaving Instagram for good", True),
+    ("Deactivating my instagram account right now", True),
+    ("just deleted my account, bye", True),
+    ("Going to delete my account tomorrow", True),
+    ("#deleteinstagram", True),
+    ("time to #QuitInstagram", True),
+    ("Moving to Flickr, see you there", True),
+    ("moving over to Flickr", True),
+    ("Bye bye Instagram, it was nice", True),
+    ("Goodbye Instagram", True),
+    ("switching to Flickr today", True),
+    ("I'm done with Instagram", True),
+    ("closing my Instagram account", True),
+    ("I will never use Instagram again", True),
+    ("Instagram lost me as a user", False),
+    ("I love Instagram", False),
+    ("Instagram's new terms are scary", False),
+    ("Read the new Instagram terms here", False),
+    ("Should I quit my job?", False),
+    ("I can't delete the photo from my feed", False),
+    ("My friend is moving to Berlin", False),
+    ("Instagram will not sell your photos, says Instagram", False),
+    ("moving to instagram from facebook", False),
+    ("Not leaving Instagram, the backlash is overblown", False),
+    ("Instagram left out the ads clause", False),
+    ("I will keep my Instagram account", False),
+]
+
+
+@pytest.mark.parametrize(("sentence", "expected"), CHURN_SENTENCES)
+def test_default_churn_patterns_on_hand_labelled_sentences(sentence: str, expected: bool) -> None:
+    scorer = Scorer(ScorerSpec(churn_patterns=tuple(DEFAULT_CHURN_PATTERNS), platforms=("Instagram",)))
+    assert scorer.is_churn(sentence) is expected
+
+
+def test_churn_patterns_use_each_configured_platform() -> None:
+    scorer = Scorer(ScorerSpec(churn_patterns=tuple(DEFAULT_CHURN_PATTERNS), platforms=("Instagram", "X")))
+    assert scorer.is_churn("quitting X for good") and scorer.is_churn("#DeleteInstagram")
+    assert not Scorer(ScorerSpec(churn_patterns=tuple(DEFAULT_CHURN_PATTERNS), platforms=("Instagram",))).is_churn(
+        "quitting X for good"
+    )
+
+
+def test_aspect_keywords_with_wildcards_match_whole_words() -> None:
+    ads = compile_aspect(["ad", "ads", "advertis*"])
+    assert ads.search("They will show an AD") and ads.search("advertisers love it") and ads.search("#ads")
+    assert not ads.search("I already read it") and not ads.search("bad terms")
+    photos = compile_aspect(["photo*", "sell*"])
+    assert photos.search("my Photographs") and photos.search("selling") and not photos.search("upsell")
+
+
+def test_language_tags_are_reduced_to_their_primary_subtag() -> None:
+    assert primary_language("en-US") == "en" and primary_language("PT_br") == "pt"
+    assert primary_language(None) is None and primary_language("und") is None and primary_language(" ") is None
+
+
+# ---- the `score` verb on a real store ---------------------------------------------------------------
+
+START = datetime(2012, 12, 18, 12, tzinfo=UTC)
+
+
+def make_post(number: int, text: str, **fields: Any) -> Post:
+    return Post(
+        source="archive", id=f"p{number:05d}", created_at=START + timedelta(minutes=number), text=text, **fields
+    )
+
+
+def workspace(tmp_path: Path, **overrides: Any) -> Workspace:
+    document = {**BASE_CONFIG, "database": f"sqlite:///{tmp_path / 'data' / 'test.db'}", **overrides}
+    return open_workspace(config=parse_config(document, tmp_path))
+
+
+def stored_scores(ws: Workspace) -> dict[str, dict[str, Any]]:
+    from monitor.pipeline import current_scorer
+
+    return {row["post_id"]: row for chunk in ws.store.iter_event_posts(EVENT, current_scorer(ws)) for row in chunk}
+
+
+def test_score_skips_languages_and_bots_and_scores_nothing_twice(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    posts = [
+        make_post(1, "I love the new terms", lang="en"),
+        make_post(2, "I hate the new terms, deleting my Instagram", lang="en-GB"),
+        make_post(3, "Je quitte Instagram ce soir, ces conditions sont honteuses", lang="fr"),
+        make_post(4, "Je quitte Instagram ce soir, ces conditions sont honteuses et scandaleuses"),  # guessed: fr
+        make_post(5, "This is a terrible and awful change to the terms of service"),  # guessed: en
+        make_post(6, "I hate the new terms, deleting my Instagram", lang="en", is_bot=True),
+        make_post(7, "RT @someone: I hate the new terms, deleting my Instagram", lang="en", is_repost=True),
+    ]
+    ws.store.add_posts(EVENT, posts)
+    first = score(ws, workers=1)
+    assert first.scored == 4
+    assert first.skipped == {"skipped:language": 2, "skipped:bot": 1}
+    assert first.reused == 1  # the retweet has post 2's text once its prefix is removed
+    rows = stored_scores(ws)
+    assert rows["p00004"]["status"] == "skipped:language" and rows["p00004"]["scored_lang"] == "fr"
+    assert rows["p00005"]["status"] == "scored" and rows["p00005"]["scored_lang"] == "en"
+    assert rows["p00006"]["status"] == "skipped:bot" and rows["p00006"]["compound"] is None
+    assert rows["p00002"]["churn"] is True and rows["p00001"]["churn"] is False
+    assert rows["p00007"]["compound"] == rows["p00002"]["compound"] < 0
+    assert ws.store.scored_counts(EVENT, first.scorer) == {
+        "scored": 4,
+        "skipped:language": 2,
+        "skipped:bot": 1,
+        "unscored": 0,
+    }
+    second = score(ws, workers=1)
+    assert (second.scored, second.total, second.scorer) == (0, 0, first.scorer)
+    ws.store.add_posts(EVENT, [make_post(8, "Great news, they reverted it")])
+    third = score(ws, workers=1)
+    assert (third.scored, third.total) == (1, 1)
+    ws.close()
+
+
+def test_changing_the_lexicon_rescores_on_the_next_score(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    ws.store.add_posts(EVENT, [make_post(1, "I will boycott this app", lang="en"), make_post(2, "nice", lang="en")])
+    before = score(ws, workers=1)
+    compound_before = stored_scores(ws)["p00001"]["compound"]
+    ws.close()
+    ws = workspace(tmp_path, scoring={"lexicon": {"boycott": -3.5}})
+    after = score(ws, workers=1)
+    assert after.scorer != before.scorer and after.scored == 2
+    assert stored_scores(ws)["p00001"]["compound"] < compound_before
+    assert score(ws, workers=1).scored == 0
+    ws.close()
+
+
+def test_bots_are_scored_when_the_config_includes_them(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, sources={"mastodon": {"include_bots": True}})
+    ws.store.add_posts(EVENT, [make_post(1, "I hate this", lang="en", is_bot=True)])
+    assert score(ws, workers=1).scored == 1
+    ws.close()
+
+
+def test_small_chunks_cover_every_post_once(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, scoring={"chunk_size": 100})
+    texts = generated_texts(450, seed=3)
+    ws.store.add_posts(EVENT, [make_post(n, text, lang="en") for n, text in enumerate(texts)])
+    result = score(ws, workers=1)
+    assert result.total == 450 and result.scored == 450
+    assert result.reused == 450 - len(set(texts))
+    assert ws.store.scored_counts(EVENT, result.scorer) == {"scored": 450, "unscored": 0}
+    ws.close()
+
+
+def test_worker_processes_give_the_same_scores_as_one_process(tmp_path: Path) -> None:
+    texts = generated_texts(2600, seed=11)
+    posts = [make_post(n, text, lang="en") for n, text in enumerate(texts)]
+    results = []
+    for workers, folder in ((1, "one"), (2, "two")):
+        ws = workspace(tmp_path / folder, scoring={"chunk_size": 3000})
+        ws.store.add_posts(EVENT, posts)
+        outcome = score(ws, workers=workers)
+        assert outcome.workers == workers and outcome.scored == 2600
+        results.append({key: (row["compound"], row["neg"], row["churn"]) for key, row in stored_scores(ws).items()})
+        ws.close()
+    assert results[0] == results[1]
+
+
+def test_score_command_prints_a_one_line_summary(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    config = write_config()
+    ws = open_workspace(config)
+    ws.store.add_posts(EVENT, [make_post(1, "I love it", lang="en"), make_post(2, "J'adore", lang="fr")])
+    ws.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "score", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("scored 1, skipped 1 (language 1), identical texts reused 0 — scorer vader-")
