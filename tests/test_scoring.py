@@ -20,8 +20,46 @@ from monitor.scoring import Scorer, ScorerSpec, compile_aspect, preprocess, prim
 from tests.conftest import BASE_CONFIG
 
 EVENT = "instagram-tos-2012"
-WORDS = ["instagram", "terms", "policy", "photos", "ads", "privacy", "users", "app", "new", "change", "today", "they", "we", "my", "your", "our", "it", "this", "love", "hate", "great", "awful", "terrible", "good", "bad", "happy", "sad", "angry", "fine", "okay", "nice", "horrible", "amazing", "worst", "best"]
+WORDS = [
+    "instagram",
+    "terms",
+    "policy",
+    "photos",
+    "ads",
+    "privacy",
+    "users",
+    "app",
+    "new",
+    "change",
+    "today",
+    "they",
+    "we",
+    "my",
+    "your",
+    "our",
+    "it",
+    "this",
+    "love",
+    "hate",
+    "great",
+    "awful",
+    "terrible",
+    "good",
+    "bad",
+    "happy",
+    "sad",
+    "angry",
+    "fine",
+    "okay",
+    "nice",
+    "horrible",
+    "amazing",
+    "worst",
+    "best",
+]
 MODIFIERS = ["not", "very", "really", "extremely", "barely", "never", "kind of", "but", "no", "so", "totally"]
+MODIFIERS += ["never so", "never this", "without doubt", "at least", "least", "very least", "don't", "isn't", "nor"]
+MODIFIERS += ["or", "the shit", "the bomb", "yeah right", "kiss of death", "sort of", "bus stop", "this", "ain't"]
 EXTRAS = ["!", "!!!", "?", ":)", ":(", ":D", "lol", "LOVE", "HATE", "#boycott", "😠", "😍", "...", "sort of"]
 
 
@@ -38,11 +76,11 @@ def generated_texts(count: int, seed: int = 7) -> list[str]:
     return texts
 
 
-def test_compound_is_exactly_vaders_for_plain_texts() -> None:
+def test_scores_are_exactly_vaders_for_plain_texts() -> None:
     scorer = Scorer(ScorerSpec())
     reference = SentimentIntensityAnalyzer()
-    texts = generated_texts(400)
-    assert len(set(texts)) > 350
+    texts = generated_texts(600)
+    assert len(set(texts)) > 550
     for text in texts:
         assert scorer.polarity(text) == reference.polarity_scores(text), text
 
