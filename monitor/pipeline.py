@@ -419,6 +419,8 @@ def spend_this_month(ws: Workspace, source_name: str = "x") -> tuple[int, float]
     now = datetime.now(ws.config.tz)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return ws.store.spend_since(month_start, source_name)
+
+
 # ---- score --------------------------------------------------------------------------------
 
 
