@@ -1,0 +1,530 @@
+"""Analysis → PNG charts (timeline, compare, shift, drivers), drawn with matplotlib's object API.
+
+Figures are `matplotlib.figure.Figure` objects on the Agg canvas, never pyplot state, so the daemon
+can draw every hour without leaking figures. Each PNG is written to a temporary file and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from monitor.analysis import Analysis, Shift
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+WIDTH_IN, HEIGHT_IN, DPI = 16.0, 9.0, 100  # 1600 x 900 px
+# Okabe-Ito: distinguishable with every common colour-vision deficiency.
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, BLACK = OKABE_ITO
+GREY = "#8C8C8C"
+# Big enough to read when an email client shows the 1600 px image at half its width.
+STYLE: dict[str, Any] = {
+    "font.size": 16,
+    "axes.titlesize": 17,
+    "axes.labelsize": 16,
+    "xtick.labelsize": 15,
+    "ytick.labelsize": 15,
+    "legend.fontsize": 14,
+    "figure.titlesize": 22,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#E5E5E5",
+    "grid.linewidth": 0.8,
+    "axes.axisbelow": True,
+}
+CHART_FILES = ("timeline.png", "compare.png", "shift.png", "drivers.png")
+SHIFT_WINDOW_ORDER = {"24h": 0, "72h": 1, "7d": 2}
+POOLED_BINS = 6  # hourly sentiment is drawn pooled over 6 h: single hours are too thin to read
+
+
+def write_charts(analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path) -> list[Path]:
+    """Draw the four charts of an event into out_dir; every_event feeds compare.png."""
+    drawers: dict[str, Callable[[], Figure]] = {
+        "timeline.png": lambda: timeline_figure(analysis),
+        "compare.png": lambda: compare_figure(every_event or [analysis]),
+        "shift.png": lambda: shift_figure(analysis),
+        "drivers.png": lambda: drivers_figure(analysis),
+    }
+    paths = []
+    for name, draw in drawers.items():
+        with chart_style():
+            save_png(draw(), out_dir / name)
+        paths.append(out_dir / name)
+    return paths
+
+
+@contextmanager
+def chart_style() -> Iterator[None]:
+    """The house style for figures created and saved inside the block."""
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
+        yield
+
+
+def save_png(figure: Figure, path: Path) -> None:
+    """Write the figure as a PNG of exactly WIDTH x HEIGHT px; readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        figure.savefig(temporary, format="png", dpi=DPI)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def new_figure(rows: int = 1, cols: int = 1, **grid: Any) -> tuple[Figure, Any]:
+    """A constrained-layout figure of the house size on the Agg canvas, and its axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, cols, squeeze=False, **grid)
+    return figure, axes
+
+
+# ---- shared pieces --------------------------------------------------------------------------
+
+
+def coverage_line(analysis: Analysis) -> str:
+    """Posts, sources, dates and the simulated label, for a subtitle."""
+    coverage = analysis.coverage
+    zone = ZoneInfo(analysis.timezone)
+    parts = [f"{coverage.posts:,} posts ({coverage.scored:,} scored, {coverage.reposts:,} reposts)"]
+    if coverage.per_source:
+        parts.append("sources: " + ", ".join(sorted(coverage.per_source)))
+    if coverage.first_post and coverage.last_post:
+        first, last = coverage.first_post.astimezone(zone), coverage.last_post.astimezone(zone)
+        parts.append(f"{first:%d %b %Y} – {last:%d %b %Y} ({analysis.timezone})")
+    if coverage.simulated:
+        parts.append("SIMULATED DATA")
+    return "  ·  ".join(parts)
+
+
+def chart_title(analysis: Analysis) -> str:
+    title = analysis.title or analysis.event
+    return title if analysis.platform.lower() in title.lower() else f"{analysis.platform}: {title}"
+
+
+def date_axis(axes: Axes, timezone: str) -> None:
+    """Dates on the x axis in the event's zone, with a locator that keeps labels apart."""
+    from matplotlib.dates import AutoDateLocator, DateFormatter
+
+    zone = ZoneInfo(timezone)
+    locator = AutoDateLocator(tz=zone, minticks=5, maxticks=10)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(DateFormatter("%d %b\n%Y", tz=zone))
+
+
+def label_milestones(axes: Axes, milestones: dict[str, datetime], timezone: str) -> None:
+    """Every milestone as a dashed line, named with its date on a top axis (close names staggered)."""
+    zone = ZoneInfo(timezone)
+    ordered = sorted(milestones.items(), key=lambda item: item[1])
+    milestone_lines(axes, milestones)
+    positions = [num(moment) for _, moment in ordered]
+    top_labels(axes, positions, [f"{name} {moment.astimezone(zone):%d %b}" for name, moment in ordered])
+
+
+def top_labels(axes: Axes, positions: list[float], labels: list[str]) -> None:
+    """Labels on a secondary top axis at x positions; a label close to the previous one goes a line higher.
+
+    A secondary axis (not free text) so the constrained layout makes room for it and nothing is clipped.
+    """
+    left, right = axes.get_xlim()
+    lifted, previous, level = [], None, 0
+    for position, label in zip(positions, labels, strict=True):
+        close = previous is not None and (position - previous) / (right - left) < 0.14
+        level = (level + 1) % 3 if close else 0
+        previous = position
+        lifted.append(label + "\n" * level)
+    top = axes.secondary_xaxis("top")
+    top.set_xticks(positions, lifted)
+    top.tick_params(length=6, labelsize=15)
+    top.spines["top"].set_visible(False)
+
+
+def num(moment: datetime) -> float:
+    """A moment as matplotlib's date number (days since its epoch), the x of every timeline chart."""
+    from matplotlib.dates import date2num
+
+    return float(date2num(moment))
+
+
+def index_nums(index: pd.Index) -> Any:
+    """A bin index of aware timestamps as date numbers."""
+    import pandas as pd
+    from matplotlib.dates import date2num
+
+    return date2num(pd.DatetimeIndex(index).to_pydatetime())
+
+
+def milestone_lines(axes: Axes, milestones: dict[str, datetime]) -> None:
+    for moment in milestones.values():
+        axes.axvline(num(moment), color=BLACK, linewidth=1.6, linestyle="--", zorder=4)
+
+
+def smooth(series: pd.Series, bin_name: str) -> pd.Series:
+    """A 6-hour centred mean for hourly series, so a line reads as a trend, not noise."""
+    return series.rolling(6, center=True, min_periods=1).mean() if bin_name == "hour" else series
+
+
+def no_data(axes: Axes, message: str) -> None:
+    axes.text(0.5, 0.5, message, transform=axes.transAxes, ha="center", va="center", fontsize=18, color=GREY)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+# ---- timeline.png ---------------------------------------------------------------------------
+
+
+def timeline_figure(analysis: Analysis) -> Figure:
+    """Volume bars over sentiment lines on one time axis, milestones and spikes marked."""
+    sources = sorted(analysis.per_source["source"].unique()) if len(analysis.per_source) else []
+    rows = 3 if len(sources) > 1 else 2
+    ratios = [1.1, 1.0, 0.8][:rows]
+    figure, axes = new_figure(rows, 1, sharex=True, gridspec_kw={"height_ratios": ratios})
+    figure.suptitle(chart_title(analysis), x=0.01, ha="left", fontweight="bold")
+    volume_axes, sentiment_axes = axes[0][0], axes[1][0]
+    volume_axes.set_title(coverage_line(analysis), loc="left", color="#444444", fontsize=15)
+    if analysis.bins.empty:
+        no_data(volume_axes, "no posts stored for this event yet")
+        return figure
+    draw_volume(volume_axes, analysis)
+    draw_sentiment(sentiment_axes, analysis)
+    if rows == 3:
+        draw_per_source(axes[2][0], analysis, sources)
+    for row in axes:
+        shade_baseline(row[0], analysis)
+    date_axis(axes[-1][0], analysis.timezone)
+    axes[-1][0].set_xlabel(f"date ({analysis.timezone}), one bar per {analysis.bin}")
+    label_milestones(volume_axes, analysis.milestones, analysis.timezone)
+    for row in axes[1:]:
+        milestone_lines(row[0], analysis.milestones)
+    return figure
+
+
+def shade_baseline(axes: Axes, analysis: Analysis) -> None:
+    axes.axvspan(
+        num(analysis.baseline_start), num(analysis.baseline_end), color=GREY, alpha=0.15, linewidth=0, zorder=0
+    )
+
+
+def bar_width_days(analysis: Analysis) -> float:
+    return 1 / 24 if analysis.bin == "hour" else 0.9
+
+
+def draw_volume(axes: Axes, analysis: Analysis) -> None:
+    bins = analysis.bins
+    width = bar_width_days(analysis)
+    times = index_nums(bins.index)
+    axes.bar(times, bins["originals"], width=width, color=BLUE, label="originals", align="edge", linewidth=0)
+    axes.bar(
+        times, bins["reposts"], width=width, bottom=bins["originals"], color=SKY, label="reposts",
+        align="edge", linewidth=0,
+    )  # fmt: skip
+    if bins["counted"].notna().any():
+        axes.plot(times, bins["counted"], color=BLACK, linewidth=1.5, label="counted by the platform")
+    mark_volume_spikes(axes, analysis)
+    axes.set_ylabel(f"posts per {analysis.bin}")
+    axes.set_ylim(0, max(float(bins["volume"].max()), float(bins["counted"].max(skipna=True) or 0), 1) * 1.5)
+    axes.text(num(analysis.baseline_start), 0.45, " baseline", transform=_blend(axes), fontsize=14, color="#555555")
+    axes.legend(loc="upper left", frameon=True, framealpha=0.9, edgecolor="none")
+
+
+def _blend(axes: Axes) -> Any:
+    from matplotlib.transforms import blended_transform_factory
+
+    return blended_transform_factory(axes.transData, axes.transAxes)
+
+
+def mark_volume_spikes(axes: Axes, analysis: Analysis) -> None:
+    """Each volume spike: its span tinted, a triangle over the peak bar with its size against the baseline."""
+    for number, spike in enumerate(s for s in analysis.spikes if s.kind == "volume"):
+        label = "volume spike" if number == 0 else None
+        axes.axvspan(num(spike.start), num(spike.end), color=ORANGE, alpha=0.25, linewidth=0, zorder=0, label=label)
+        axes.plot([num(spike.peak)], [spike.peak_value * 1.06], marker="v", color=VERMILLION, markersize=13, zorder=5)
+        axes.annotate(
+            f"spike ×{spike.size:.0f}", (num(spike.peak), spike.peak_value * 1.06), xytext=(10, 2),
+            textcoords="offset points", fontsize=14, color=VERMILLION, fontweight="bold", va="bottom",
+        )  # fmt: skip
+
+
+def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
+    """Mean compound with its band (left axis), negative and churn-intent shares (right axis)."""
+    bins = analysis.bins
+    times = index_nums(bins.index)
+    mean, low, high = pooled_compound(bins, POOLED_BINS if analysis.bin == "hour" else 1)
+    axes.fill_between(times, low, high, color=BLUE, alpha=0.2, linewidth=0, label="95 % band")
+    label = f"mean compound{' (6 h)' if analysis.bin == 'hour' else ''}, left"
+    axes.plot(times, mean, color=BLUE, linewidth=2.2, label=label)
+    axes.axhline(0, color=GREY, linewidth=1)
+    axes.set_ylim(-1, 1)
+    axes.set_ylabel("mean compound")
+    for number, spike in enumerate(s for s in analysis.spikes if s.kind == "dip"):
+        dip_label = "sentiment dip" if number == 0 else None
+        axes.axvspan(num(spike.start), num(spike.end), color=PURPLE, alpha=0.15, linewidth=0, zorder=0, label=dip_label)
+    shares = axes.twinx()
+    shares.plot(times, smooth(bins["negative_share"], analysis.bin) * 100, color=VERMILLION, linewidth=2.2)
+    shares.plot(times, smooth(bins["churn_share"], analysis.bin) * 100, color=PURPLE, linewidth=2.2)
+    shares.set_ylim(0, 100)
+    shares.set_ylabel("share of scored posts, %")
+    shares.grid(False)
+    shares.spines["right"].set_visible(True)
+    handles, labels = axes.get_legend_handles_labels()
+    handles += shares.get_lines()
+    labels += ["negative %, right", "will leave %, right"]
+    axes.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1), ncols=5, frameon=False, borderaxespad=0.2)
+
+
+def pooled_compound(bins: pd.DataFrame, window: int) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Mean compound over a centred window of bins, weighted by scored posts, with a 95 % band.
+
+    Pools the bins' own estimates (standard error from each bin's interval) instead of smoothing the
+    band, so a quiet hour with three posts does not paint a band from -1 to +1.
+    """
+    weight = bins["scored"].astype(float)
+    standard_error = (bins["ci_high"] - bins["ci_low"]) / (2 * 1.96)
+    total = weight.rolling(window, center=True, min_periods=1).sum()
+    weighted = (weight * bins["mean_compound"].fillna(0)).rolling(window, center=True, min_periods=1).sum()
+    mean = weighted / total
+    spread = ((weight * standard_error.fillna(0)) ** 2).rolling(window, center=True, min_periods=1).sum()
+    variance = spread / total**2
+    half = 1.96 * variance**0.5
+    return mean, (mean - half).clip(lower=-1), (mean + half).clip(upper=1)
+
+
+def draw_per_source(axes: Axes, analysis: Analysis, sources: list[str]) -> None:
+    """One line per source: posts per bin, so a source that stops or floods shows."""
+    import pandas as pd
+
+    frame = analysis.per_source
+    for colour, source in zip(OKABE_ITO[1:], sources, strict=False):
+        rows = frame[frame["source"] == source]
+        series = pd.Series(rows["volume"].to_numpy(), index=pd.DatetimeIndex(rows["bin"]))
+        axes.plot(index_nums(series.index), smooth(series, analysis.bin), color=colour, linewidth=2, label=source)
+    axes.set_ylabel(f"posts per {analysis.bin}\nby source")
+    axes.legend(loc="upper center", ncols=len(sources), frameon=True, framealpha=0.9, edgecolor="none")
+
+
+# ---- compare.png ----------------------------------------------------------------------------
+
+
+def compare_figure(analyses: Sequence[Analysis]) -> Figure:
+    """Every event on days from its alignment milestone: volume against its baseline, and tone."""
+    figure, axes = new_figure(2, 1, sharex=True)
+    volume_axes, tone_axes = axes[0][0], axes[1][0]
+    alignments = sorted({analysis.align_on for analysis in analyses})
+    figure.suptitle(
+        f"{len(analyses)} backlash{'es' if len(analyses) != 1 else ''} compared: days from the "
+        f"{' / '.join(alignments)} date",
+        x=0.01, ha="left", fontweight="bold",
+    )  # fmt: skip
+    simulated = [a.event for a in analyses if a.coverage.simulated]
+    if simulated:
+        volume_axes.set_title("SIMULATED DATA: " + ", ".join(simulated), loc="left", color="#444444", fontsize=15)
+    for colour, analysis in zip(OKABE_ITO, analyses, strict=False):
+        compare_lines(volume_axes, tone_axes, analysis, colour)
+    label_other_milestones(volume_axes, analyses)
+    for row in axes:
+        row[0].axvline(0, color=BLACK, linewidth=1.6, linestyle="--")
+    volume_axes.set_ylabel("posts per hour\n× baseline rate")
+    tone_axes.set_ylabel("mean compound")
+    tone_axes.set_ylim(-1, 1)
+    tone_axes.axhline(0, color=GREY, linewidth=1)
+    tone_axes.set_xlabel("days from the alignment milestone (0 = dashed line)")
+    volume_axes.legend(loc="upper right", frameon=False)
+    return figure
+
+
+def compare_lines(volume_axes: Axes, tone_axes: Axes, analysis: Analysis, colour: str) -> None:
+    frame = analysis.days_from
+    if frame.empty:
+        return
+    per_hour = frame["volume"] / (24.0 if analysis.bin == "day" else 1.0)
+    baseline = baseline_rate(analysis)
+    days = frame.index.to_numpy(dtype=float)
+    label = f"{analysis.event} ({analysis.platform})"
+    volume_axes.plot(days, smooth(per_hour / baseline, analysis.bin), color=colour, linewidth=2.2, label=label)
+    tone_axes.plot(days, smooth(frame["mean_compound"], analysis.bin), color=colour, linewidth=2.2)
+    for offset in milestone_offsets(analysis).values():
+        for row in (volume_axes, tone_axes):
+            row.axvline(offset, color=colour, linewidth=1.4, linestyle=":")
+
+
+def milestone_offsets(analysis: Analysis) -> dict[str, float]:
+    """Days from the alignment milestone to each milestone."""
+    zero = analysis.milestones.get(analysis.align_on)
+    if zero is None:
+        return {}
+    return {name: (moment - zero).total_seconds() / 86400 for name, moment in analysis.milestones.items()}
+
+
+def label_other_milestones(axes: Axes, analyses: Sequence[Analysis]) -> None:
+    """Name every milestone on the top axis; with several events, say whose it is."""
+    marks = []
+    for analysis in analyses:
+        for name, offset in milestone_offsets(analysis).items():
+            marks.append((offset, name if len(analyses) == 1 else f"{name} ({analysis.event})"))
+    marks.sort()
+    top_labels(axes, [offset for offset, _ in marks], [label for _, label in marks])
+
+
+def baseline_rate(analysis: Analysis) -> float:
+    """Mean posts per hour over the baseline window (at least one, so ratios stay finite)."""
+    bins = analysis.bins
+    window = bins[(bins.index >= analysis.baseline_start) & (bins.index < analysis.baseline_end)]
+    hours = 24.0 if analysis.bin == "day" else 1.0
+    rate = float(window["volume"].mean()) / hours if len(window) else 0.0
+    return rate if rate > 0 else 1.0
+
+
+# ---- shift.png ------------------------------------------------------------------------------
+
+
+def shift_figure(analysis: Analysis) -> Figure:
+    """Compound distribution before vs after the announcement, and every mean-compound shift with its interval."""
+    figure, axes = new_figure(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
+    figure.suptitle(f"{chart_title(analysis)}: tone before and after", x=0.01, ha="left", fontweight="bold")
+    draw_distribution(axes[0][0], analysis)
+    draw_shift_intervals(axes[0][1], [s for s in analysis.shifts if s.metric == "mean_compound"], analysis.milestones)
+    simulated_badge(figure, analysis)
+    return figure
+
+
+def simulated_badge(figure: Figure, analysis: Analysis) -> None:
+    """'SIMULATED DATA' in the top right corner, level with the title."""
+    if analysis.coverage.simulated:
+        figure.text(
+            0.99, 0.985, "SIMULATED DATA", ha="right", va="top", color=VERMILLION, fontsize=16, fontweight="bold"
+        )
+
+
+def headline_shift(shifts: Sequence[Shift]) -> Shift | None:
+    """The mean-compound shift a reader looks for first: a week after the announcement, else the first."""
+    candidates = [s for s in shifts if s.metric == "mean_compound"]
+    preferred = [s for s in candidates if s.milestone == "announced" and s.window == "7d"]
+    chosen = preferred or candidates
+    return chosen[0] if chosen else None
+
+
+def draw_distribution(axes: Axes, analysis: Analysis) -> None:
+    frame = analysis.distribution
+    if frame.empty:
+        no_data(axes, "no scored posts yet")
+        return
+    widths = frame["right"] - frame["left"]
+    axes.bar(
+        frame["left"], frame["baseline"] * 100, width=widths, align="edge", color=BLUE, alpha=0.45, label="baseline"
+    )
+    axes.bar(frame["left"], frame["after"] * 100, width=widths, align="edge", color=ORANGE, alpha=0.45, label="after")
+    axes.step(frame["left"], frame["baseline"] * 100, where="post", color=BLUE, linewidth=2)
+    axes.step(frame["left"], frame["after"] * 100, where="post", color=ORANGE, linewidth=2)
+    axes.set_xlim(-1, 1)
+    axes.set_ylim(0, float(max(frame["baseline"].max(), frame["after"].max())) * 100 * 1.45)
+    axes.set_xlabel("compound score (−1 most negative, +1 most positive)")
+    axes.set_ylabel("share of posts, %")
+    axes.legend(loc="upper left", frameon=False)
+    shift = headline_shift(analysis.shifts)
+    if shift is not None:
+        axes.text(
+            0.98, 0.97, shift_sentence(shift), transform=axes.transAxes, ha="right", va="top", fontsize=15,
+            bbox={"boxstyle": "round,pad=0.4", "facecolor": "white", "edgecolor": GREY},
+        )  # fmt: skip
+    axes.set_title("distribution of compound scores", loc="left")
+
+
+def shift_sentence(shift: Shift) -> str:
+    p_value = "" if shift.p_value is None else f", p {'< 0.001' if shift.p_value < 0.001 else f'= {shift.p_value:.3f}'}"
+    return (
+        f"mean compound, {shift.window} after {shift.milestone}\n"
+        f"vs baseline: {shift.diff:+.2f}\n(95 % CI {shift.ci_low:+.2f} to {shift.ci_high:+.2f}{p_value})\n"
+        f"{shift.baseline:+.2f} → {shift.after:+.2f}, n = {shift.n_baseline:,} / {shift.n_after:,}"
+    )
+
+
+def draw_shift_intervals(axes: Axes, shifts: Sequence[Shift], milestones: dict[str, datetime]) -> None:
+    """A forest plot: one row per milestone and window, the difference with its 95 % interval."""
+    if not shifts:
+        no_data(axes, "no shifts computed")
+        return
+    ordered = sorted(
+        shifts,
+        key=lambda s: (
+            milestones.get(s.milestone, datetime.max.replace(tzinfo=UTC)),
+            SHIFT_WINDOW_ORDER.get(s.window, 9),
+        ),
+    )
+    rows = list(range(len(ordered)))[::-1]
+    for row, shift in zip(rows, ordered, strict=True):
+        colour = VERMILLION if shift.ci_high < 0 else (GREEN if shift.ci_low > 0 else GREY)
+        axes.errorbar(
+            shift.diff, row, xerr=[[shift.diff - shift.ci_low], [shift.ci_high - shift.diff]],
+            fmt="o", color=colour, markersize=9, capsize=5, linewidth=2.5,
+        )  # fmt: skip
+    axes.axvline(0, color=BLACK, linewidth=1.2)
+    axes.set_yticks(rows, [f"{s.window} after {s.milestone}" for s in ordered])
+    axes.set_xlabel("change in mean compound vs baseline")
+    axes.set_title("shift with 95 % interval", loc="left")
+    low = min(s.ci_low for s in ordered)
+    high = max(s.ci_high for s in ordered)
+    pad = max((high - low) * 0.15, 0.05)
+    axes.set_xlim(min(low, 0) - pad, max(high, 0) + pad)
+
+
+# ---- drivers.png ----------------------------------------------------------------------------
+
+
+def drivers_figure(analysis: Analysis) -> Figure:
+    """What people are angry about: the top negative terms and the tone of each aspect."""
+    figure, axes = new_figure(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
+    figure.suptitle(f"{chart_title(analysis)}: what drives the negativity", x=0.01, ha="left", fontweight="bold")
+    draw_drivers(axes[0][0], analysis)
+    draw_aspects(axes[0][1], analysis)
+    simulated_badge(figure, analysis)
+    return figure
+
+
+def draw_drivers(axes: Axes, analysis: Analysis) -> None:
+    drivers = sorted(analysis.drivers, key=lambda d: d.z, reverse=True)[:12]
+    if not drivers:
+        no_data(axes, "no negative drivers yet")
+        return
+    rows = list(range(len(drivers)))[::-1]
+    axes.barh(rows, [d.z for d in drivers], color=VERMILLION, height=0.7)
+    axes.set_yticks(rows, [d.term for d in drivers])
+    for row, driver in zip(rows, drivers, strict=True):
+        axes.text(driver.z, row, f" {driver.count_after:,}", va="center", fontsize=13, color="#333333")
+    axes.set_xlim(0, max(d.z for d in drivers) * 1.25)
+    axes.set_xlabel("over-representation in negative posts (z)\nlabels: uses after the announcement")
+    axes.set_title("top negative drivers", loc="left")
+
+
+def draw_aspects(axes: Axes, analysis: Analysis) -> None:
+    aspects = [a for a in analysis.aspects if a.mean_compound is not None]
+    if not aspects:
+        no_data(axes, "no aspects configured or found")
+        return
+    aspects.sort(key=lambda a: a.share, reverse=True)
+    rows = list(range(len(aspects)))[::-1]
+    values = [a.mean_compound or 0.0 for a in aspects]
+    colours = [VERMILLION if value < 0 else GREEN for value in values]
+    axes.barh(rows, values, color=colours, height=0.6)
+    axes.set_yticks(rows, [f"{a.aspect}\n{a.share:.0%} of posts" for a in aspects])
+    axes.axvline(0, color=BLACK, linewidth=1.2)
+    for row, value in zip(rows, values, strict=True):
+        axes.text(value, row, f" {value:+.2f} ", va="center", ha="right" if value < 0 else "left", fontsize=14)
+    axes.set_xlim(-1, 1)
+    axes.set_xticks([-1, -0.5, 0, 0.5, 1])
+    axes.set_xlabel("mean compound of posts about the aspect")
+    axes.set_title("tone by aspect (since the announcement)", loc="left")

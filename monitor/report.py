@@ -1,0 +1,179 @@
+"""Charts + numbers → dashboards/<event>/ (four PNGs, index.html, summary.json), swapped in whole.
+
+The folder is built beside its final place and renamed over it, so a reader (a browser, the
+digest) sees either the previous report or the new one, never a mix of two runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.analysis import Analysis, Shift, Spike
+
+TEMPLATE = "report.html.j2"
+METRIC_NAMES = {"mean_compound": "mean compound", "negative_share": "negative share", "volume": "posts per hour"}
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """One event's report folder and the files in it."""
+
+    event: str
+    folder: Path
+    files: list[Path]
+
+    @property
+    def index(self) -> Path:
+        return self.folder / "index.html"
+
+
+def write_report(analysis: Analysis, every_event: list[Analysis], out_dir: Path) -> ReportResult:
+    """Write out_dir/<event>/ for one analysis; every_event feeds the comparison chart."""
+    from monitor.plots import write_charts
+
+    target = out_dir / analysis.event
+    building = out_dir / f".{analysis.event}.building-{os.getpid()}"
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    try:
+        charts = write_charts(analysis, every_event, building)
+        summary = analysis.summary()
+        (building / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+        (building / "index.html").write_text(render_page(analysis, [c.name for c in charts]), encoding="utf-8")
+        swap_folder(building, target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    names = [*(chart.name for chart in charts), "index.html", "summary.json"]
+    return ReportResult(event=analysis.event, folder=target, files=[target / name for name in names])
+
+
+def swap_folder(fresh: Path, target: Path) -> None:
+    """Put fresh where target is with renames: the old folder is moved aside, then removed."""
+    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, retired)
+    os.replace(fresh, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def render_page(analysis: Analysis, charts: list[str]) -> str:
+    """index.html: autoescaped, so post text can never become markup."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("monitor", "templates"),
+        autoescape=select_autoescape(["html", "j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return environment.get_template(TEMPLATE).render(page_context(analysis, charts))
+
+
+def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
+    """Everything the template shows, already formatted (the template only lays it out)."""
+    zone = ZoneInfo(analysis.timezone)
+    return {
+        "a": analysis,
+        "title": analysis.title or analysis.event,
+        "charts": charts,
+        "coverage": coverage_rows(analysis, zone),
+        "headline": headline_rows(analysis, zone),
+        "shifts": [shift_row(shift) for shift in analysis.shifts],
+        "spikes": [spike_row(spike, zone) for spike in analysis.spikes],
+        "milestones": [(name, local(moment, zone)) for name, moment in sorted(analysis.milestones.items(), key=lambda i: i[1])],
+        "posts": [
+            {**post.__dict__, "when": local(post.created_at, zone), "compound": f"{post.compound:+.2f}"}
+            for post in analysis.top_posts
+        ],
+        "generated_at": local(analysis.generated_at, zone),
+    }  # fmt: skip
+
+
+def local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return "—" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def coverage_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
+    coverage = analysis.coverage
+    rows = [
+        ("posts", f"{coverage.posts:,}"),
+        ("scored", f"{coverage.scored:,}"),
+        ("reposts", f"{coverage.reposts:,}"),
+        ("not scored (language)", f"{coverage.not_scored_language:,}"),
+        ("not scored (other)", f"{coverage.not_scored_other:,}"),
+        ("sources", ", ".join(f"{name} {count:,}" for name, count in sorted(coverage.per_source.items())) or "—"),
+        ("first post", local(coverage.first_post, zone)),
+        ("last post", local(coverage.last_post, zone)),
+    ]
+    if coverage.counted is not None:
+        rows.append(("counted by the platform", f"{coverage.counted:,}"))
+    rows.append(("data", "SIMULATED — not real posts" if coverage.simulated else "collected"))
+    return rows
+
+
+def headline_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
+    """Peak volume and churn share: the two numbers people ask for first."""
+    bins = analysis.bins
+    if bins.empty:
+        return [("posts", "none yet")]
+    peak_at = bins.index[int(bins["volume"].to_numpy().argmax())].to_pydatetime()
+    rows = [("peak volume", f"{int(bins['volume'].max()):,} posts per {analysis.bin}, at {local(peak_at, zone)}")]
+    churn = churn_share_since(analysis)
+    if churn is not None:
+        rows.append(("say they will leave (since the announcement)", f"{churn:.1%} of scored posts"))
+    rows.append(("spikes", str(len(analysis.spikes))))
+    return rows
+
+
+def churn_share_since(analysis: Analysis) -> float | None:
+    """Churn-intent share of all scored posts since the announcement (bins weighted by scored posts)."""
+    announced = analysis.milestones.get("announced")
+    bins = analysis.bins if announced is None else analysis.bins[analysis.bins.index >= announced]
+    scored = float(bins["scored"].sum())
+    if scored == 0:
+        return None
+    return float((bins["churn_share"].fillna(0) * bins["scored"]).sum()) / scored
+
+
+def shift_row(shift: Shift) -> dict[str, str]:
+    digits = 1 if shift.metric == "volume" else 2
+    percent = shift.metric == "negative_share"
+
+    def show(value: float, sign: bool = False) -> str:
+        if percent:
+            return f"{value * 100:{'+' if sign else ''}.1f} pts" if sign else f"{value:.1%}"
+        return f"{value:{'+' if sign else ''}.{digits}f}"
+
+    p_value = "—" if shift.p_value is None else ("< 0.001" if shift.p_value < 0.001 else f"{shift.p_value:.3f}")
+    return {
+        "when": f"{shift.window} after {shift.milestone}",
+        "metric": METRIC_NAMES.get(shift.metric, shift.metric),
+        "baseline": show(shift.baseline),
+        "after": show(shift.after),
+        "diff": show(shift.diff, sign=True),
+        "interval": f"{show(shift.ci_low, sign=True)} to {show(shift.ci_high, sign=True)}",
+        "p": p_value,
+        "n": f"{shift.n_baseline:,} / {shift.n_after:,}",
+        "direction": "down" if shift.ci_high < 0 else ("up" if shift.ci_low > 0 else "same"),
+    }
+
+
+def spike_row(spike: Spike, zone: ZoneInfo) -> dict[str, str]:
+    size = f"×{spike.size:.1f} the baseline" if spike.kind == "volume" else f"{spike.size:+.2f} vs baseline"
+    peak = f"{spike.peak_value:,.0f}" if spike.kind == "volume" else f"{spike.peak_value:+.2f}"
+    return {
+        "kind": spike.kind,
+        "start": local(spike.start, zone),
+        "peak": local(spike.peak, zone),
+        "end": local(spike.end, zone),
+        "peak_value": peak,
+        "size": size,
+        "z": f"{spike.z:.1f}",
+    }
