@@ -315,3 +315,57 @@ def score_command(app: AppContext, workers: int | None) -> None:
         f"scored {result.scored}, skipped {sum(result.skipped.values())}{f' ({skipped})' if skipped else ''}, "
         f"identical texts reused {result.reused} — scorer {result.scorer}"
     )
+
+
+# ---- report and demo ----------------------------------------------------------------------------
+
+
+@cli.command("report")
+@click.option("--event", "event_name", default=None, help="Event to report (default: every event in the config).")
+@pass_app
+@handle_errors
+def report_command(app: AppContext, event_name: str | None) -> None:
+    """Write dashboards/<event>/: timeline, compare, shift and drivers PNGs, index.html and summary.json.
+
+    Run `score` first so the sentiment panels have numbers. The folder is replaced as a whole,
+    so a browser or the digest never reads half of one run and half of another.
+
+    Example: backlash report --event instagram-tos-2012
+    """
+    from monitor.pipeline import report
+
+    for result in report(app.workspace(), event_name):
+        click.echo(f"{result.event}: {result.index}")
+        for path in result.files:
+            if path != result.index:
+                click.echo(f"  {path}")
+
+
+@cli.command("demo")
+@click.option(
+    "--dir", "base_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+    help="Folder that receives data/demo.db and dashboards/.",
+)  # fmt: skip
+@click.option("--seed", type=int, default=None, help="Seed of the simulation (default 2012).")
+@click.option("--posts", type=click.IntRange(min=100), default=None, help="Simulated posts (default 6000).")
+@handle_errors
+def demo_command(base_dir: Path, seed: int | None, posts: int | None) -> None:
+    """Run the whole pipeline on a simulated backlash: no credentials, no config file needed.
+
+    Simulates the Instagram 2012 terms-of-service storm into its own database (DIR/data/demo.db),
+    scores it, writes the report under DIR/dashboards/ and prints the paths. Everything it shows
+    is labelled as simulated.
+
+    Example: backlash demo --dir /tmp/backlash-demo
+    """
+    from monitor.pipeline import demo
+
+    result = demo(base_dir, seed, posts)
+    click.echo(
+        f"simulated {result.posts} posts, scored {result.scored.scored} "
+        f"(skipped {sum(result.scored.skipped.values())}) in {result.seconds:.1f}s"
+    )
+    for path in result.files:
+        click.echo(str(path))
+    index = result.reports[0].index if result.reports else None
+    click.echo(f"\nopen {index} in a browser; more commands: backlash --config {result.config_path} status")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.config import Config, EventConfig, load_config
 from monitor.errors import MonitorError, NotConfiguredError, UsageError
@@ -22,6 +22,9 @@ from monitor.posts import Post
 from monitor.sources.archive import Reject
 from monitor.sources.base import Source
 from monitor.store import CursorUpdate, RunRecord, Store, open_store
+
+if TYPE_CHECKING:
+    from monitor.report import ReportResult
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int], None]  # called with the number of items just finished
@@ -535,3 +538,122 @@ def _analysis_row(row: dict[str, Any]) -> dict[str, Any]:
     values = {name: row.get(name) for name in ANALYSIS_COLUMNS}
     values["lang"] = row.get("scored_lang") or row.get("lang")
     return values
+
+
+# ---- report and demo ----------------------------------------------------------------------
+
+
+def report(ws: Workspace, event_name: str | None = None) -> list[ReportResult]:
+    """Write dashboards/<event>/ for one event (or every configured event); return what was written.
+
+    compare.png overlays every configured event with posts in the store, so each is analysed once.
+    """
+    from monitor.report import write_report
+
+    selected = [event.name for event in ws.config.selected_events(event_name)]
+    stored = set(ws.store.event_names())
+    analyses = {name: analyze_event(ws, name) for name in _events_to_analyse(ws, selected, stored)}
+    comparable = [analysis for name, analysis in analyses.items() if name in stored]
+    results = []
+    for name in selected:
+        run_id = ws.store.start_run("report", name)
+        written = write_report(analyses[name], comparable, ws.config.out_dir())
+        ws.store.finish_run(run_id, "ok", analyses[name].coverage.posts, message=str(written.folder))
+        results.append(written)
+    return results
+
+
+def _events_to_analyse(ws: Workspace, selected: list[str], stored: set[str]) -> list[str]:
+    """The selected events, then the other configured events that have posts (for the comparison)."""
+    others = [event.name for event in ws.config.events if event.name in stored and event.name not in selected]
+    return selected + others
+
+
+DEMO_EVENT = "instagram-tos-2012"
+
+
+@dataclass
+class DemoResult:
+    """What `demo` wrote, for the CLI to list."""
+
+    config_path: Path  # a config for running further commands on the demo database
+    database: Path
+    posts: int
+    scored: ScoreResult
+    reports: list[ReportResult]
+    seconds: float
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.config_path, self.database, *(path for result in self.reports for path in result.files)]
+
+
+def demo_config(base_dir: Path) -> Config:
+    """The demo's own settings: a database under base_dir/data, reports under base_dir/dashboards."""
+    from monitor.config import parse_config
+
+    data = {
+        "database": f"sqlite:///{(base_dir / 'data' / 'demo.db').resolve()}",
+        "timezone": "UTC",
+        "events": [
+            {
+                "name": DEMO_EVENT,
+                "platform": "Instagram",
+                "title": "Instagram terms of service change (simulated)",
+                "milestones": {"announced": "2012-12-17", "reversed": "2012-12-20", "effective": "2013-01-16"},
+                "baseline_days": 7,
+                "sources": ["simulated"],
+                "simulated": True,
+                "aspects": {
+                    "ads": ["ad", "ads", "advertis*", "sponsor*"],
+                    "photos": ["photo*", "pics", "picture*", "sell*", "image*"],
+                    "privacy": ["privacy", "data", "rights"],
+                },
+            }
+        ],
+        "scoring": {"languages": ["en"], "lexicon": {"boycott": -2.5, "ripoff": -2.0}},
+        "reports": {"out_dir": str((base_dir / "dashboards").resolve())},
+    }
+    return parse_config(data, base_dir.resolve())
+
+
+def demo(base_dir: Path, seed: int | None = None, posts: int | None = None) -> DemoResult:
+    """The whole pipeline on a simulated backlash, in its own database under base_dir: import, score, report.
+
+    The demo database is rebuilt on every run, so the demo always shows the same simulation for a seed.
+    """
+    import time
+
+    from monitor.sources import simulated
+
+    started = time.monotonic()
+    config = demo_config(base_dir)
+    database = Path(config.database.removeprefix("sqlite:///"))
+    _remove_database(database)
+    ws = open_workspace(config=config)
+    try:
+        source = simulated.SimulatedSource(config, seed or simulated.DEFAULT_SEED, posts or simulated.DEFAULT_POSTS)
+        outcome = SourceOutcome(DEMO_EVENT, source.name, "ok")
+        _store_pages(ws, config.event(DEMO_EVENT), source, outcome)
+        scored = score(ws, workers=1)
+        reports = report(ws)
+    finally:
+        ws.close()
+    config_path = _write_demo_config(config, database.parent / "demo-config.yaml")
+    return DemoResult(config_path, database, outcome.new, scored, reports, time.monotonic() - started)
+
+
+def _remove_database(database: Path) -> None:
+    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        path.unlink(missing_ok=True)
+
+
+def _write_demo_config(config: Config, path: Path) -> Path:
+    """Save the demo's settings so `backlash --config data/demo-config.yaml status` etc. work on its database."""
+    import yaml
+
+    document = config.model_dump(mode="json", exclude_defaults=True)
+    path.write_text(
+        "# Written by `backlash demo`: the simulated backlash.\n" + yaml.safe_dump(document, sort_keys=False)
+    )
+    return path

@@ -249,13 +249,19 @@ def _blend(axes: Axes) -> Any:
 
 
 def mark_volume_spikes(axes: Axes, analysis: Analysis) -> None:
-    """Each volume spike: its span tinted, a triangle over the peak bar with its size against the baseline."""
+    """Each volume spike: its span tinted, a triangle over the peak; its size written unless too close to the last label."""
+    left, right = axes.get_xlim()
+    labelled_at: float | None = None
     for number, spike in enumerate(s for s in analysis.spikes if s.kind == "volume"):
         label = "volume spike" if number == 0 else None
         axes.axvspan(num(spike.start), num(spike.end), color=ORANGE, alpha=0.25, linewidth=0, zorder=0, label=label)
-        axes.plot([num(spike.peak)], [spike.peak_value * 1.06], marker="v", color=VERMILLION, markersize=13, zorder=5)
+        peak = num(spike.peak)
+        axes.plot([peak], [spike.peak_value * 1.06], marker="v", color=VERMILLION, markersize=13, zorder=5)
+        if labelled_at is not None and (peak - labelled_at) / (right - left) < 0.08:
+            continue
+        labelled_at = peak
         axes.annotate(
-            f"spike ×{spike.size:.0f}", (num(spike.peak), spike.peak_value * 1.06), xytext=(10, 2),
+            f"spike ×{spike.size:.0f}", (peak, spike.peak_value * 1.06), xytext=(10, 2),
             textcoords="offset points", fontsize=14, color=VERMILLION, fontweight="bold", va="bottom",
         )  # fmt: skip
 
@@ -275,15 +281,16 @@ def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
         dip_label = "sentiment dip" if number == 0 else None
         axes.axvspan(num(spike.start), num(spike.end), color=PURPLE, alpha=0.15, linewidth=0, zorder=0, label=dip_label)
     shares = axes.twinx()
-    shares.plot(times, smooth(bins["negative_share"], analysis.bin) * 100, color=VERMILLION, linewidth=2.2)
-    shares.plot(times, smooth(bins["churn_share"], analysis.bin) * 100, color=PURPLE, linewidth=2.2)
+    window = POOLED_BINS if analysis.bin == "hour" else 1
+    shares.plot(times, pooled_share(bins, "negative_share", window) * 100, color=VERMILLION, linewidth=2.2)
+    shares.plot(times, pooled_share(bins, "churn_share", window) * 100, color=PURPLE, linewidth=2.2)
     shares.set_ylim(0, 100)
     shares.set_ylabel("share of scored posts, %")
     shares.grid(False)
     shares.spines["right"].set_visible(True)
     handles, labels = axes.get_legend_handles_labels()
     handles += shares.get_lines()
-    labels += ["negative %, right", "will leave %, right"]
+    labels += [f"negative %{' (6 h)' if window > 1 else ''}, right", "will leave %, right"]
     axes.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1), ncols=5, frameon=False, borderaxespad=0.2)
 
 
@@ -302,6 +309,13 @@ def pooled_compound(bins: pd.DataFrame, window: int) -> tuple[pd.Series, pd.Seri
     variance = spread / total**2
     half = 1.96 * variance**0.5
     return mean, (mean - half).clip(lower=-1), (mean + half).clip(upper=1)
+
+
+def pooled_share(bins: pd.DataFrame, column: str, window: int) -> pd.Series:
+    """A share over a centred window of bins, weighted by scored posts (an hour with two posts weighs little)."""
+    weight = bins["scored"].astype(float)
+    hits = (weight * bins[column].fillna(0)).rolling(window, center=True, min_periods=1).sum()
+    return hits / weight.rolling(window, center=True, min_periods=1).sum()
 
 
 def draw_per_source(axes: Axes, analysis: Analysis, sources: list[str]) -> None:

@@ -72,12 +72,12 @@ ASPECT_PHRASES = {
 TEMPLATES: dict[str, list[str]] = {
     "chatter": [
         "Loving the new {platform} filters, my {thing} looks amazing",
-        "Just posted a photo of my {thing} on {platform} :)",
+        "Just shared my {thing} on {platform} :)",
         "Great sunset tonight, check my {platform}",
-        "{platform} is the best way to share pics with friends",
+        "{platform} is the best way to keep up with friends",
         "Happy to see so many friends on {platform} now",
         "Finally got my {thing} to pose for {platform}",
-        "Anyone know a good {platform} filter for food pics?",
+        "Anyone know a good {platform} filter for food?",
     ],
     "gripe": [
         "{platform} keeps crashing on my phone, annoying",
