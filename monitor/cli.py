@@ -285,6 +285,38 @@ def format_outcome(outcome: Any) -> str:
     return f"{head}, {facts}, ${outcome.cost_usd:.2f}{note}"
 
 
+# ---- digest -------------------------------------------------------------------------------------
+
+
+@cli.command("digest")
+@click.option("--event", "event_name", default=None, help="Only this event (default: every event).")
+@click.option("--dry-run", is_flag=True, help="Write the email as a .eml file under the event's dashboard folder.")
+@click.option("--force", is_flag=True, help="Send even if this period's digest was already sent.")
+@pass_app
+@handle_errors
+def digest_command(app: AppContext, event_name: str | None, dry_run: bool, force: bool) -> None:
+    """Email the digest of the latest whole period (day, or 7 days with email.period: week).
+
+    Each period is sent once: a second run skips it (unless --force), and a period whose send
+    failed is sent by the next run. Without email.recipients the digest is switched off.
+
+    Example: backlash digest --event instagram-tos-2012 --dry-run
+    """
+    from monitor.pipeline import digest
+
+    results = digest(app.workspace(), event_name, dry_run=dry_run, force=force)
+    for result in results:
+        line = f"{result.event}: {result.status} — {result.detail}"
+        if result.status == "failed":
+            echo_error(line)
+        else:
+            click.echo(line)
+        for address in result.refused:
+            click.echo(f"  refused by the server: {address}", err=True)
+    if any(result.status == "failed" for result in results):
+        sys.exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="backlash")

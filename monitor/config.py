@@ -207,6 +207,9 @@ class AlertsConfig(Section):
     z_threshold: float = Field(3.5, gt=0, description="Robust z-score (median/MAD) a bin must exceed")
     min_volume: int = Field(20, ge=0, description="Bins with fewer posts never count as spikes")
     cooldown: Duration = Field(timedelta(hours=6), description="Quiet time between two alerts of one event")
+    max_age: Duration = Field(
+        timedelta(hours=24), description="Spikes that ended longer ago are not alerted (the digest still lists them)"
+    )
 
 
 class ScheduleConfig(Section):
@@ -233,6 +236,9 @@ class EmailConfig(Section):
     timeout: Duration = Field(timedelta(seconds=30), description="SMTP timeout")
     period: Literal["day", "week"] = Field("day", description="What one digest covers")
     dashboard_url: str | None = Field(None, description="Web address of dashboards/, linked from the email")
+    ca_file: Path | None = Field(
+        None, description="PEM file of CA certificates trusted for TLS instead of the system's (private or test CA)"
+    )
 
 
 class ReportsConfig(Section):

@@ -32,3 +32,7 @@ class SourceError(MonitorError):
 
 class StoreError(MonitorError):
     """The database cannot be opened or written."""
+
+
+class DeliveryError(MonitorError):
+    """An email could not be handed to the SMTP server (refused, unreachable, timed out)."""

@@ -12,21 +12,26 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.config import Config, EventConfig, load_config
-from monitor.errors import MonitorError, NotConfiguredError, UsageError
+from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageError
 from monitor.posts import Post
 from monitor.sources.archive import Reject
 from monitor.sources.base import Source
 from monitor.store import CursorUpdate, RunRecord, Store, open_store
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from monitor.analysis import Analysis
+    from monitor.digest import Spend
     from monitor.report import ReportResult
 
 log = logging.getLogger(__name__)
+
 ProgressCallback = Callable[[int], None]  # called with the number of items just finished
 
 
@@ -657,3 +662,186 @@ def _write_demo_config(config: Config, path: Path) -> Path:
         "# Written by `backlash demo`: the simulated backlash.\n" + yaml.safe_dump(document, sort_keys=False)
     )
     return path
+
+
+# ---- digest and alerts ----------------------------------------------------------------------
+
+
+@dataclass
+class DigestResult:
+    """What `digest` did for one event."""
+
+    event: str
+    status: str  # "sent", "written" (dry run), "skipped", "off" (no recipients) or "failed"
+    detail: str  # one line for the user
+    period: str | None = None
+    path: Path | None = None  # the .eml of a dry run
+    message_id: str | None = None
+    refused: list[str] = field(default_factory=list)  # recipients the server refused (the others got it)
+
+
+@dataclass
+class AlertResult:
+    """What `check_alerts` did for one event."""
+
+    event: str
+    status: str  # "sent", "written" (dry run), "held" (cool-down), "none", "off" or "failed"
+    detail: str
+    spikes: list[str] = field(default_factory=list)  # keys of the spikes this result is about
+    path: Path | None = None
+    message_id: str | None = None
+
+
+def digest(
+    ws: Workspace, event_name: str | None = None, dry_run: bool = False, force: bool = False
+) -> list[DigestResult]:
+    """Email (or, dry run, write as .eml) the digest of the latest whole period, once per period per event."""
+    results = []
+    for event in ws.config.selected_events(event_name):
+        if not ws.config.email.recipients and not dry_run:
+            results.append(DigestResult(event.name, "off", _EMAIL_OFF))
+            _log.info("digest of %s: %s", event.name, _EMAIL_OFF)
+            continue
+        results.append(send_digest(ws, analyze_event(ws, event.name), dry_run=dry_run, force=force))
+    return results
+
+
+_EMAIL_OFF = "switched off: email.recipients is empty in the config"
+_log = logging.getLogger(__name__)
+
+
+def send_digest(
+    ws: Workspace, analysis: Analysis, dry_run: bool = False, force: bool = False, now: datetime | None = None
+) -> DigestResult:
+    """Digest one analysed event: skip a period already sent (unless force), mark it sent once the server accepts."""
+    from monitor import digest as mail
+
+    now = now or datetime.now(UTC)
+    as_of = mail.data_as_of(analysis, now)
+    if as_of is None:
+        return DigestResult(analysis.event, "skipped", "no posts yet")
+    period = mail.latest_period(as_of, ws.config.email.period, ws.config.tz)
+    if not dry_run and not force and ws.store.was_sent(analysis.event, "digest", period.key):
+        return DigestResult(analysis.event, "skipped", f"{period.key} already sent (--force sends again)", period.key)
+    message = mail.build_digest(
+        analysis,
+        period,
+        sender=ws.config.email.sender,
+        recipients=ws.config.email.recipients,
+        timeline_png=_timeline_png(ws, analysis.event),
+        dashboard_link=_dashboard_link(ws, analysis.event),
+        spend=_month_spend(ws, analysis, now),
+        now=now,
+    )
+    return _deliver(ws, message, analysis.event, "digest", [period.key], dry_run, f"digest-{period.key}.eml")
+
+
+def _deliver(
+    ws: Workspace, message: EmailMessage, event_name: str, kind: str, keys: list[str], dry_run: bool, file_name: str
+) -> DigestResult:
+    """Write the message (dry run) or send it and record every key as sent under the server's acceptance."""
+    from monitor import digest as mail
+
+    message_id = str(message["Message-ID"])
+    subject = str(message["Subject"])
+    if dry_run:
+        path = mail.write_eml(message, ws.config.out_dir() / event_name / file_name)
+        return DigestResult(event_name, "written", f"{subject} → {path}", keys[0], path, message_id)
+    try:
+        refused = mail.send(message, ws.config.email, os.environ, _ca_file(ws))
+    except DeliveryError as error:
+        _log.error("%s of %s not sent: %s", kind, event_name, error)
+        return DigestResult(event_name, "failed", str(error), keys[0])
+    for key in keys:
+        ws.store.mark_sent(event_name, kind, key, message_id)
+    to = ", ".join(address for address in ws.config.email.recipients if address not in refused)
+    return DigestResult(event_name, "sent", f"{subject} → {to}", keys[0], None, message_id, refused)
+
+
+def _ca_file(ws: Workspace) -> Path | None:
+    ca_file = ws.config.email.ca_file
+    return ws.config.resolve_path(ca_file) if ca_file else None
+
+
+def _timeline_png(ws: Workspace, event_name: str) -> bytes | None:
+    """The timeline chart the last report wrote, if any."""
+    path = ws.config.out_dir() / event_name / "timeline.png"
+    return path.read_bytes() if path.is_file() else None
+
+
+def _dashboard_link(ws: Workspace, event_name: str) -> str:
+    """The dashboard's web address when email.dashboard_url is set, else its path on this machine."""
+    base = ws.config.email.dashboard_url
+    if base:
+        return f"{base.rstrip('/')}/{event_name}/index.html"
+    return str((ws.config.out_dir() / event_name / "index.html").resolve())
+
+
+def _month_spend(ws: Workspace, analysis: Analysis, now: datetime) -> Spend | None:
+    """The X API's estimated spend this month, for events that collect from X."""
+    from monitor.digest import Spend
+
+    if "x" not in ws.config.event(analysis.event).sources:
+        return None
+    month_start = now.astimezone(ws.config.tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    posts_read, cost = ws.store.spend_since(month_start, source="x")
+    return Spend("x", f"{month_start:%B %Y}", posts_read, cost)
+
+
+def check_alerts(ws: Workspace, event_name: str | None = None, dry_run: bool = False) -> list[AlertResult]:
+    """Email a short alert for spikes not alerted yet, at most one email per event per cool-down."""
+    results = []
+    for event in ws.config.selected_events(event_name):
+        if not ws.config.email.recipients and not dry_run:
+            results.append(AlertResult(event.name, "off", _EMAIL_OFF))
+            continue
+        results.append(send_alerts(ws, analyze_event(ws, event.name), dry_run=dry_run))
+    return results
+
+
+def send_alerts(ws: Workspace, analysis: Analysis, dry_run: bool = False, now: datetime | None = None) -> AlertResult:
+    """Alert the new spikes of one analysed event; spikes that start inside the cool-down are held, not alerted later."""
+    from monitor import digest as mail
+
+    now = now or datetime.now(UTC)
+    settings = ws.config.alerts
+    already = {s.key() for s in analysis.spikes if _alert_recorded(ws, analysis.event, s.key())}
+    last = ws.store.last_sent(analysis.event, "alert")
+    plan = mail.plan_alerts(analysis, already, last, now, settings.min_volume, settings.cooldown, settings.max_age)
+    if plan.hold:
+        return _hold_alerts(ws, analysis.event, plan.hold, last, dry_run)
+    if not plan.send:
+        waiting = f" ({len(plan.waiting)} too small or too old)" if plan.waiting else ""
+        return AlertResult(analysis.event, "none", f"no new spikes{waiting}")
+    message = mail.build_alert(
+        analysis,
+        plan.send,
+        sender=ws.config.email.sender,
+        recipients=ws.config.email.recipients,
+        timeline_png=_timeline_png(ws, analysis.event),
+        dashboard_link=_dashboard_link(ws, analysis.event),
+        now=now,
+    )
+    keys = [spike.key() for spike in plan.send]
+    file_name = f"alert-{keys[0].replace(':', '-').replace('+', 'p')}.eml"
+    sent = _deliver(ws, message, analysis.event, "alert", keys, dry_run, file_name)
+    return AlertResult(analysis.event, sent.status, sent.detail, keys, sent.path, sent.message_id)
+
+
+def _alert_recorded(ws: Workspace, event_name: str, key: str) -> bool:
+    return ws.store.was_sent(event_name, "alert", key) or ws.store.was_sent(event_name, "alert-held", key)
+
+
+def _hold_alerts(
+    ws: Workspace, event_name: str, spikes: list[Any], last: datetime | None, dry_run: bool
+) -> AlertResult:
+    """Record spikes that started inside the cool-down so they are not alerted late; the digest lists them."""
+    keys = [spike.key() for spike in spikes]
+    if not dry_run:
+        for key in keys:
+            ws.store.mark_sent(event_name, "alert-held", key, "")
+    until = (last + ws.config.alerts.cooldown) if last else None
+    detail = (
+        f"{len(keys)} new spike(s) held: last alert less than alerts.cooldown ago (until {until:%Y-%m-%d %H:%M} UTC)"
+    )
+    return AlertResult(event_name, "held", detail, keys)

@@ -124,3 +124,44 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened = open_store(url)
     yield opened
     opened.close()
+
+
+# ---- SMTP (digest, alerts, daemon) -------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """A plain SMTP server on 127.0.0.1 (no TLS, no AUTH); `.email_settings()` is the config section for it."""
+    from tests.smtp_server import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_certificate(tmp_path: Path) -> Any:
+    """A self-signed certificate for 127.0.0.1 (skips the test when the openssl command is missing)."""
+    from tests.smtp_server import make_certificate
+
+    certificate = make_certificate(tmp_path)
+    if certificate is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    return certificate
+
+
+@pytest.fixture
+def make_smtp_server() -> Iterator[Callable[..., Any]]:
+    """Start SMTP servers with options (certificate, starttls, implicit_tls, credentials); all stopped afterwards."""
+    from tests.smtp_server import SmtpServer
+
+    started: list[SmtpServer] = []
+
+    def start(**options: Any) -> SmtpServer:
+        server = SmtpServer(**options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

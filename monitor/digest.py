@@ -1,0 +1,649 @@
+"""Digests and spike alerts: an Analysis becomes an email (plain text + HTML with the chart inline), sent over SMTP.
+
+The only module that imports smtplib. Building a message is pure; `send` is the one function that talks to a server.
+"""
+
+from __future__ import annotations
+
+import math
+import smtplib
+import socket
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from monitor.analysis import Analysis, Spike, TopPost
+from monitor.config import EmailConfig
+from monitor.errors import ConfigError, DeliveryError
+
+NO_RECIPIENTS = "undisclosed-recipients:;"  # RFC 5322 empty group: a dry run without configured recipients
+TOP_POSTS_SHOWN = 5
+DRIVERS_SHOWN = 6
+POST_TEXT_LIMIT = 400
+
+
+# ---- periods and their numbers -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """One whole day, or seven whole days, in the config's zone: what one digest covers."""
+
+    kind: str  # "day" or "week"
+    start: datetime  # midnight in the config's zone
+    end: datetime  # exclusive: midnight after the last day
+
+    @property
+    def days(self) -> int:
+        return 1 if self.kind == "day" else 7
+
+    @property
+    def key(self) -> str:
+        """Identity in the store and in file names, e.g. 2012-12-18 or 2012-12-12_2012-12-18."""
+        first, last = self.start.date(), (self.end - timedelta(hours=12)).date()
+        return first.isoformat() if self.kind == "day" else f"{first.isoformat()}_{last.isoformat()}"
+
+    def previous(self) -> Period:
+        tz = self.start.tzinfo
+        start_day = self.start.date() - timedelta(days=self.days)
+        return Period(self.kind, datetime.combine(start_day, time(0), tzinfo=tz), self.start)
+
+    def label(self) -> str:
+        """'Tuesday 18 December 2012' or '12–18 December 2012'."""
+        last = (self.end - timedelta(hours=12)).date()
+        if self.kind == "day":
+            return f"{self.start:%A} {self.start.day} {self.start:%B %Y}"
+        if self.start.month == last.month:
+            return f"{self.start.day}–{last.day} {last:%B %Y}"
+        return f"{self.start.day} {self.start:%B} – {last.day} {last:%B %Y}"
+
+    def short_label(self) -> str:
+        return f"{self.start.day} {self.start:%b}" if self.kind == "day" else self.label()
+
+
+def latest_period(as_of: datetime, kind: str, tz: ZoneInfo) -> Period:
+    """The last whole day (kind "day") or seven days (kind "week") that ended at or before as_of."""
+    end_day = as_of.astimezone(tz).date()
+    length = 1 if kind == "day" else 7
+    start = datetime.combine(end_day - timedelta(days=length), time(0), tzinfo=tz)
+    return Period(kind, start, datetime.combine(end_day, time(0), tzinfo=tz))
+
+
+def data_as_of(analysis: Analysis, now: datetime) -> datetime | None:
+    """Until when the data runs: now for a live event, the end of the last post's bin for an archive."""
+    last = analysis.coverage.last_post
+    if last is None:
+        return None
+    bin_length = timedelta(hours=1) if analysis.bin == "hour" else timedelta(days=1)
+    return min(now, last + bin_length)
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Volume and tone over a time window, summed or weighted over Analysis.bins."""
+
+    posts: int
+    scored: int
+    hours: float
+    mean_compound: float | None
+    negative_share: float | None
+    churn_share: float | None
+
+    def posts_over(self, hours: float) -> float:
+        """Posts scaled to a window of another length (e.g. the baseline week → one day)."""
+        return self.posts * hours / self.hours if self.hours else 0.0
+
+
+def window_stats(bins: pd.DataFrame, start: datetime, end: datetime) -> WindowStats:
+    """Sum volume and average the tone (weighted by scored posts) of the bins starting in [start, end)."""
+    window = bins[(bins.index >= start) & (bins.index < end)]
+    weights = window["scored"].fillna(0) if "scored" in window else pd.Series(dtype=float)
+    return WindowStats(
+        posts=int(window["volume"].fillna(0).sum()),
+        scored=int(weights.sum()),
+        hours=(end - start).total_seconds() / 3600,
+        mean_compound=_weighted_mean(window, "mean_compound", weights),
+        negative_share=_weighted_mean(window, "negative_share", weights),
+        churn_share=_weighted_mean(window, "churn_share", weights),
+    )
+
+
+def _weighted_mean(window: pd.DataFrame, column: str, weights: pd.Series) -> float | None:
+    if column not in window:
+        return None
+    values = window[column]
+    usable = values.notna() & (weights > 0)
+    total = float(weights[usable].sum())
+    return float((values[usable] * weights[usable]).sum() / total) if total else None
+
+
+def spikes_in(spikes: Sequence[Spike], start: datetime, end: datetime) -> list[Spike]:
+    """Spikes that overlap [start, end)."""
+    return [spike for spike in spikes if spike.start < end and spike.end >= start]
+
+
+# ---- formatting ------------------------------------------------------------------------------
+
+
+def thousands(value: float) -> str:
+    """12345 → '12 345' (a thin space reads in every locale)."""
+    return f"{round(value):,}".replace(",", "\u202f")
+
+
+def percent(share: float | None) -> str:
+    return "–" if share is None else f"{share * 100:.0f} %"
+
+
+def signed(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}".replace("-", "−")
+
+
+def relative_change(now: float | None, before: float | None) -> str:
+    """'+38 %', '−12 %', 'new' (from zero) or '–' (unknown)."""
+    if now is None or before is None:
+        return "–"
+    if before == 0:
+        return "–" if now == 0 else "new"
+    return signed((now / before - 1) * 100, 0) + " %"
+
+
+def points_change(now: float | None, before: float | None) -> str:
+    """Difference of two shares in percentage points."""
+    return "–" if now is None or before is None else signed((now - before) * 100, 0) + " pts"
+
+
+def when(moment: datetime, tz: ZoneInfo) -> str:
+    local = moment.astimezone(tz)
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
+def describe_spike(spike: Spike, tz: ZoneInfo) -> str:
+    """One sentence: what, when, how big."""
+    span = f"{when(spike.start, tz)} to {when(spike.end, tz)}" if spike.end != spike.start else when(spike.start, tz)
+    if spike.kind == "volume":
+        size = f"×{spike.size:.1f} the baseline" if math.isfinite(spike.size) else "from a silent baseline"
+        peak = f"peak {thousands(spike.peak_value)} posts per bin at {when(spike.peak, tz)} ({size}, z {spike.z:.1f})"
+        return f"Volume spike {span}: {peak}"
+    peak = f"mean sentiment {signed(spike.peak_value)} at {when(spike.peak, tz)}"
+    return f"Sentiment dip {span}: {peak} ({signed(spike.size)} vs the baseline, z {spike.z:.1f})"
+
+
+# ---- what a digest says ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Estimated API spend of the month so far (for paid sources such as X)."""
+
+    source: str
+    month: str  # e.g. "December 2012"
+    posts_read: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One metric: this period, the previous one and the baseline, already formatted."""
+
+    label: str
+    current: str
+    previous: str
+    change_previous: str
+    baseline: str
+    change_baseline: str
+
+
+@dataclass(frozen=True)
+class PostView:
+    """A top post as shown in the email."""
+
+    text: str
+    author: str
+    url: str | None
+    when: str
+    compound: str
+    engagement: str
+
+
+@dataclass
+class DigestView:
+    """Everything the digest templates show, formatted."""
+
+    title: str
+    headline: str
+    period_label: str
+    previous_label: str
+    timezone: str
+    rows: list[TableRow]
+    spikes: list[str]
+    churn: str
+    posts_heading: str
+    posts: list[PostView]
+    coverage: list[str]
+    dashboard_link: str | None
+    dashboard_is_url: bool
+    simulated: bool
+    chart_cid: str | None = None
+    drivers: list[str] = field(default_factory=list)
+
+
+def comparison_rows(current: WindowStats, previous: WindowStats, baseline: WindowStats) -> list[TableRow]:
+    """Posts, mean sentiment, negative and churn share: this period vs the previous period and the baseline."""
+    typical = baseline.posts_over(current.hours) if baseline.hours else None
+    return [
+        TableRow(
+            "Posts",
+            thousands(current.posts),
+            thousands(previous.posts),
+            relative_change(current.posts, previous.posts),
+            "–" if typical is None else thousands(typical),
+            relative_change(current.posts, typical),
+        ),
+        TableRow(
+            "Mean sentiment (−1…+1)",
+            signed(current.mean_compound),
+            signed(previous.mean_compound),
+            _difference(current.mean_compound, previous.mean_compound),
+            signed(baseline.mean_compound),
+            _difference(current.mean_compound, baseline.mean_compound),
+        ),
+        _share_row("Negative posts", current.negative_share, previous.negative_share, baseline.negative_share),
+        _share_row("Say they will leave", current.churn_share, previous.churn_share, baseline.churn_share),
+    ]
+
+
+def _difference(now: float | None, before: float | None) -> str:
+    return "–" if now is None or before is None else signed(now - before)
+
+
+def _share_row(label: str, current: float | None, previous: float | None, baseline: float | None) -> TableRow:
+    return TableRow(
+        label,
+        percent(current),
+        percent(previous),
+        points_change(current, previous),
+        percent(baseline),
+        points_change(current, baseline),
+    )
+
+
+def headline(current: WindowStats, baseline: WindowStats, spike_count: int) -> str:
+    """'negativity up 38 % vs baseline, 2 spikes' — the subject line's news."""
+    parts = [_tone_headline(current, baseline)]
+    if spike_count:
+        parts.append(f"{spike_count} spike{'s' if spike_count != 1 else ''}")
+    return ", ".join(parts)
+
+
+def _tone_headline(current: WindowStats, baseline: WindowStats) -> str:
+    now, before = current.negative_share, baseline.negative_share
+    if now is not None and before:
+        change = (now / before - 1) * 100
+        direction = "up" if change >= 0 else "down"
+        return f"negativity {direction} {abs(change):.0f} % vs baseline"
+    if now is not None:
+        return f"{now * 100:.0f} % negative"
+    typical = baseline.posts_over(current.hours) if baseline.hours else 0
+    if typical:
+        return f"{thousands(current.posts)} posts ({relative_change(current.posts, typical)} vs baseline)"
+    return f"{thousands(current.posts)} posts"
+
+
+def post_view(post: TopPost, tz: ZoneInfo) -> PostView:
+    text = post.text if len(post.text) <= POST_TEXT_LIMIT else post.text[: POST_TEXT_LIMIT - 1] + "…"
+    return PostView(
+        text=text,
+        author=f"@{post.author}" if post.author else f"unknown author ({post.source})",
+        url=post.url if post.url and post.url.startswith(("https://", "http://")) else None,  # no javascript:
+        when=when(post.created_at, tz),
+        compound=signed(post.compound),
+        engagement=thousands(post.engagement),
+    )
+
+
+def coverage_lines(analysis: Analysis, spend: Spend | None) -> list[str]:
+    """What the numbers rest on: posts read vs counted, scored, and the month's API spend."""
+    coverage = analysis.coverage
+    sources = ", ".join(f"{name} {thousands(n)}" for name, n in sorted(coverage.per_source.items()))
+    lines = [f"Posts read: {thousands(coverage.posts)}" + (f" ({sources})" if sources else "")]
+    if coverage.counted:
+        share = coverage.posts / coverage.counted
+        lines.append(f"Posts counted by the platform: {thousands(coverage.counted)} — we read {share * 100:.0f} %")
+    skipped = coverage.not_scored_language + coverage.not_scored_other
+    lines.append(f"Scored: {thousands(coverage.scored)}; not scored: {thousands(skipped)}")
+    if spend is not None:
+        lines.append(
+            f"{spend.source.upper()} API spend in {spend.month}: {thousands(spend.posts_read)} posts read, "
+            f"about ${spend.cost_usd:,.2f}"
+        )
+    return lines
+
+
+def digest_view(
+    analysis: Analysis,
+    period: Period,
+    dashboard_link: str | None = None,
+    spend: Spend | None = None,
+) -> DigestView:
+    """The numbers of one period of an analysed event, ready for the templates."""
+    tz = ZoneInfo(analysis.timezone)
+    current = window_stats(analysis.bins, period.start, period.end)
+    previous_period = period.previous()
+    previous = window_stats(analysis.bins, previous_period.start, previous_period.end)
+    baseline = window_stats(analysis.bins, analysis.baseline_start, analysis.baseline_end)
+    spikes = spikes_in(analysis.spikes, period.start, period.end)
+    heading, posts = _top_posts(analysis, period, tz)
+    return DigestView(
+        title=analysis.title or analysis.event,
+        headline=headline(current, baseline, len(spikes)),
+        period_label=period.label(),
+        previous_label=previous_period.label(),
+        timezone=analysis.timezone,
+        rows=comparison_rows(current, previous, baseline),
+        spikes=[describe_spike(spike, tz) for spike in spikes],
+        churn=percent(current.churn_share),
+        posts_heading=heading,
+        posts=posts,
+        coverage=coverage_lines(analysis, spend),
+        dashboard_link=dashboard_link,
+        dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
+        simulated=analysis.coverage.simulated,
+        drivers=_driver_terms(analysis),
+    )
+
+
+def _top_posts(analysis: Analysis, period: Period, tz: ZoneInfo) -> tuple[str, list[PostView]]:
+    """The most-engaged negative posts of the period, or of the whole event when the period has none."""
+    in_period = [post for post in analysis.top_posts if period.start <= post.created_at < period.end]
+    chosen, heading = (
+        (in_period, "Top negative posts of the period")
+        if in_period
+        else (
+            analysis.top_posts,
+            "Top negative posts since the announcement (none in this period)",
+        )
+    )
+    ranked = sorted(chosen, key=lambda post: post.engagement, reverse=True)[:TOP_POSTS_SHOWN]
+    return heading, [post_view(post, tz) for post in ranked]
+
+
+def _driver_terms(analysis: Analysis) -> list[str]:
+    return [f"{driver.term} (z {driver.z:.1f})" for driver in analysis.drivers[:DRIVERS_SHOWN]]
+
+
+# ---- messages -----------------------------------------------------------------------------------
+
+
+@cache
+def _templates() -> Any:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("monitor", "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(template: str, **context: Any) -> str:
+    return str(_templates().get_template(template).render(**context))
+
+
+def build_digest(
+    analysis: Analysis,
+    period: Period,
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    timeline_png: bytes | None = None,
+    dashboard_link: str | None = None,
+    spend: Spend | None = None,
+    now: datetime | None = None,
+) -> EmailMessage:
+    """The digest email of one period: text and HTML alternatives, the timeline chart inline by cid."""
+    view = digest_view(analysis, period, dashboard_link, spend)
+    chart_cid = make_msgid("timeline", _domain(sender)) if timeline_png else None
+    view.chart_cid = chart_cid[1:-1] if chart_cid else None
+    prefix = "[simulated] " if view.simulated else ""
+    subject = f"{prefix}{view.title} — {view.headline}"
+    text, html = render("digest.txt", view=view), render("digest.html", view=view)
+    return _compose(subject, text, html, timeline_png, chart_cid, sender, recipients, now)
+
+
+@dataclass
+class AlertView:
+    """Everything the alert templates show, formatted."""
+
+    title: str
+    spikes: list[str]
+    drivers: list[str]
+    dashboard_link: str | None
+    dashboard_is_url: bool
+    simulated: bool
+    timezone: str
+    chart_cid: str | None = None
+
+
+def build_alert(
+    analysis: Analysis,
+    spikes: Sequence[Spike],
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    timeline_png: bytes | None = None,
+    dashboard_link: str | None = None,
+    now: datetime | None = None,
+) -> EmailMessage:
+    """A short email about spikes that just started: what, when, how big, the chart and the driving terms."""
+    tz = ZoneInfo(analysis.timezone)
+    view = AlertView(
+        title=analysis.title or analysis.event,
+        spikes=[describe_spike(spike, tz) for spike in spikes],
+        drivers=_driver_terms(analysis),
+        dashboard_link=dashboard_link,
+        dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
+        simulated=analysis.coverage.simulated,
+        timezone=analysis.timezone,
+    )
+    chart_cid = make_msgid("timeline", _domain(sender)) if timeline_png else None
+    view.chart_cid = chart_cid[1:-1] if chart_cid else None
+    prefix = "[simulated] " if view.simulated else ""
+    subject = f"{prefix}Alert: {view.title} — {_alert_headline(spikes)}"
+    text, html = render("alert.txt", view=view), render("alert.html", view=view)
+    return _compose(subject, text, html, timeline_png, chart_cid, sender, recipients, now)
+
+
+def _alert_headline(spikes: Sequence[Spike]) -> str:
+    first = spikes[0]
+    if first.kind == "volume":
+        size = f"×{first.size:.1f} the baseline" if math.isfinite(first.size) else "from silence"
+        news = f"volume spike ({size})"
+    else:
+        news = f"sentiment dip ({signed(first.size)})"
+    return news + (f" and {len(spikes) - 1} more" if len(spikes) > 1 else "")
+
+
+def _compose(
+    subject: str,
+    text: str,
+    html: str,
+    png: bytes | None,
+    chart_cid: str | None,
+    sender: str,
+    recipients: Sequence[str],
+    now: datetime | None,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients) if recipients else NO_RECIPIENTS
+    message["Date"] = format_datetime(now or datetime.now(UTC))
+    message["Message-ID"] = make_msgid("backlash", _domain(sender))
+    message.set_content(text, charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
+    if png is not None and chart_cid is not None:
+        html_part = next(part for part in message.iter_parts() if part.get_content_type() == "text/html")
+        html_part.add_related(png, "image", "png", cid=chart_cid, filename="timeline.png", disposition="inline")
+    return message
+
+
+def _domain(address: str) -> str:
+    """The domain of the From address, for Message-ID and Content-ID (never a DNS lookup)."""
+    domain = address.rpartition("@")[2].strip(" >")
+    return domain or "backlash-monitor.invalid"
+
+
+def write_eml(message: EmailMessage, path: Path) -> Path:
+    """Write the message as a .eml file a mail client opens (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(message.as_bytes())
+    partial.replace(path)
+    return path
+
+
+# ---- delivery -------------------------------------------------------------------------------------
+
+
+def smtp_credentials(settings: EmailConfig, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """User and password from the environment variables the config names; no user means no login."""
+    user = environ.get(settings.username_env) if settings.username_env else None
+    if not user:
+        return None
+    password = environ.get(settings.password_env) if settings.password_env else None
+    if not password:
+        raise ConfigError(f"email.password_env: ${settings.password_env} is not set, but ${settings.username_env} is")
+    return user, password
+
+
+def send(
+    message: EmailMessage, settings: EmailConfig, environ: Mapping[str, str], ca_file: Path | None = None
+) -> list[str]:
+    """Hand the message to the SMTP server; return the recipients it refused (the others got it).
+
+    Raises DeliveryError with one line (never the password) when the server is unreachable, refuses the
+    login or every recipient, or does not answer within the timeout.
+    """
+    credentials = smtp_credentials(settings, environ)
+    try:
+        with _connect(settings, ca_file) as smtp:
+            if credentials:
+                smtp.login(*credentials)
+            refused = smtp.send_message(message)
+    except (smtplib.SMTPException, OSError) as error:
+        reason = _failure_reason(error, settings, credentials)
+        if credentials:
+            reason = reason.replace(credentials[1], "***")
+        where = f"{settings.smtp_host}:{settings.smtp_port} ({settings.security})"
+        raise DeliveryError(f"cannot send email through {where}: {reason}") from None
+    return sorted(refused)
+
+
+def _connect(settings: EmailConfig, ca_file: Path | None) -> smtplib.SMTP:
+    timeout = settings.timeout.total_seconds()
+    if settings.security == "none":
+        return smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    if settings.security == "ssl":
+        return smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout, context=context)
+    smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+    try:
+        smtp.starttls(context=context)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _failure_reason(error: BaseException, settings: EmailConfig, credentials: tuple[str, str] | None) -> str:
+    """The cause in words a user can act on."""
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        user = credentials[0] if credentials else "?"
+        return f"login as {user!r} refused ({error.smtp_code} {_server_text(error.smtp_error)})"
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "every recipient refused: " + ", ".join(
+            f"{address} ({code} {_server_text(text)})" for address, (code, text) in error.recipients.items()
+        )
+    if isinstance(error, smtplib.SMTPNotSupportedError) and settings.security == "starttls":
+        return f"the server does not offer STARTTLS or AUTH ({error}); check email.security"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"the server answered {error.smtp_code} {_server_text(error.smtp_error)}"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({error.verify_message}); set email.ca_file to trust a private CA"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused (is the server running, and is email.smtp_port right?)"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return f"no answer within {settings.timeout.total_seconds():g}s (email.timeout)"
+    if isinstance(error, socket.gaierror):
+        return f"unknown host {settings.smtp_host!r} ({error.strerror})"
+    return f"{error.__class__.__name__}: {error}".strip()
+
+
+def _server_text(text: bytes | str) -> str:
+    return (text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)).replace("\n", " ")
+
+
+# ---- alerts -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertPlan:
+    """Which new spikes to alert now, which to hold (cool-down) and why the rest wait."""
+
+    send: list[Spike]
+    hold: list[Spike]
+    waiting: dict[str, str]  # spike key → why it is not alerted yet (too small, too old)
+
+
+def plan_alerts(
+    analysis: Analysis,
+    already: set[str],
+    last_alert: datetime | None,
+    now: datetime,
+    min_volume: int,
+    cooldown: timedelta,
+    max_age: timedelta,
+) -> AlertPlan:
+    """Decide which spikes get an alert: new ones, big enough, recent, and not inside the cool-down."""
+    due: list[Spike] = []
+    waiting: dict[str, str] = {}
+    for spike in analysis.spikes:
+        if spike.key() in already:
+            continue
+        reason = _not_alertable(analysis, spike, now, min_volume, max_age)
+        if reason:
+            waiting[spike.key()] = reason
+        else:
+            due.append(spike)
+    if due and last_alert is not None and now - last_alert < cooldown:
+        return AlertPlan(send=[], hold=due, waiting=waiting)
+    return AlertPlan(send=due, hold=[], waiting=waiting)
+
+
+def _not_alertable(analysis: Analysis, spike: Spike, now: datetime, min_volume: int, max_age: timedelta) -> str:
+    if now - spike.end > max_age:
+        return "ended more than alerts.max_age ago"
+    if peak_volume(analysis, spike) < min_volume:
+        return "peak below alerts.min_volume"
+    return ""
+
+
+def peak_volume(analysis: Analysis, spike: Spike) -> float:
+    """Posts in the spike's peak bin (for a volume spike that is its peak value)."""
+    if spike.kind == "volume":
+        return spike.peak_value
+    peak = spike.peak.astimezone(ZoneInfo(analysis.timezone))
+    volume = analysis.bins["volume"].get(pd.Timestamp(peak))
+    return 0.0 if volume is None or pd.isna(volume) else float(volume)
