@@ -140,7 +140,7 @@ def thousands(value: float) -> str:
 
 
 def percent(share: float | None) -> str:
-    return "–" if share is None else f"{share * 100:.0f} %"
+    return "–" if share is None else f"{share * 100:.0f}\u00a0%"  # no line break inside "18 %"
 
 
 def signed(value: float | None, digits: int = 2) -> str:
@@ -153,6 +153,8 @@ def relative_change(now: float | None, before: float | None) -> str:
         return "–"
     if before == 0:
         return "–" if now == 0 else "new"
+    if now / before >= 3:
+        return f"×{now / before:.1f}"
     return signed((now / before - 1) * 100, 0) + " %"
 
 
@@ -166,15 +168,16 @@ def when(moment: datetime, tz: ZoneInfo) -> str:
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
-def describe_spike(spike: Spike, tz: ZoneInfo) -> str:
+def describe_spike(spike: Spike, tz: ZoneInfo, bin_name: str = "hour") -> str:
     """One sentence: what, when, how big."""
     span = f"{when(spike.start, tz)} to {when(spike.end, tz)}" if spike.end != spike.start else when(spike.start, tz)
+    z = f"z {spike.z:.1f}".replace("-", "−")
     if spike.kind == "volume":
         size = f"×{spike.size:.1f} the baseline" if math.isfinite(spike.size) else "from a silent baseline"
-        peak = f"peak {thousands(spike.peak_value)} posts per bin at {when(spike.peak, tz)} ({size}, z {spike.z:.1f})"
-        return f"Volume spike {span}: {peak}"
+        peak = f"peak {thousands(spike.peak_value)} posts per {bin_name} at {when(spike.peak, tz)}"
+        return f"Volume spike {span}: {peak} ({size}, {z})"
     peak = f"mean sentiment {signed(spike.peak_value)} at {when(spike.peak, tz)}"
-    return f"Sentiment dip {span}: {peak} ({signed(spike.size)} vs the baseline, z {spike.z:.1f})"
+    return f"Sentiment dip {span}: {peak} ({signed(spike.size)} vs the baseline, {z})"
 
 
 # ---- what a digest says ------------------------------------------------------------------------
@@ -220,6 +223,7 @@ class DigestView:
 
     title: str
     headline: str
+    lead: str  # the absolute numbers behind the headline
     period_label: str
     previous_label: str
     timezone: str
@@ -298,6 +302,18 @@ def _tone_headline(current: WindowStats, baseline: WindowStats) -> str:
     return f"{thousands(current.posts)} posts"
 
 
+def lead(current: WindowStats, baseline: WindowStats) -> str:
+    """'1 108 posts (a typical day before the announcement: 69); 58 % negative (baseline 18 %).'"""
+    typical = baseline.posts_over(current.hours) if baseline.hours else None
+    span = "day" if current.hours <= 24 else f"{current.hours / 24:.0f} days"
+    volume = f"{thousands(current.posts)} posts"
+    if typical is not None:
+        volume += f" (a typical {span} before the announcement: {thousands(typical)})"
+    if current.negative_share is None:
+        return volume + "; none scored yet."
+    return f"{volume}; {percent(current.negative_share)} negative (baseline {percent(baseline.negative_share)})."
+
+
 def post_view(post: TopPost, tz: ZoneInfo) -> PostView:
     text = post.text if len(post.text) <= POST_TEXT_LIMIT else post.text[: POST_TEXT_LIMIT - 1] + "…"
     return PostView(
@@ -345,11 +361,12 @@ def digest_view(
     return DigestView(
         title=analysis.title or analysis.event,
         headline=headline(current, baseline, len(spikes)),
+        lead=lead(current, baseline),
         period_label=period.label(),
         previous_label=previous_period.label(),
         timezone=analysis.timezone,
         rows=comparison_rows(current, previous, baseline),
-        spikes=[describe_spike(spike, tz) for spike in spikes],
+        spikes=[describe_spike(spike, tz, analysis.bin) for spike in spikes],
         churn=percent(current.churn_share),
         posts_heading=heading,
         posts=posts,
@@ -377,7 +394,7 @@ def _top_posts(analysis: Analysis, period: Period, tz: ZoneInfo) -> tuple[str, l
 
 
 def _driver_terms(analysis: Analysis) -> list[str]:
-    return [f"{driver.term} (z {driver.z:.1f})" for driver in analysis.drivers[:DRIVERS_SHOWN]]
+    return [driver.term for driver in analysis.drivers[:DRIVERS_SHOWN]]
 
 
 # ---- messages -----------------------------------------------------------------------------------
@@ -450,7 +467,7 @@ def build_alert(
     tz = ZoneInfo(analysis.timezone)
     view = AlertView(
         title=analysis.title or analysis.event,
-        spikes=[describe_spike(spike, tz) for spike in spikes],
+        spikes=[describe_spike(spike, tz, analysis.bin) for spike in spikes],
         drivers=_driver_terms(analysis),
         dashboard_link=dashboard_link,
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),

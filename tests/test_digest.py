@@ -120,9 +120,11 @@ def test_window_numbers_sum_volume_and_weight_tone_by_scored_posts() -> None:
     assert stats.mean_compound == pytest.approx(-0.1)
     assert stats.negative_share == pytest.approx(0.3)
     assert stats.churn_share == pytest.approx(1 / 30)
-    rows = comparison_rows(stats, dataclasses.replace(stats, posts=15, negative_share=0.2), stats)
-    assert (rows[0].current, rows[0].previous, rows[0].change_previous) == ("45", "15", "+200 %")
-    assert (rows[2].current, rows[2].change_previous) == ("30 %", "+10 pts")
+    rows = comparison_rows(stats, dataclasses.replace(stats, posts=20, negative_share=0.2), stats)
+    assert (rows[0].current, rows[0].previous, rows[0].change_previous) == ("45", "20", "+125 %")
+    assert (rows[2].current, rows[2].change_previous) == ("30\u00a0%", "+10 pts")
+    tripled = comparison_rows(stats, dataclasses.replace(stats, posts=15), stats)
+    assert tripled[0].change_previous == "×3.0"  # big rises read as a factor
 
 
 # ---- the digest email ----------------------------------------------------------------------------
@@ -275,7 +277,9 @@ def test_an_alert_goes_out_once_per_spike_and_respects_the_cooldown(smtp_server:
     [message] = smtp_server.messages
     assert message["Subject"].startswith("Alert: Instagram terms of service change — volume spike (×23.7 the baseline)")
     alert = parts(message)
-    assert "Volume spike" in alert["text"] and "sell (z 14.2)" in alert["text"]  # what, how big, driving terms
+    assert (
+        "Volume spike" in alert["text"] and "sell, photos, #boycottinstagram" in alert["text"]
+    )  # what, how big, driving terms
     assert len(alert["images"]) == 1
     assert send_alerts(ws, with_spikes(first), now=now).status == "none"  # the same spike: no second email
     second = spike(now - timedelta(minutes=30))
