@@ -601,8 +601,10 @@ def _failure_reason(error: BaseException, settings: EmailConfig, credentials: tu
         return f"TLS certificate not trusted ({error.verify_message}); set email.ca_file to trust a private CA"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused (is the server running, and is email.smtp_port right?)"
-    if isinstance(error, TimeoutError | socket.timeout):
+    if isinstance(error, TimeoutError | socket.timeout) or "timed out" in str(error):
         return f"no answer within {settings.timeout.total_seconds():g}s (email.timeout)"
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return f"the server closed the connection ({error})"
     if isinstance(error, socket.gaierror):
         return f"unknown host {settings.smtp_host!r} ({error.strerror})"
     return f"{error.__class__.__name__}: {error}".strip()

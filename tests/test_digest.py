@@ -322,3 +322,25 @@ def test_top_posts_from_the_period_come_first() -> None:
     )
     assert view.posts_heading == "Top negative posts of the period"
     assert [post.author for post in view.posts] == ["@angry<b>user</b>", "@user1", "@user2"]
+
+
+def test_a_server_that_never_answers_times_out_with_a_clear_line(workspace_for: Callable[..., Workspace]) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) but never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        ws = workspace_for({"smtp_host": "127.0.0.1", "smtp_port": port, "security": "none", "timeout": "1s",
+                            "recipients": ["team@example.org"]})  # fmt: skip
+        result = send_digest(ws, storm_day_analysis())
+    assert result.status == "failed" and "no answer within 1s (email.timeout)" in result.detail
+
+
+def test_weekly_digest_compares_seven_days_with_the_seven_before(smtp_server: Any, workspace_for: Callable[..., Workspace]) -> None:  # fmt: skip
+    ws = workspace_for(smtp_server.email_settings(period="week"))
+    result = send_digest(ws, storm_day_analysis())
+    assert result.period == "2012-12-11_2012-12-17"
+    text = parts(smtp_server.messages[0])["text"]
+    assert "Digest for 11–17 December 2012 (UTC)" in text and "Previous period: 4–10 December 2012" in text
+    assert "(a typical 7 days before the announcement:" in text
