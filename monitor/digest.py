@@ -294,8 +294,10 @@ def _tone_headline(current: WindowStats, baseline: WindowStats) -> str:
         change = (now / before - 1) * 100
         direction = "up" if change >= 0 else "down"
         return f"negativity {direction} {abs(change):.0f} % vs baseline"
+    if now is not None and before == 0:
+        return f"{percent(now)} negative, none at baseline"
     if now is not None:
-        return f"{now * 100:.0f} % negative"
+        return f"{percent(now)} negative"
     typical = baseline.posts_over(current.hours) if baseline.hours else 0
     if typical:
         return f"{thousands(current.posts)} posts ({relative_change(current.posts, typical)} vs baseline)"

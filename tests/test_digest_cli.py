@@ -1,0 +1,100 @@
+"""`backlash digest` end to end: import an archive, score, mail the digest to a real SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import cli
+
+pytestmark = pytest.mark.skipif(
+    "score" not in cli.commands,  # type: ignore[attr-defined]
+    reason="needs `backlash score` and pipeline.analyze_event (scoring branch)",
+)
+EVENT = "instagram-tos-2012"
+PASSWORD = "s3cret-Pa55"
+CALM = ["Posted a new photo on Instagram today", "Love the filters on Instagram", "Instagram sunset pics, lovely"]
+ANGRY = [
+    "Instagram wants to sell my photos? Disgusting. I hate this #boycottinstagram",
+    "Deleting my Instagram account today, terrible new terms",
+    "<script>alert(1)</script> <img src=x onerror=alert(1)> Instagram terms are awful 😡",
+]
+
+
+def write_archive(path: Path) -> Path:
+    """Six calm posts a day in the baseline week, then up to forty angry posts an hour on 17 December."""
+    rows = []
+    start = datetime(2012, 12, 10, tzinfo=UTC)
+    for day in range(7):
+        for n in range(6):
+            rows.append((start + timedelta(days=day, hours=3 * n), CALM[n % 3], f"calm{n}"))
+    storm = datetime(2012, 12, 17, 10, tzinfo=UTC)
+    for hour in range(13):
+        for n in range(40 if hour < 8 else 10):
+            rows.append((storm + timedelta(hours=hour, minutes=n), ANGRY[n % 3], f"angry{n}"))
+    rows.append((datetime(2012, 12, 18, 0, 30, tzinfo=UTC), CALM[0], "late"))  # so the 17th is a whole day
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["created_at", "text", "author"])
+        writer.writerows((moment.isoformat(), text, author) for moment, text, author in rows)
+    return path
+
+
+@pytest.fixture
+def scored_config(tmp_path: Path, write_config: Callable[..., Path], smtp_server: Any) -> Path:
+    config = write_config(email=smtp_server.email_settings())
+    runner = CliRunner()
+    archive = write_archive(tmp_path / "posts.csv")
+    assert runner.invoke(cli, ["--config", str(config), "import", str(archive), "--event", EVENT]).exit_code == 0
+    assert runner.invoke(cli, ["--config", str(config), "score"]).exit_code == 0
+    return config
+
+
+def digest_command(config: Path, *options: str) -> Any:
+    return CliRunner().invoke(cli, ["--config", str(config), "digest", *options])
+
+
+def test_digest_is_sent_once_per_period_and_force_sends_again(scored_config: Path, smtp_server: Any) -> None:
+    first = digest_command(scored_config)
+    assert first.exit_code == 0, first.output
+    assert f"{EVENT}: sent — Instagram terms of service change — " in first.output
+    [message] = smtp_server.messages
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
+    second = digest_command(scored_config)
+    assert second.exit_code == 0 and f"{EVENT}: skipped — 2012-12-17 already sent" in second.output
+    assert len(smtp_server.envelopes) == 1
+    assert digest_command(scored_config, "--force").exit_code == 0
+    assert len(smtp_server.envelopes) == 2
+
+
+def test_server_down_exits_1_without_the_password_and_the_next_run_sends(
+    scored_config: Path, smtp_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_USER", "alice")
+    monkeypatch.setenv("SMTP_PASSWORD", PASSWORD)
+    smtp_server.stop()
+    down = digest_command(scored_config)
+    assert down.exit_code == 1
+    assert "error: instagram-tos-2012: failed — cannot send email through 127.0.0.1:" in down.output
+    assert "connection refused" in down.output and PASSWORD not in down.output and "Traceback" not in down.output
+    back = type(smtp_server)(port=smtp_server.port, credentials=("alice", PASSWORD)).start()
+    try:
+        assert digest_command(scored_config).exit_code == 0
+        assert len(back.envelopes) == 1
+    finally:
+        back.stop()
+
+
+def test_dry_run_prints_the_eml_path(scored_config: Path, smtp_server: Any, tmp_path: Path) -> None:
+    result = digest_command(scored_config, "--dry-run")
+    assert result.exit_code == 0
+    path = tmp_path / "dashboards" / EVENT / "digest-2012-12-17.eml"
+    assert f"→ {path}" in result.output and path.is_file()
+    assert smtp_server.envelopes == []
