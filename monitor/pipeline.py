@@ -587,10 +587,12 @@ class DemoResult:
     scored: ScoreResult
     reports: list[ReportResult]
     seconds: float
+    digests: list[DigestResult] = field(default_factory=list)  # dry runs: .eml files, never sent
 
     @property
     def files(self) -> list[Path]:
-        return [self.config_path, self.database, *(path for result in self.reports for path in result.files)]
+        emails = [result.path for result in self.digests if result.path is not None]
+        return [self.config_path, self.database, *(path for result in self.reports for path in result.files), *emails]
 
 
 def demo_config(base_dir: Path) -> Config:
@@ -618,12 +620,15 @@ def demo_config(base_dir: Path) -> Config:
         ],
         "scoring": {"languages": ["en"], "lexicon": {"boycott": -2.5, "ripoff": -2.0}},
         "reports": {"out_dir": str((base_dir / "dashboards").resolve())},
+        "email": {"recipients": ["team@example.org"], "sender": "monitor@example.org"},
     }
     return parse_config(data, base_dir.resolve())
 
 
 def demo(base_dir: Path, seed: int | None = None, posts: int | None = None) -> DemoResult:
-    """The whole pipeline on a simulated backlash, in its own database under base_dir: import, score, report.
+    """The whole pipeline on a simulated backlash, in its own database under base_dir.
+
+    Imports the simulation, scores, reports and writes the digest as a .eml file (a dry run: nothing is sent).
 
     The demo database is rebuilt on every run, so the demo always shows the same simulation for a seed.
     """
@@ -642,10 +647,12 @@ def demo(base_dir: Path, seed: int | None = None, posts: int | None = None) -> D
         _store_pages(ws, config.event(DEMO_EVENT), source, outcome)
         scored = score(ws, workers=1)
         reports = report(ws)
+        emails = digest(ws, dry_run=True)
     finally:
         ws.close()
     config_path = _write_demo_config(config, database.parent / "demo-config.yaml")
-    return DemoResult(config_path, database, outcome.new, scored, reports, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    return DemoResult(config_path, database, outcome.new, scored, reports, seconds, emails)
 
 
 def _remove_database(database: Path) -> None:
