@@ -196,13 +196,14 @@ def export_command(app: AppContext, event_name: str, fmt: str, out: Path) -> Non
 @pass_app
 @handle_errors
 def status_command(app: AppContext) -> None:
-    """Posts and scores per event and source, cursors, and the last runs.
+    """Posts and scores per event and source, cursors, the last runs, and each daemon job's next and last run.
 
     Example: backlash status
     """
+    from monitor.daemon import scheduled_jobs
     from monitor.pipeline import status
 
-    for line in format_status(status(app.workspace())):
+    for line in format_status(status(app.workspace())) + format_jobs(scheduled_jobs(app.workspace())):
         click.echo(line)
 
 
@@ -401,3 +402,61 @@ def demo_command(base_dir: Path, seed: int | None, posts: int | None) -> None:
         click.echo(str(path))
     index = result.reports[0].index if result.reports else None
     click.echo(f"\nopen {index} in a browser; more commands: backlash --config {result.config_path} status")
+
+
+# ---- the daemon --------------------------------------------------------------------------------
+
+
+@cli.command("run")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also log to this file (rotated at 10 MB, 5 kept).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="How much to log (default: INFO, one line per job run; or the level given before `run`).",
+)
+@pass_app
+@handle_errors
+def run_command(app: AppContext, log_file: str | None, log_level: str | None) -> None:
+    """Run collect (then score and alerts), report and digest on the config's schedule until SIGTERM or Ctrl-C.
+
+    Jobs and their next run times are kept in the database, so a restart picks up the schedule.
+    One line per job run (counts and duration) goes to stderr and, with --log-file, to a rotating
+    file. A second `backlash run` on the same database refuses to start.
+
+    Example: backlash --config /etc/backlash/config.yaml run --log-file /var/log/backlash/daemon.log
+    """
+    from monitor import daemon
+
+    setup_logging(log_level or _daemon_log_level(), log_file)
+    daemon.run(app.workspace())
+
+
+def _daemon_log_level() -> str:
+    """The group's --log-level when given, else INFO: a daemon that logs nothing about its jobs is no use."""
+    root = click.get_current_context().find_root()
+    given = root.get_parameter_source("log_level") is not click.core.ParameterSource.DEFAULT
+    return str(root.params["log_level"]) if given else "INFO"
+
+
+def format_jobs(jobs: list[Any]) -> list[str]:
+    """The daemon's jobs as lines of text: schedule, next run, last run."""
+    lines = ["", "daemon jobs:"]
+    for job in jobs:
+        when = f"next {job.next_run:%Y-%m-%d %H:%M:%S %Z}" if job.next_run else "not scheduled (start `backlash run`)"
+        lines.append(f"  {job.id}: {job.schedule}, {when}")
+        lines.append(f"    last run: {_job_run_text(job.last_run)}")
+    return lines
+
+
+def _job_run_text(run: Any) -> str:
+    if run is None:
+        return "none"
+    took = f" in {(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else " (still running)"
+    message = f" — {run.message}" if run.message else ""
+    return f"{run.status} at {run.started_at:%Y-%m-%d %H:%M:%S} UTC{took}{message}"

@@ -7,7 +7,8 @@ naive UTC and handed back timezone-aware.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -540,10 +541,60 @@ class Store:
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store scores: {_error_text(error)}") from None
 
+    # ---- daemon: last run of a verb, one-process lock ---------------------------------------
+
+    def last_run(self, verb: str) -> RunRecord | None:
+        """The most recent run of a verb (e.g. "job:collect"), or None."""
+        query = select(runs_table).where(runs_table.c.verb == verb).order_by(runs_table.c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return RunRecord(**_aware_row(dict(row))) if row is not None else None
+
+    def hold_lock(self, name: str) -> Callable[[], None] | None:
+        """Take a lock on this database held until the returned release() or the process's end; None if taken.
+
+        SQLite: an OS lock on a file beside the database (`<file>.<name>.lock`). PostgreSQL: a session
+        advisory lock, which also excludes a process on another host; both vanish when a process dies.
+        """
+        if self.dialect == "postgresql":
+            return self._hold_advisory_lock(name)
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return lambda: None
+        return _hold_file_lock(Path(f"{database}.{name}.lock"))
+
+    def _hold_advisory_lock(self, name: str) -> Callable[[], None] | None:
+        key = int.from_bytes(hashlib.sha256(f"backlash:{name}".encode()).digest()[:8], "big", signed=True)
+        conn = self.engine.connect()
+        taken = bool(conn.execute(select(func.pg_try_advisory_lock(key))).scalar())
+        conn.commit()  # a session lock outlives the transaction; an idle-in-transaction session would be killed
+        if not taken:
+            conn.close()
+            return None
+
+        def release() -> None:
+            conn.execute(select(func.pg_advisory_unlock(key)))
+            conn.commit()
+            conn.close()
+
+        return release
+
 
 _SCORE_DEFAULTS: dict[str, Any] = {
     name: None for name in ("lang", "neg", "neu", "pos", "compound", "churn", "aspects")
 }  # fmt: skip
+
+
+def _hold_file_lock(path: Path) -> Callable[[], None] | None:
+    """An exclusive flock on path; the OS drops it when the process ends, even on SIGKILL."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return None
+    return lock.release
 
 
 def _aware_row(row: dict[str, Any]) -> dict[str, Any]:
