@@ -24,6 +24,7 @@ from monitor.config import parse_config
 from monitor.daemon import cron_trigger, crontab_weekdays
 from monitor.errors import ConfigError
 from monitor.store import Store, open_store
+from tests.conftest import POSTGRES_URL, _reset_postgres
 from tests.fake_x_api import FakeXApi, Fault, make_tweets
 
 TOKEN = "AAAAAAAAAAAAAAAAAAAAADaemonBearer%2Fsecret%3D42"
@@ -270,3 +271,40 @@ def test_cron_expressions_fire_when_crontab_says(tmp_path: Path) -> None:
         cron_trigger("0 * *", "schedule.report_cron", config)
     with pytest.raises(ConfigError, match=r"schedule.digest_cron: '0 25 \* \* \*' is not a crontab expression"):
         cron_trigger("0 25 * * *", "schedule.digest_cron", config)
+
+
+# ---- one daemon per database ---------------------------------------------------------------------
+
+
+def test_the_daemon_lock_is_exclusive_until_released(store: Store) -> None:
+    other = Store(open_store(str(store.engine.url.render_as_string(hide_password=False))).engine)
+    release = store.hold_lock("daemon")
+    assert release is not None
+    assert other.hold_lock("daemon") is None  # another connection (another process) is refused
+    release()
+    release_other = other.hold_lock("daemon")
+    assert release_other is not None
+    release_other()
+    other.close()
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="set BACKLASH_TEST_DATABASE_URL to run the daemon on PostgreSQL")
+def test_daemon_on_postgresql_collects_and_excludes_a_second_one(
+    tmp_path: Path, api: FakeXApi, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    assert POSTGRES_URL is not None
+    _reset_postgres(POSTGRES_URL)
+    api.add_tweets(make_tweets(150))
+    config = write_daemon_config(tmp_path, api)
+    document = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**document, "database": POSTGRES_URL}))
+    store = open_store(POSTGRES_URL)
+    first = start_daemon(config)
+    wait_for(lambda: len(stored_ids(store)) == 150, "the posts in PostgreSQL", first)
+    second = start_daemon(config, name="second")
+    assert second.process.wait(timeout=DEADLINE) == 1
+    assert "another `backlash run` is already running on this database" in second.text()
+    assert first.stop() == 0
+    status = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert "collect: every 1s, next 20" in status.output, status.output
+    store.close()
