@@ -68,24 +68,22 @@ def measure(cycles: int, every: int, posts: int) -> list[tuple[int, int]]:
     samples: list[tuple[int, int]] = []
     with tempfile.TemporaryDirectory() as folder, FakeXApi(token=TOKEN) as api:
         config = write_config(Path(folder), api.url)
-        database = Path(folder) / "daemon.db"
         env = {**os.environ, "X_BEARER_TOKEN": TOKEN}
         log = (Path(folder) / "daemon.log").open("wb")
         daemon = subprocess.Popen(
             [sys.executable, "-m", "monitor", "--config", str(config), "run"], stderr=log, env=env, cwd=ROOT
         )
-        store: Store | None = None
+        store = open_store(f"sqlite:///{Path(folder) / 'daemon.db'}")  # before the daemon: schema creation races
         added = done = 0
         try:
             while done < cycles:
                 if daemon.poll() is not None:
-                    raise RuntimeError(f"the daemon exited with {daemon.returncode}; see {log.name}")
+                    tail = Path(log.name).read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"the daemon exited with {daemon.returncode}:\n{tail}")
                 if added <= done:  # one batch of fresh posts per cycle
                     api.add_tweets(make_tweets(posts, first=added * posts))
                     added += 1
-                if store is None and database.exists():
-                    store = open_store(f"sqlite:///{database}")
-                now = finished_cycles(store) if store else 0
+                now = finished_cycles(store)
                 if now // every > done // every or (done < WARM_CYCLE <= now):
                     samples.append((now, rss_kib(daemon.pid)))
                     print(f"cycle {now:4d}: RSS {samples[-1][1] / 1024:7.1f} MiB", flush=True)
@@ -94,9 +92,8 @@ def measure(cycles: int, every: int, posts: int) -> list[tuple[int, int]]:
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=15)
-            if store:
-                print(f"posts stored: {store.post_count()} (expected {cycles * posts} or one batch more)")
-                store.close()
+            print(f"posts stored: {store.post_count()} (expected {cycles * posts} or one batch more)")
+            store.close()
     return samples
 
 

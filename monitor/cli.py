@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_PARTIAL = 3
@@ -433,8 +433,20 @@ def run_command(app: AppContext, log_file: str | None, log_level: str | None) ->
     """
     from monitor import daemon
 
-    setup_logging(log_level or _daemon_log_level(), log_file)
+    setup_logging(log_level or _daemon_log_level(), _log_file(log_file))
     daemon.run(app.workspace())
+
+
+def _log_file(path: str | None) -> str | None:
+    """The --log-file path with its folder created; a file that cannot be opened is a usage error."""
+    if path is None:
+        return None
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).open("a", encoding="utf-8").close()
+    except OSError as error:
+        raise UsageError(f"--log-file {path}: cannot write it ({error.strerror or error})") from None
+    return path
 
 
 def _daemon_log_level() -> str:

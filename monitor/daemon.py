@@ -306,7 +306,8 @@ def run(ws: Workspace) -> None:
 def _quiet_scheduler_logs() -> None:
     """APScheduler's own two lines per run only below our one line, at DEBUG; its warnings (missed runs) stay."""
     if not log.isEnabledFor(logging.DEBUG):
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        for name in ("apscheduler", "apscheduler.executors", "apscheduler.scheduler"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _build_scheduler(ws: Workspace, specs: list[JobSpec]) -> Any:
