@@ -311,3 +311,11 @@ def test_daemon_on_postgresql_collects_and_excludes_a_second_one(
     status = CliRunner().invoke(cli, ["--config", str(config), "status"])
     assert "collect: every 1s, next 20" in status.output, status.output
     store.close()
+
+
+def test_status_before_the_daemon_ever_ran(tmp_path: Path, api: FakeXApi) -> None:
+    config = write_daemon_config(tmp_path, api)
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 0, result.output
+    assert "collect: every 1s, not scheduled (start `backlash run`)" in result.output
+    assert "last run: none" in result.output
