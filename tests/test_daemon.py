@@ -319,3 +319,23 @@ def test_status_before_the_daemon_ever_ran(tmp_path: Path, api: FakeXApi) -> Non
     assert result.exit_code == 0, result.output
     assert "collect: every 1s, not scheduled (start `backlash run`)" in result.output
     assert "last run: none" in result.output
+
+
+def test_sigterm_during_a_slow_collect_stops_after_the_page_and_the_restart_resumes(
+    tmp_path: Path, api: FakeXApi, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    api.latency = 0.2  # 20 pages: a collect of four seconds
+    api.add_tweets(make_tweets(2000))
+    config = write_daemon_config(tmp_path, api)
+    store = open_db(config)
+    daemon = start_daemon(config)
+    wait_for(lambda: 0 < len(stored_ids(store)) < 1000, "a collect under way", daemon)
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert 0 < len(stored_ids(store)) < 2000
+    assert "stopped on request; the next run resumes" in (job_runs(store)[0].message or "")
+
+    restarted = start_daemon(config, name="restarted")
+    wait_for(lambda: len(stored_ids(store)) == 2000, "the rest of the posts", restarted)
+    assert restarted.stop() == 0
+    assert sorted(stored_ids(store)) == tweet_ids(api)
+    store.close()
