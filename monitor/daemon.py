@@ -19,7 +19,7 @@ from typing import Any
 
 from monitor.config import Config
 from monitor.errors import ConfigError, LockedError
-from monitor.pipeline import CollectResult, Workspace, collect
+from monitor.pipeline import CollectResult, Workspace, collect, report, score
 from monitor.store import RunRecord
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,18 @@ class JobSpec:
 
 
 def collect_job(ws: Workspace, stop: threading.Event) -> JobOutcome:
-    """Collect new posts from every event's live sources."""
-    return collect_outcome(collect(ws, stop=stop))
+    """Collect new posts from every event's live sources, then score what is not scored yet."""
+    outcome = collect_outcome(collect(ws, stop=stop))
+    if not stop.is_set():
+        scored = score(ws)
+        outcome.summary += f"; scored {scored.scored} of {scored.total}"
+    return outcome
+
+
+def report_job(ws: Workspace, stop: threading.Event) -> JobOutcome:
+    """Write every event's dashboard folder."""
+    written = report(ws)
+    return JobOutcome("ok", "; ".join(str(result.folder) for result in written) or "no events")
 
 
 def collect_outcome(result: CollectResult) -> JobOutcome:
@@ -78,7 +88,10 @@ def collect_outcome(result: CollectResult) -> JobOutcome:
     return JobOutcome(status, f"read {read}, new {new}, ${cost:.2f}; {details}")
 
 
-JOB_FUNCTIONS: dict[str, Callable[[Workspace, threading.Event], JobOutcome]] = {"collect": collect_job}
+JOB_FUNCTIONS: dict[str, Callable[[Workspace, threading.Event], JobOutcome]] = {
+    "collect": collect_job,
+    "report": report_job,
+}
 
 
 # ---- the schedule ---------------------------------------------------------------------------
@@ -90,7 +103,10 @@ def job_specs(config: Config) -> list[JobSpec]:
 
     schedule = config.schedule
     collect_every = IntervalTrigger(seconds=int(schedule.collect_every.total_seconds()), timezone=config.tz)
-    return [JobSpec("collect", collect_every, run_at_start=True)]
+    return [
+        JobSpec("collect", collect_every, run_at_start=True),
+        JobSpec("report", cron_trigger(schedule.report_cron, "schedule.report_cron", config)),
+    ]
 
 
 def cron_trigger(expression: str, setting: str, config: Config) -> Any:

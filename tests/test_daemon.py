@@ -6,12 +6,13 @@ except the exit deadline after SIGTERM, which is the contract (exit 0 within 10 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from tests.fake_x_api import FakeXApi, Fault, make_tweets
 
 TOKEN = "AAAAAAAAAAAAAAAAAAAAADaemonBearer%2Fsecret%3D42"
 EVENT = "instagram-tos-2012"
+HOURLY_FROM = datetime(2012, 12, 11, tzinfo=UTC)  # an hourly post from inside the 7-day baseline on
 DEADLINE = 20.0  # seconds any awaited outcome may take on a loaded machine
 
 
@@ -122,6 +124,13 @@ def tweet_ids(api: FakeXApi) -> list[str]:
     return sorted(tweet["id"] for tweet in api.tweets)
 
 
+def report_coverage(summary: Path) -> dict[str, Any]:
+    """The coverage section of a report's summary.json, empty until one is written."""
+    if not summary.is_file():
+        return {}
+    return dict(json.loads(summary.read_text(encoding="utf-8"))["coverage"])
+
+
 def job_runs(store: Store, status: str | None = None) -> list[Any]:
     runs = [run for run in store.recent_runs(1000) if run.verb == "job:collect"]
     return [run for run in runs if status in (None, run.status)]
@@ -133,20 +142,26 @@ def job_runs(store: Store, status: str | None = None) -> list[Any]:
 def test_collects_on_schedule_then_stops_cleanly_on_sigterm(
     tmp_path: Path, api: FakeXApi, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
-    api.add_tweets(make_tweets(250))
-    config = write_daemon_config(tmp_path, api)
+    api.add_tweets(make_tweets(250, start=HOURLY_FROM, every=timedelta(hours=1)))  # baseline days and the storm
+    config = write_daemon_config(tmp_path, api, schedule={"report_cron": "*/2 * * * * *"})
     store = open_db(config)  # schema first: two processes creating it at once race
     daemon = start_daemon(config)
     wait_for(lambda: len(stored_ids(store)) == 250, "the first 250 posts", daemon)
-    api.add_tweets(make_tweets(30, first=250))  # posts that appear while the daemon runs
+    api.add_tweets(make_tweets(30, first=250, start=HOURLY_FROM, every=timedelta(hours=1)))  # while it runs
     wait_for(lambda: len(stored_ids(store)) == 280, "the 30 later posts", daemon)
+    summary = tmp_path / "dashboards" / EVENT / "summary.json"
+    wait_for(
+        lambda: report_coverage(summary).items() >= {("posts", 280), ("scored", 280)},
+        "a report of 280 scored posts",
+        daemon,
+    )
 
     assert daemon.stop(signal.SIGTERM) == 0
     assert sorted(stored_ids(store)) == tweet_ids(api)
     log = daemon.text()
     assert "job collect ok in" in log and "read 250, new 250" in log and "read 30, new 30" in log
     assert "SIGTERM received" in log and "daemon stopped" in log
-    assert "apscheduler" not in log  # at INFO, our one line per job run, not the scheduler's two
+    assert "Running job" not in log  # at INFO, our one line per job run, not the scheduler's two
     assert TOKEN not in log and "Traceback" not in log
     assert all(run.status == "ok" for run in job_runs(store)) and len(job_runs(store)) >= 2
 
