@@ -19,7 +19,7 @@ from typing import Any
 
 from monitor.config import Config
 from monitor.errors import ConfigError, LockedError
-from monitor.pipeline import CollectResult, Workspace, collect, report, score
+from monitor.pipeline import CollectResult, Workspace, check_alerts, collect, digest, report, score
 from monitor.store import RunRecord
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,22 @@ def collect_job(ws: Workspace, stop: threading.Event) -> JobOutcome:
     if not stop.is_set():
         scored = score(ws)
         outcome.summary += f"; scored {scored.scored} of {scored.total}"
+    if not stop.is_set():
+        outcome.summary += "; alerts: " + _mail_summary(check_alerts(ws))
     return outcome
+
+
+def digest_job(ws: Workspace, stop: threading.Event) -> JobOutcome:
+    """Email each event's digest of the latest whole period (once per period; the verb skips one already sent)."""
+    results = digest(ws)
+    failed = [result for result in results if result.status == "failed"]
+    status = "ok" if not failed else ("failed" if len(failed) == len(results) else "partial")
+    return JobOutcome(status, _mail_summary(results))
+
+
+def _mail_summary(results: list[Any]) -> str:
+    """'event sent (detail); other off (detail)' for digest and alert results."""
+    return "; ".join(f"{result.event} {result.status} ({result.detail})" for result in results) or "no events"
 
 
 def report_job(ws: Workspace, stop: threading.Event) -> JobOutcome:
@@ -91,6 +106,7 @@ def collect_outcome(result: CollectResult) -> JobOutcome:
 JOB_FUNCTIONS: dict[str, Callable[[Workspace, threading.Event], JobOutcome]] = {
     "collect": collect_job,
     "report": report_job,
+    "digest": digest_job,
 }
 
 
@@ -106,6 +122,7 @@ def job_specs(config: Config) -> list[JobSpec]:
     return [
         JobSpec("collect", collect_every, run_at_start=True),
         JobSpec("report", cron_trigger(schedule.report_cron, "schedule.report_cron", config)),
+        JobSpec("digest", cron_trigger(schedule.digest_cron, "schedule.digest_cron", config)),
     ]
 
 

@@ -36,5 +36,7 @@ class StoreError(MonitorError):
 
 class DeliveryError(MonitorError):
     """An email could not be handed to the SMTP server (refused, unreachable, timed out)."""
+
+
 class LockedError(MonitorError):
     """Another process holds the lock this one needs (e.g. a second daemon on the same database)."""

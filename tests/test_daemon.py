@@ -31,7 +31,7 @@ from tests.fake_x_api import FakeXApi, Fault, make_tweets
 TOKEN = "AAAAAAAAAAAAAAAAAAAAADaemonBearer%2Fsecret%3D42"
 EVENT = "instagram-tos-2012"
 HOURLY_FROM = datetime(2012, 12, 11, tzinfo=UTC)  # an hourly post from inside the 7-day baseline on
-DEADLINE = 20.0  # seconds any awaited outcome may take on a loaded machine
+DEADLINE = 20.0
 
 
 @pytest.fixture
@@ -353,4 +353,23 @@ def test_sigterm_during_a_slow_collect_stops_after_the_page_and_the_restart_resu
     wait_for(lambda: len(stored_ids(store)) == 2000, "the rest of the posts", restarted)
     assert restarted.stop() == 0
     assert sorted(stored_ids(store)) == tweet_ids(api)
+    store.close()
+
+
+def test_a_digest_arrives_by_smtp(
+    tmp_path: Path, api: FakeXApi, smtp_server: Any, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    api.add_tweets(make_tweets(250, start=HOURLY_FROM, every=timedelta(hours=1)))
+    schedule = {"report_cron": "*/2 * * * * *", "digest_cron": "*/2 * * * * *"}
+    config = write_daemon_config(tmp_path, api, schedule=schedule)
+    document = yaml.safe_load(config.read_text())
+    email = smtp_server.email_settings(recipients=["team@example.org"])
+    config.write_text(yaml.safe_dump({**document, "email": email}))
+    store = open_db(config)
+    daemon = start_daemon(config)
+    wait_for(lambda: smtp_server.messages, "a digest email", daemon)
+    assert daemon.stop() == 0
+    message = smtp_server.messages[0]
+    assert message["To"] == "team@example.org"
+    assert "job digest ok" in daemon.text() and "instagram-tos-2012 sent" in daemon.text()
     store.close()
