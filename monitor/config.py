@@ -218,8 +218,12 @@ class ScheduleConfig(Section):
     collect_every: Duration = Field(
         timedelta(minutes=15), description="Collect (then score and check alerts) this often"
     )
-    report_cron: str = Field("0 * * * *", description="Crontab expression for `report`")
-    digest_cron: str = Field("0 8 * * *", description="Crontab expression for `digest`")
+    report_cron: str = Field(
+        "0 * * * *", description="Crontab expression for `report` (5 fields, or 6 with seconds first)"
+    )
+    digest_cron: str = Field(
+        "0 8 * * *", description="Crontab expression for `digest` (5 fields, or 6 with seconds first)"
+    )
     misfire_grace: Duration = Field(timedelta(minutes=10), description="A job late by more than this is skipped")
 
 
