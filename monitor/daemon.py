@@ -321,6 +321,9 @@ def run(ws: Workspace) -> None:
         raise LockedError(
             "another `backlash run` is already running on this database; only one daemon may collect into it"
         )
+    abandoned = ws.store.abandon_unfinished_runs()
+    if abandoned:
+        log.info("marked %d run(s) left 'running' by a process that died as abandoned", abandoned)
     specs = job_specs(ws.config)
     _quiet_scheduler_logs()
     stop = threading.Event()

@@ -20,8 +20,8 @@ from monitor.config import Config, EventConfig, load_config
 from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageError
 from monitor.posts import Post
 from monitor.sources.archive import Reject
-from monitor.sources.base import Source
-from monitor.store import CursorUpdate, RunRecord, Store, open_store
+from monitor.sources.base import Page, Source
+from monitor.store import CursorUpdate, RunProgress, RunRecord, Store, open_store
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -270,6 +270,7 @@ class SourceOutcome:
     hours: int = 0  # hourly buckets stored by a counts endpoint
     cost_usd: float = 0.0  # estimated price of this run
     message: str = ""  # why it failed or was skipped, or how it stopped
+    run_id: int | None = None  # its row in the run log, kept current page by page
 
 
 @dataclass
@@ -352,6 +353,7 @@ def _collect_one(
     if not counts and not _apply_budget(ws, source, outcome):
         return outcome
     run_id = ws.store.start_run("counts" if counts else "collect", event.name, name)
+    outcome.run_id = run_id
     try:
         (_store_counts if counts else _store_pages)(ws, event, source, outcome)
     except NotConfiguredError as error:
@@ -390,7 +392,7 @@ def _store_pages(ws: Workspace, event: EventConfig, source: Source, outcome: Sou
     cursor = _stored_cursor(ws, event.name, source.name)
     for page in source.search(event, cursor):
         updates = [CursorUpdate(event.name, source.name, kind, value) for kind, value in page.cursor.items()]
-        added = ws.store.add_posts(event.name, page.posts, cursors=updates)
+        added = ws.store.add_posts(event.name, page.posts, cursors=updates, progress=_progress(outcome, page))
         outcome.read += page.read
         outcome.new += added.new
         outcome.malformed += page.skipped
@@ -402,6 +404,13 @@ def _store_pages(ws: Workspace, event: EventConfig, source: Source, outcome: Sou
         outcome.message = "stopped on request; the next run resumes"
     if outcome.malformed:
         outcome.message = "; ".join(filter(None, [outcome.message, f"{outcome.malformed} malformed posts skipped"]))
+
+
+def _progress(outcome: SourceOutcome, page: Page) -> RunProgress | None:
+    """The run's totals including this page, stored with it: a killed run still shows what it read and cost."""
+    if outcome.run_id is None:
+        return None
+    return RunProgress(outcome.run_id, outcome.read + page.read, outcome.new, outcome.cost_usd + page.cost_usd)
 
 
 def _store_counts(ws: Workspace, event: EventConfig, source: Source, outcome: SourceOutcome) -> None:

@@ -6,6 +6,7 @@ can draw every hour without leaking figures. Each PNG is written to a temporary 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -459,6 +460,11 @@ def draw_distribution(axes: Axes, analysis: Analysis) -> None:
 
 
 def shift_sentence(shift: Shift) -> str:
+    if not _is_finite_shift(shift):
+        return (
+            f"mean compound, {shift.window} after {shift.milestone}:\n"
+            f"no comparison — {shift.n_baseline:,} scored posts in the baseline, {shift.n_after:,} after"
+        )
     p_value = "" if shift.p_value is None else f", p {'< 0.001' if shift.p_value < 0.001 else f'= {shift.p_value:.3f}'}"
     return (
         f"mean compound, {shift.window} after {shift.milestone}\n"
@@ -469,8 +475,9 @@ def shift_sentence(shift: Shift) -> str:
 
 def draw_shift_intervals(axes: Axes, shifts: Sequence[Shift], milestones: dict[str, datetime]) -> None:
     """A forest plot: one row per milestone and window, the difference with its 95 % interval."""
+    shifts = [shift for shift in shifts if _is_finite_shift(shift)]
     if not shifts:
-        no_data(axes, "no shifts computed")
+        no_data(axes, "no shifts to draw:\nno scored posts in the baseline\nor after the milestones")
         return
     ordered = sorted(
         shifts,
@@ -494,6 +501,11 @@ def draw_shift_intervals(axes: Axes, shifts: Sequence[Shift], milestones: dict[s
     high = max(s.ci_high for s in ordered)
     pad = max((high - low) * 0.15, 0.05)
     axes.set_xlim(min(low, 0) - pad, max(high, 0) + pad)
+
+
+def _is_finite_shift(shift: Shift) -> bool:
+    """A shift can be drawn only when both sides had posts (no NaN in the difference or its interval)."""
+    return all(math.isfinite(value) for value in (shift.diff, shift.ci_low, shift.ci_high))
 
 
 # ---- drivers.png ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ digest) sees either the previous report or the new one, never a mix of two runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -147,18 +148,21 @@ def shift_row(shift: Shift) -> dict[str, str]:
     percent = shift.metric == "negative_share"
 
     def show(value: float, sign: bool = False) -> str:
+        if not math.isfinite(value):
+            return "—"
         if percent:
             return f"{value * 100:{'+' if sign else ''}.1f} pts" if sign else f"{value:.1%}"
         return f"{value:{'+' if sign else ''}.{digits}f}"
 
     p_value = "—" if shift.p_value is None else ("< 0.001" if shift.p_value < 0.001 else f"{shift.p_value:.3f}")
+    interval = f"{show(shift.ci_low, sign=True)} to {show(shift.ci_high, sign=True)}"
     return {
         "when": f"{shift.window} after {shift.milestone}",
         "metric": METRIC_NAMES.get(shift.metric, shift.metric),
         "baseline": show(shift.baseline),
         "after": show(shift.after),
         "diff": show(shift.diff, sign=True),
-        "interval": f"{show(shift.ci_low, sign=True)} to {show(shift.ci_high, sign=True)}",
+        "interval": interval if math.isfinite(shift.ci_low) else "no posts on one side",
         "p": p_value,
         "n": f"{shift.n_baseline:,} / {shift.n_after:,}",
         "direction": "down" if shift.ci_high < 0 else ("up" if shift.ci_low > 0 else "same"),

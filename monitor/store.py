@@ -8,6 +8,7 @@ naive UTC and handed back timezone-aware.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.posts import Post
@@ -147,6 +148,16 @@ class CursorUpdate:
 
 
 @dataclass(frozen=True)
+class RunProgress:
+    """A run's totals so far, written with a page so a killed run still shows what it read (and spent)."""
+
+    run_id: int
+    posts_read: int  # including this page
+    posts_new_before: int  # new posts stored by earlier pages of the run
+    cost_usd: float  # including this page
+
+
+@dataclass(frozen=True)
 class AddResult:
     """What a batch insert did."""
 
@@ -211,13 +222,23 @@ class Store:
     # ---- setup ---------------------------------------------------------------------------
 
     def create_schema(self) -> None:
-        """Create missing tables and check the schema version."""
-        metadata.create_all(self.engine)
+        """Create missing tables and check the schema version.
+
+        Two processes opening a new database at once race to create it; the loser retries and finds it made.
+        """
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine)
+                break
+            except (OperationalError, IntegrityError, ProgrammingError):
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         with self.engine.begin() as conn:
+            version = {"key": "schema_version", "value": str(SCHEMA_VERSION)}
+            conn.execute(self._insert(meta_table), [version])
             found = conn.execute(select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
-            if found is None:
-                conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(found) > SCHEMA_VERSION:
+            if found is not None and int(found) > SCHEMA_VERSION:
                 raise StoreError(
                     f"database schema version {found} is newer than this program's {SCHEMA_VERSION}; upgrade backlash"
                 )
@@ -243,11 +264,18 @@ class Store:
 
     # ---- posts ---------------------------------------------------------------------------
 
-    def add_posts(self, event_name: str, posts: Sequence[Post], cursors: Iterable[CursorUpdate] = ()) -> AddResult:
+    def add_posts(
+        self,
+        event_name: str,
+        posts: Sequence[Post],
+        cursors: Iterable[CursorUpdate] = (),
+        progress: RunProgress | None = None,
+    ) -> AddResult:
         """Store a batch of posts for an event, and the cursors that go with it, in one transaction.
 
         A post already stored (same source and id) is not changed, only linked to the event, so
-        inserting twice changes nothing. Either the whole batch and its cursors are written, or none.
+        inserting twice changes nothing. Either the whole batch and its cursors are written, or none;
+        the run's progress, when given, is written in the same transaction.
         """
         unique = list({(post.source, post.id): post for post in posts}.values())
         try:
@@ -261,6 +289,8 @@ class Store:
                     conn.execute(self._insert(event_posts_table), links)
                 for cursor in cursors:
                     self._write_cursor(conn, cursor)
+                if progress is not None:
+                    _write_progress(conn, progress, len(fresh))
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store posts: {_error_text(error)}") from None
         return AddResult(new=len(fresh), duplicate=len(posts) - len(fresh))
@@ -390,6 +420,14 @@ class Store:
         values |= {"message": message, "finished_at": utc_naive(datetime.now(UTC))}
         with self.engine.begin() as conn:
             conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
+
+    def abandon_unfinished_runs(self) -> int:
+        """Mark runs still 'running' as abandoned: their process died (called by the daemon once it holds the lock)."""
+        values = {"status": "abandoned", "finished_at": utc_naive(datetime.now(UTC))}
+        values["message"] = "the process ended before the run finished"
+        with self.engine.begin() as conn:
+            result = conn.execute(runs_table.update().where(runs_table.c.status == "running").values(**values))
+        return int(result.rowcount or 0)
 
     def recent_runs(self, limit: int = 10) -> list[RunRecord]:
         query = select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
@@ -595,6 +633,12 @@ def _hold_file_lock(path: Path) -> Callable[[], None] | None:
     except Timeout:
         return None
     return lock.release
+
+
+def _write_progress(conn: Connection, progress: RunProgress, new_in_page: int) -> None:
+    values = {"posts_read": progress.posts_read, "cost_usd": progress.cost_usd}
+    values["posts_new"] = progress.posts_new_before + new_in_page
+    conn.execute(runs_table.update().where(runs_table.c.id == progress.run_id).values(**values))
 
 
 def _aware_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -109,3 +109,23 @@ def test_sqlite_uses_wal_and_creates_parent_folder(tmp_path) -> None:  # type: i
     opened.close()
     assert path.exists()
     assert mode == "wal"
+
+
+def test_unfinished_runs_are_marked_abandoned(store: Store) -> None:
+    finished = store.start_run("collect", "e", "x")
+    store.finish_run(finished, "ok")
+    store.start_run("collect", "e", "x")  # its process was killed
+    assert store.abandon_unfinished_runs() == 1
+    assert [run.status for run in store.recent_runs()] == ["abandoned", "ok"]
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = f"from monitor.store import open_store; open_store({url!r}).close()"
+    processes = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [process.communicate()[1].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], errors
+    assert open_store(url).schema_version() == SCHEMA_VERSION

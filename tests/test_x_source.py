@@ -194,12 +194,14 @@ class StoreKilledOnThirdPage(Store):
     """A store whose third add_posts never happens, like a process killed between page 2 and page 3."""
 
     calls = 0
+    run_at_kill: Any = None  # the run-log row as a SIGKILL would leave it
 
-    def add_posts(self, event_name: str, posts: Any, cursors: Any = ()) -> AddResult:
+    def add_posts(self, event_name: str, posts: Any, cursors: Any = (), progress: Any = None) -> AddResult:
         type(self).calls += 1
         if type(self).calls == 3:
+            type(self).run_at_kill = self.recent_runs(1)[0]
             raise KilledError
-        return super().add_posts(event_name, posts, cursors)
+        return super().add_posts(event_name, posts, cursors, progress)
 
 
 def test_run_killed_after_page_two_then_rerun_equals_a_clean_run(
@@ -219,6 +221,9 @@ def test_run_killed_after_page_two_then_rerun_equals_a_clean_run(
     assert cursor(killed, "next_token") == f"next-{BASE_ID + 250}"
     assert cursor(killed, "pending_since_id") == str(BASE_ID + 449)
     assert killed.store.recent_runs(1)[0].status == "failed"
+    at_kill = StoreKilledOnThirdPage.run_at_kill  # what the budget sees even if nothing could record the end
+    assert (at_kill.status, at_kill.posts_read, at_kill.posts_new) == ("running", 200, 200)
+    assert at_kill.cost_usd == pytest.approx(200 * 0.005)
 
     api.add_tweets(make_tweets(10, first=450))  # arrives while the collector is down
     resumed_from = len(api.search_requests())
