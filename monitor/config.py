@@ -159,6 +159,22 @@ class BlueskySourceConfig(Section):
     app_password_env: str = Field("BLUESKY_APP_PASSWORD", description="Environment variable holding an app password")
     api_base: str = Field("https://bsky.social", description="XRPC base URL")
     stream_url: str = Field("wss://jetstream2.us-east.bsky.network/subscribe", description="Jetstream URL")
+    max_posts_per_run: int = Field(10_000, ge=1, description="Stop a Bluesky search run after reading this many posts")
+    stream_max_events: int = Field(100_000, ge=1, description="Stream mode: Jetstream events read per run at most")
+    stream_max_duration: Duration = Field(
+        timedelta(minutes=2), description="Stream mode: longest a run reads Jetstream before it returns"
+    )
+    stream_page_events: int = Field(
+        2_000, ge=1, description="Stream mode: events read between two commits of posts and the time_us cursor"
+    )
+    max_rate_limit_wait: Duration = Field(
+        timedelta(minutes=15), description="Longest wait for a rate-limit reset before giving up this run"
+    )
+    retries: int = Field(5, ge=0, le=20, description="Retries of a 5xx or connection error before giving up the run")
+    timeout: Duration = Field(timedelta(seconds=30), description="HTTP and WebSocket timeout per request")
+    backoff_base: Duration = Field(
+        timedelta(seconds=2), description="First wait before retrying a 5xx or connection error; doubles each retry"
+    )
 
 
 class MastodonSourceConfig(Section):
@@ -167,7 +183,29 @@ class MastodonSourceConfig(Section):
     instances: list[str] = Field(default_factory=lambda: ["mastodon.social"], description="Instances to read")
     hashtags: list[str] = Field(default_factory=list, description="Hashtags (without #) to follow")
     access_token_env: str = Field("MASTODON_ACCESS_TOKEN", description="Environment variable with an access token")
+    token_instance: str | None = Field(
+        None, description="Instance the access token belongs to (search runs there); default the first instance"
+    )
     include_bots: bool = Field(False, description="Score posts from accounts flagged as bots")
+    search: bool = Field(True, description="Also search the event's query (search_v2) when a token is set")
+    scheme: Literal["https", "http"] = Field("https", description="Scheme of the instance URLs (http for tests)")
+    max_posts_per_run: int = Field(5_000, ge=1, description="Stop a Mastodon run after reading this many posts")
+    min_remaining_requests: int = Field(
+        5, ge=0, description="Wait for the rate-limit reset when fewer requests than this are left (300 per 5 min)"
+    )
+    max_rate_limit_wait: Duration = Field(
+        timedelta(minutes=5), description="Longest wait for a rate-limit reset before giving up this run"
+    )
+    retries: int = Field(5, ge=0, le=20, description="Retries of a 5xx or connection error before giving up the run")
+    timeout: Duration = Field(timedelta(seconds=30), description="HTTP timeout per request")
+    backoff_base: Duration = Field(
+        timedelta(seconds=2), description="First wait before retrying a 5xx or connection error; doubles each retry"
+    )
+
+    @field_validator("hashtags")
+    @classmethod
+    def _bare_hashtags(cls, value: list[str]) -> list[str]:
+        return [tag.lstrip("#") for tag in value]
 
 
 class SourcesConfig(Section):

@@ -350,6 +350,7 @@ def _collect_one(
         outcome.status, outcome.message = "skipped", str(source)
         return outcome
     source.stop = stop
+    source.sessions = ws.store
     if not counts and not _apply_budget(ws, source, outcome):
         return outcome
     run_id = ws.store.start_run("counts" if counts else "collect", event.name, name)

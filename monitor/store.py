@@ -133,6 +133,15 @@ digests_table = Table(
     Column("message_id", Text),
 )
 
+sessions_table = Table(
+    "sessions",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("account", String(256), primary_key=True),
+    Column("value", Text, nullable=False),  # a login session (tokens): a secret, never printed or logged
+    Column("updated_at", DateTime, nullable=False),
+)
+
 POST_COLUMNS = [field.name for field in fields(Post)]
 _POST_FIELD_TO_COLUMN = {"id": "post_id"}
 
@@ -616,6 +625,26 @@ class Store:
             conn.close()
 
         return release
+
+    # ---- login sessions of sources (secrets: never printed) ----------------------------------
+
+    def get_session(self, source: str, account: str) -> str | None:
+        """The saved login session of a source's account, so a run refreshes it instead of logging in."""
+        query = select(sessions_table.c.value).where(
+            sessions_table.c.source == source, sessions_table.c.account == account
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def set_session(self, source: str, account: str, value: str | None) -> None:
+        """Save (or with None forget) a source's login session."""
+        key = and_(sessions_table.c.source == source, sessions_table.c.account == account)
+        with self.engine.begin() as conn:
+            if value is None:
+                conn.execute(sessions_table.delete().where(key))
+                return
+            values = {"source": source, "account": account, "value": value, "updated_at": utc_naive(datetime.now(UTC))}
+            conn.execute(self._upsert(sessions_table, ["source", "account"], values))
 
 
 _SCORE_DEFAULTS: dict[str, Any] = {

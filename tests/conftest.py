@@ -50,7 +50,15 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's real credentials or config."""
-    for name in ("X_BEARER_TOKEN", "SMTP_USER", "SMTP_PASSWORD", "BACKLASH_CONFIG", "BLUESKY_APP_PASSWORD"):
+    for name in (
+        "X_BEARER_TOKEN",
+        "SMTP_USER",
+        "SMTP_PASSWORD",
+        "BACKLASH_CONFIG",
+        "BLUESKY_APP_PASSWORD",
+        "BLUESKY_HANDLE",
+        "MASTODON_ACCESS_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
 

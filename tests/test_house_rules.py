@@ -20,6 +20,10 @@ SOLE_IMPORTERS = {
     "matplotlib": {"plots.py"},
     "smtplib": {"digest.py"},
     "apscheduler": {"daemon.py"},
+    "atproto": {"sources/bluesky.py"},
+    "atproto_client": {"sources/bluesky.py"},
+    "websockets": {"sources/bluesky.py"},
+    "mastodon": {"sources/mastodon.py"},
 }
 
 

@@ -10,6 +10,8 @@ __all__ = ["Page", "Source", "SOURCE_CLASSES", "source_class"]
 
 SOURCE_CLASSES: dict[str, str] = {
     "x": "monitor.sources.x:XSource",
+    "bluesky": "monitor.sources.bluesky:BlueskySource",
+    "mastodon": "monitor.sources.mastodon:MastodonSource",
     "simulated": "monitor.sources.simulated:SimulatedSource",
 }
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from monitor.config import Config, EventConfig
 from monitor.errors import NotConfiguredError
@@ -40,12 +40,21 @@ class CountsPage:
     cost_usd: float = 0.0
 
 
+class SessionStore(Protocol):
+    """Where a source keeps a login session between runs (the Store); the value is a secret."""
+
+    def get_session(self, source: str, account: str) -> str | None: ...
+
+    def set_session(self, source: str, account: str, value: str | None) -> None: ...
+
+
 class Source(ABC):
     """A platform we collect posts from."""
 
     name: ClassVar[str]
     read_limit: int | None = None  # stop after reading this many posts; the pipeline sets it from the budgets
     stop: threading.Event | None = None  # set on shutdown; the source's waits end early when it is
+    sessions: SessionStore | None = None  # set by the pipeline; sources that log in keep their session there
 
     @classmethod
     @abstractmethod
