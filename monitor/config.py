@@ -101,6 +101,10 @@ class EventConfig(Section):
     start: MilestoneValue | None = Field(None, description="Earliest post time for full-archive backfills")
     end: MilestoneValue | None = Field(None, description="Latest post time for full-archive backfills")
     simulated: bool = Field(False, description="The event is fed by the built-in simulation (labelled as such)")
+    source_queries: dict[str, str] = Field(
+        default_factory=dict,
+        description="Query per source where its search syntax differs from `query` (e.g. {mastodon: instagram})",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -126,6 +130,10 @@ class EventConfig(Section):
 
     def title_or_name(self) -> str:
         return self.title or self.name
+
+    def query_for(self, source: str) -> str:
+        """The query a source sends: its own from source_queries, else the event's."""
+        return self.source_queries.get(source, self.query)
 
 
 class XSourceConfig(Section):

@@ -122,7 +122,7 @@ class BlueskySource(Source):
                 )
                 return
             size = PAGE_SIZE if self.read_limit is None else max(1, min(PAGE_SIZE, self.read_limit - read))
-            body, headers = self._fetch(run.params(event.query, size))
+            body, headers = self._fetch(run.params(event.query_for(self.name), size))
             page = run.advance(body, self.name)
             read += page.read
             yield page
@@ -237,7 +237,7 @@ class BlueskySource(Source):
 
     def _stream(self, event: EventConfig, cursor: Mapping[str, str]) -> Iterator[Page]:
         """Jetstream from the stored time_us, filtered by the query, for a bounded time and number of events."""
-        reader = _StreamRun(self.settings, compile_query(event.query), cursor.get("time_us"), self.name)
+        reader = _StreamRun(self.settings, compile_query(event.query_for(self.name)), cursor.get("time_us"), self.name)
         attempt = 0
         while not reader.done() and not self._stopping():
             try:

@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 40  # the most a timeline or search page holds
 MAX_KIND = 64  # the cursors table's kind column
 UTC_ZONE = ZoneInfo("UTC")
+# Before a search with min_id/max_id Mastodon.py asks /api/v1/instance for the server's version, and it
+# recurses without end when that request fails. Everything we call exists since Mastodon 3.0 (search
+# paging since 2.8), so we declare that version instead of asking.
+ASSUMED_VERSION = "3.0.0"
 
 
 @dataclass(frozen=True)
@@ -129,10 +133,10 @@ class MastodonSource(Source):
         since = cursor.get(feed.kind("since_id"))
         max_id = cursor.get(feed.kind("max_id"))
         pending = cursor.get(feed.kind("pending")) if max_id else None
-        window_start = self._window_start(event)
+        window_start, window_end = self._window_start(event), self._window_end(event)
         fed = 0
         while not self._stopping():
-            statuses, next_max = self._fetch(feed, event.query, since, max_id)
+            statuses, next_max = self._fetch(feed, event.query_for(self.name), since, max_id or window_end)
             numbers = [n for n in map(status_id_number, statuses) if n is not None]
             if numbers and (pending is None or max(numbers) > int(pending)):
                 pending = str(max(numbers))
@@ -158,6 +162,12 @@ class MastodonSource(Source):
                 posts.append(item)
         return posts, skipped, older
 
+    def _window_end(self, event: EventConfig) -> str | None:
+        """The id just above the event's end, when it has one (Mastodon ids start with their time in ms)."""
+        if event.end is None:
+            return None
+        return str(int(to_aware(event.end, self.tz).timestamp() * 1000) << 16)
+
     def _window_start(self, event: EventConfig) -> datetime:
         if event.start is not None:
             return to_aware(event.start, self.tz)
@@ -174,6 +184,8 @@ class MastodonSource(Source):
                 ratelimit_method="throw",  # we wait ourselves, interruptibly and within max_rate_limit_wait
                 request_timeout=self.settings.timeout.total_seconds(),
                 user_agent="backlash-monitor",
+                mastodon_version=ASSUMED_VERSION,
+                version_check_mode="created",
             )
         return self._clients[instance]
 
