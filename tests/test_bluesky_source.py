@@ -20,9 +20,10 @@ from monitor.pipeline import CollectResult, Workspace, collect
 from monitor.posts import Post
 from monitor.sources.bluesky_payloads import is_quote, normalize_jetstream_event, normalize_search_page
 from monitor.sources.query import compile_query
-from monitor.store import AddResult, Store, open_store
+from monitor.store import Store, open_store
 from tests.fake_bluesky import FakeBluesky, jwt, make_jetstream_events, make_post_views, rkey
 from tests.fake_http import Fault, epoch_in
+from tests.killed_store import KilledError, StoreKilledOnThirdPage
 
 DATA = Path(__file__).parent / "data"
 EVENT = "instagram-tos-2012"
@@ -232,20 +233,6 @@ def test_long_window_is_paged_by_time_past_the_result_cap(bsky: FakeBluesky, mak
     untils = [s.params.get("until") for s in bsky.searches() if "cursor" not in s.params]
     assert untils == [None, "2012-12-17T15:00:00.001Z", "2012-12-17T13:01:00.001Z", "2012-12-17T12:00:00.001Z"]
     assert cursor(ws, "since") == "2012-12-17T16:59:00.000Z"
-
-
-class KilledError(BaseException):
-    """Stands in for the process being killed: nothing catches it."""
-
-
-class StoreKilledOnThirdPage(Store):
-    calls = 0
-
-    def add_posts(self, event_name: str, posts: Any, cursors: Any = ()) -> AddResult:
-        type(self).calls += 1
-        if type(self).calls == 3:
-            raise KilledError
-        return super().add_posts(event_name, posts, cursors)
 
 
 def test_run_killed_mid_way_then_rerun_equals_a_clean_run(

@@ -16,9 +16,10 @@ from monitor.cli import cli
 from monitor.config import parse_config
 from monitor.pipeline import CollectResult, Workspace, collect
 from monitor.sources.mastodon_payloads import html_to_text, normalize_status
-from monitor.store import AddResult, Store, open_store
+from monitor.store import Store, open_store
 from tests.fake_http import Fault
 from tests.fake_mastodon import BASE_ID, FakeMastodon, make_statuses
+from tests.killed_store import KilledError, StoreKilledOnThirdPage
 
 EVENT = "instagram-tos-2012"
 TOKEN = "mastodon-secret-token-0123456789abcdef"
@@ -194,20 +195,6 @@ def test_posts_before_the_window_are_not_stored_and_end_the_paging(
     outcome = only(collect(ws))
     assert outcome.new == 30 and keys(ws) == ids(instance.host, 100, 30)
     assert len(instance.timeline_requests()) == 1  # the first page reached November: no older page asked for
-
-
-class KilledError(BaseException):
-    """Stands in for the process being killed."""
-
-
-class StoreKilledOnThirdPage(Store):
-    calls = 0
-
-    def add_posts(self, event_name: str, posts: Any, cursors: Any = ()) -> AddResult:
-        type(self).calls += 1
-        if type(self).calls == 3:
-            raise KilledError
-        return super().add_posts(event_name, posts, cursors)
 
 
 def test_run_killed_mid_way_then_rerun_equals_a_clean_run(

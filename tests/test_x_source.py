@@ -21,8 +21,9 @@ from monitor.pipeline import CollectResult, Workspace, collect, spend_this_month
 from monitor.posts import Post
 from monitor.sources import retry
 from monitor.sources.x_payloads import normalize_counts, normalize_page, normalize_page_items
-from monitor.store import AddResult, Store, open_store
+from monitor.store import Store, open_store
 from tests.fake_x_api import BASE_ID, FakeXApi, Fault, make_tweets
+from tests.killed_store import KilledError, StoreKilledOnThirdPage
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAFakeBearer%2Fsecret%3D0123456789"
@@ -184,24 +185,6 @@ def test_second_run_asks_with_since_id_and_stores_only_new_posts(
     quiet = only(collect(ws, EVENT))  # nothing new: an empty page, not a malformed one
     assert (quiet.status, quiet.read, quiet.new, quiet.malformed, quiet.message) == ("ok", 0, 0, 0, "")
     assert cursor(ws, "since_id") == str(BASE_ID + 149)
-
-
-class KilledError(BaseException):
-    """Stands in for the process being killed: nothing catches it."""
-
-
-class StoreKilledOnThirdPage(Store):
-    """A store whose third add_posts never happens, like a process killed between page 2 and page 3."""
-
-    calls = 0
-    run_at_kill: Any = None  # the run-log row as a SIGKILL would leave it
-
-    def add_posts(self, event_name: str, posts: Any, cursors: Any = (), progress: Any = None) -> AddResult:
-        type(self).calls += 1
-        if type(self).calls == 3:
-            type(self).run_at_kill = self.recent_runs(1)[0]
-            raise KilledError
-        return super().add_posts(event_name, posts, cursors, progress)
 
 
 def test_run_killed_after_page_two_then_rerun_equals_a_clean_run(
