@@ -150,7 +150,7 @@ class Analysis:
     baseline_start: datetime
     baseline_end: datetime
     bins: pd.DataFrame  # BIN_COLUMNS, index = bin start in the config's zone
-    per_source: pd.DataFrame  # columns: bin, source, volume, mean_compound
+    per_source: pd.DataFrame  # columns: bin, source, volume, scored, mean_compound
     days_from: pd.DataFrame  # like bins, index = days (float) from the align_on milestone
     distribution: pd.DataFrame  # columns: left, right, baseline, after (share of posts per compound bin)
     shifts: list[Shift]
@@ -165,6 +165,24 @@ class Analysis:
     # since the announcement (keys "baseline" and "since_announced"), None where no post was scored
     totals: dict[str, dict[str, float | None]] = field(default_factory=dict)
     baseline_fallback: bool = False  # no bins in the baseline window: spikes are judged against all bins
+
+    def per_network(self) -> pd.DataFrame:
+        """Per-source series summed per network ("mastodon@a" and "mastodon@b" are both "mastodon").
+
+        Columns: bin, network, volume, scored, mean_compound (over the network's scored posts).
+        """
+        grouped = _by_network(self.per_source, ["bin", "network"])
+        return grouped[["bin", "network", "volume", "scored", "mean_compound"]]
+
+    def network_totals(self) -> list[tuple[str, int, float, float | None]]:
+        """(network, posts, share of posts, mean compound) per network, largest first: the tone side by side."""
+        totals = _by_network(self.per_source, ["network"]).sort_values("volume", ascending=False)
+        everything = float(totals["volume"].sum()) or 1.0
+        columns = zip(totals["network"], totals["volume"], totals["mean_compound"], strict=True)
+        return [
+            (str(network), int(volume), float(volume) / everything, _finite_or_none(tone))
+            for network, volume, tone in columns
+        ]
 
     def summary(self) -> dict[str, Any]:
         """The numbers as JSON-serialisable data (times ISO 8601 UTC)."""
@@ -326,13 +344,26 @@ def _counted_per_bin(counts: pd.DataFrame | None, index: pd.DatetimeIndex, tz: s
     return summed.reindex(index).astype(float)
 
 
+def _by_network(per_source: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Sum per-source rows by network (the part of the source name before "@"), pooling the mean compound."""
+    frame = per_source.assign(network=per_source["source"].str.split("@").str[0])
+    frame = frame.assign(weighted=frame["mean_compound"].fillna(0) * frame["scored"])
+    grouped = frame.groupby(keys, as_index=False)[["volume", "scored", "weighted"]].sum()
+    return grouped.assign(mean_compound=grouped["weighted"] / grouped["scored"].where(grouped["scored"] > 0))
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
 def per_source_series(frame: pd.DataFrame) -> pd.DataFrame:
-    """Long table: one row per bin and source with its volume and mean compound."""
+    """Long table: one row per bin and source with its volume, scored posts and mean compound."""
     if frame.empty:
-        return pd.DataFrame(columns=["bin", "source", "volume", "mean_compound"])
+        return pd.DataFrame(columns=["bin", "source", "volume", "scored", "mean_compound"])
     volume = frame.groupby(["bin", "source"]).size().rename("volume")
-    mean = frame[frame["scored"]].groupby(["bin", "source"])["compound"].mean().rename("mean_compound")
-    return pd.concat([volume, mean], axis=1).reset_index()
+    scored = frame[frame["scored"]].groupby(["bin", "source"])["compound"]
+    table = pd.concat([volume, scored.size().rename("scored"), scored.mean().rename("mean_compound")], axis=1)
+    return table.assign(scored=table["scored"].fillna(0).astype(int)).reset_index()
 
 
 def days_from(bins: pd.DataFrame, moment: datetime) -> pd.DataFrame:

@@ -338,12 +338,20 @@ def coverage_lines(analysis: Analysis, spend: Spend | None) -> list[str]:
         lines.append(f"Posts counted by the platform: {thousands(coverage.counted)} — we read {share * 100:.0f} %")
     skipped = coverage.not_scored_language + coverage.not_scored_other
     lines.append(f"Scored: {thousands(coverage.scored)}; not scored: {thousands(skipped)}")
+    networks = analysis.network_totals()
+    if len(networks) > 1:
+        lines.append("By network: " + "; ".join(_network_text(*network) for network in networks))
     if spend is not None:
         lines.append(
             f"{spend.source.upper()} API spend in {spend.month}: {thousands(spend.posts_read)} posts read, "
             f"about ${spend.cost_usd:,.2f}"
         )
     return lines
+
+
+def _network_text(name: str, posts: int, share: float, tone: float | None) -> str:
+    mood = "tone –" if tone is None else f"tone {tone:+.2f}"
+    return f"{name} {thousands(posts)} posts ({share * 100:.0f} %), {mood}"
 
 
 def digest_view(

@@ -104,7 +104,8 @@ def coverage_line(analysis: Analysis) -> str:
     zone = ZoneInfo(analysis.timezone)
     parts = [f"{coverage.posts:,} posts ({coverage.scored:,} scored, {coverage.reposts:,} reposts)"]
     if coverage.per_source:
-        parts.append("sources: " + ", ".join(sorted(coverage.per_source)))
+        networks = sorted({source.split("@")[0] for source in coverage.per_source})
+        parts.append(("source: " if len(networks) == 1 else "sources: ") + ", ".join(networks))
     if coverage.first_post and coverage.last_post:
         first, last = coverage.first_post.astimezone(zone), coverage.last_post.astimezone(zone)
         parts.append(f"{first:%d %b %Y} – {last:%d %b %Y} ({analysis.timezone})")
@@ -191,9 +192,10 @@ def no_data(axes: Axes, message: str) -> None:
 
 def timeline_figure(analysis: Analysis) -> Figure:
     """Volume bars over sentiment lines on one time axis, milestones and spikes marked."""
-    sources = sorted(analysis.per_source["source"].unique()) if len(analysis.per_source) else []
-    rows = 3 if len(sources) > 1 else 2
-    ratios = [1.1, 1.0, 0.8][:rows]
+    networks = analysis.per_network()
+    sources = sorted(networks["network"].unique()) if len(networks) else []
+    rows = 4 if len(sources) > 1 else 2
+    ratios = [1.1, 1.0, 0.7, 0.7][:rows]
     figure, axes = new_figure(rows, 1, sharex=True, gridspec_kw={"height_ratios": ratios})
     figure.suptitle(chart_title(analysis), x=0.01, ha="left", fontweight="bold")
     volume_axes, sentiment_axes = axes[0][0], axes[1][0]
@@ -203,8 +205,9 @@ def timeline_figure(analysis: Analysis) -> Figure:
         return figure
     draw_volume(volume_axes, analysis)
     draw_sentiment(sentiment_axes, analysis)
-    if rows == 3:
-        draw_per_source(axes[2][0], analysis, sources)
+    if rows == 4:
+        draw_per_source(axes[2][0], networks, sources, analysis.bin)
+        draw_source_tone(axes[3][0], networks, sources, analysis.bin)
     for row in axes:
         shade_baseline(row[0], analysis)
     date_axis(axes[-1][0], analysis.timezone)
@@ -212,6 +215,7 @@ def timeline_figure(analysis: Analysis) -> Figure:
     label_milestones(volume_axes, analysis.milestones, analysis.timezone)
     for row in axes[1:]:
         milestone_lines(row[0], analysis.milestones)
+    figure.align_ylabels([row[0] for row in axes])
     return figure
 
 
@@ -319,17 +323,43 @@ def pooled_share(bins: pd.DataFrame, column: str, window: int) -> pd.Series:
     return hits / weight.rolling(window, center=True, min_periods=1).sum()
 
 
-def draw_per_source(axes: Axes, analysis: Analysis, sources: list[str]) -> None:
-    """One line per source: posts per bin, so a source that stops or floods shows."""
+def _network_series(networks: pd.DataFrame, network: str, column: str) -> pd.Series:
     import pandas as pd
 
-    frame = analysis.per_source
+    rows = networks[networks["network"] == network]
+    return pd.Series(rows[column].to_numpy(dtype=float), index=pd.DatetimeIndex(rows["bin"]))
+
+
+def draw_per_source(axes: Axes, networks: pd.DataFrame, sources: list[str], bin_name: str) -> None:
+    """One line per network: posts per bin, so a source that stops or floods shows."""
     for colour, source in zip(OKABE_ITO[1:], sources, strict=False):
-        rows = frame[frame["source"] == source]
-        series = pd.Series(rows["volume"].to_numpy(), index=pd.DatetimeIndex(rows["bin"]))
-        axes.plot(index_nums(series.index), smooth(series, analysis.bin), color=colour, linewidth=2, label=source)
-    axes.set_ylabel(f"posts per {analysis.bin}\nby source")
-    axes.legend(loc="upper center", ncols=len(sources), frameon=True, framealpha=0.9, edgecolor="none")
+        series = _network_series(networks, source, "volume")
+        axes.plot(index_nums(series.index), smooth(series, bin_name), color=colour, linewidth=2, label=source)
+    axes.set_ylabel("posts")
+    panel_label(axes, f"posts per {bin_name} by network")
+    axes.legend(loc="upper right", ncols=len(sources), frameon=True, framealpha=0.9, edgecolor="none")
+
+
+def panel_label(axes: Axes, text: str) -> None:
+    """A small panel's name inside its top-left corner (a two-line y label would collide with its neighbours)."""
+    box = {"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 2}
+    axes.text(0.005, 0.93, text, transform=axes.transAxes, va="top", ha="left", fontsize=14, bbox=box, zorder=5)
+
+
+def draw_source_tone(axes: Axes, networks: pd.DataFrame, sources: list[str], bin_name: str) -> None:
+    """Mean compound per network side by side, because the tone differs between networks."""
+    window = 6 if bin_name == "hour" else 1
+    for colour, source in zip(OKABE_ITO[1:], sources, strict=False):
+        scored = _network_series(networks, source, "scored")
+        weighted = (_network_series(networks, source, "mean_compound").fillna(0) * scored).rolling(
+            window, center=True, min_periods=1
+        )
+        tone = weighted.sum() / scored.rolling(window, center=True, min_periods=1).sum()
+        axes.plot(index_nums(tone.index), tone, color=colour, linewidth=2, label=source)
+    axes.axhline(0, color=GREY, linewidth=1)
+    axes.set_ylim(-1, 1)
+    axes.set_ylabel("compound")
+    panel_label(axes, "mean compound by network (6 h)" if window > 1 else "mean compound by network")
 
 
 # ---- compare.png ----------------------------------------------------------------------------

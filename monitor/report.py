@@ -85,6 +85,7 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
         "title": analysis.title or analysis.event,
         "charts": charts,
         "coverage": coverage_rows(analysis, zone),
+        "networks": network_rows(analysis),
         "headline": headline_rows(analysis, zone),
         "shifts": [shift_row(shift) for shift in analysis.shifts],
         "spikes": [spike_row(spike, zone) for spike in analysis.spikes],
@@ -99,6 +100,14 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
 
 def local(moment: datetime | None, zone: ZoneInfo) -> str:
     return "—" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def network_rows(analysis: Analysis) -> list[dict[str, str]]:
+    """Each network's posts, share and tone side by side: the tone differs between networks."""
+    return [
+        {"name": name, "posts": f"{posts:,}", "share": f"{share:.0%}", "tone": "—" if tone is None else f"{tone:+.2f}"}
+        for name, posts, share, tone in analysis.network_totals()
+    ]
 
 
 def coverage_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:

@@ -84,8 +84,9 @@ def per_source(bins: pd.DataFrame, sources: tuple[str, ...]) -> pd.DataFrame:
     for position, source in enumerate(sources):
         share = 1.0 / (position + 1.5)
         for start, row in bins.iterrows():
-            rows.append((start, source, int(row["volume"] * share), row["mean_compound"] + 0.05 * position))
-    return pd.DataFrame(rows, columns=["bin", "source", "volume", "mean_compound"])
+            volume = int(row["volume"] * share)
+            rows.append((start, source, volume, int(volume * 0.9), row["mean_compound"] + 0.05 * position))
+    return pd.DataFrame(rows, columns=["bin", "source", "volume", "scored", "mean_compound"])
 
 
 def shifts() -> list[Shift]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -349,3 +350,27 @@ def test_analyze_event_reads_the_store_with_current_scores(tmp_path: Path) -> No
     stats = {stat.aspect: stat for stat in analysis.aspects}
     assert stats["ads"].posts == 1 and stats["photos"].posts == 1 and stats["ads"].mean_compound < 0
     assert analysis.totals["baseline"]["mean_compound"] > 0 > analysis.totals["since_announced"]["mean_compound"]
+
+
+def test_networks_pool_instances_and_weigh_tone_by_scored_posts() -> None:
+    """Two Mastodon instances are one network; tone is the mean over all its scored posts."""
+    from monitor.analysis import per_source_series
+
+    bin_start = pd.Timestamp("2012-12-18 10:00", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "bin": [bin_start] * 6,
+            "source": ["mastodon@a", "mastodon@a", "mastodon@b", "x", "x", "x"],
+            "scored": [True, True, True, True, True, False],
+            "compound": [-0.5, -0.3, 0.5, 0.2, 0.4, float("nan")],
+        }
+    )
+    per_source = per_source_series(frame)
+    analysis = types.SimpleNamespace(per_source=per_source)
+    totals = Analysis.network_totals(analysis)  # type: ignore[arg-type]
+    assert [(name, posts) for name, posts, _, _ in totals] == [("mastodon", 3), ("x", 3)]
+    assert totals[0][2] == pytest.approx(0.5)
+    assert totals[0][3] == pytest.approx((-0.5 - 0.3 + 0.5) / 3)  # not the mean of the instances' means
+    assert totals[1][3] == pytest.approx(0.3)  # the unscored post does not count
+    networks = Analysis.per_network(analysis)  # type: ignore[arg-type]
+    assert list(networks["scored"]) == [3, 2]

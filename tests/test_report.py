@@ -58,6 +58,12 @@ def test_several_sources_get_their_own_panel(tmp_path: Path) -> None:
     many = write_report(three, [], tmp_path / "many").folder / "timeline.png"
     assert png_size(many) == (1600, 900)
     assert not np.array_equal(pixels(one), pixels(many))
+    page = (tmp_path / "many" / three.event / "index.html").read_text(encoding="utf-8")
+    assert "<h2>By network</h2>" in page
+    for name, posts, share, tone in three.network_totals():
+        assert f'<th scope="row">{name}</th><td class="num">{posts:,}</td><td class="num">{share:.0%}</td>' in page
+        assert tone is not None and f"{tone:+.2f}" in page
+    assert "By network" not in (tmp_path / "one" / make_analysis().event / "index.html").read_text(encoding="utf-8")
 
 
 def test_page_escapes_post_text(report_dir: Path) -> None:
