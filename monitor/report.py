@@ -174,8 +174,19 @@ def shift_row(shift: Shift) -> dict[str, str]:
         "interval": interval if math.isfinite(shift.ci_low) else "no posts on one side",
         "p": p_value,
         "n": f"{shift.n_baseline:,} / {shift.n_after:,}",
-        "direction": "down" if shift.ci_high < 0 else ("up" if shift.ci_low > 0 else "same"),
+        "direction": shift_judgement(shift),
     }
+
+
+def shift_judgement(shift: Shift) -> str:
+    """CSS class of a shift whose interval excludes zero: worse (more negative), better, or louder (volume)."""
+    if not math.isfinite(shift.ci_low) or shift.ci_low <= 0 <= shift.ci_high:
+        return "same"
+    rising = shift.ci_low > 0
+    if shift.metric == "volume":
+        return "louder" if rising else "same"
+    worse = rising if shift.metric == "negative_share" else not rising
+    return "worse" if worse else "better"
 
 
 def spike_row(spike: Spike, zone: ZoneInfo) -> dict[str, str]:

@@ -115,3 +115,19 @@ def test_dates_are_drawn_in_the_event_timezone(tmp_path: Path) -> None:
     tokyo = write_report(make_analysis(timezone="Asia/Tokyo"), [], tmp_path / "tokyo").folder / "index.html"
     assert "2012-12-17 00:00 UTC" in utc.read_text(encoding="utf-8")
     assert "2012-12-17 09:00 JST" in tokyo.read_text(encoding="utf-8")
+
+
+def test_shift_colours_say_better_or_worse_not_up_or_down() -> None:
+    from monitor.analysis import Shift
+    from monitor.report import shift_judgement
+
+    def shift(metric: str, low: float, high: float) -> Shift:
+        return Shift("announced", "24h", metric, 0.0, 0.0, (low + high) / 2, low, high, 0.01, 10, 10)
+
+    assert shift_judgement(shift("mean_compound", -0.5, -0.3)) == "worse"
+    assert shift_judgement(shift("mean_compound", 0.1, 0.3)) == "better"
+    assert shift_judgement(shift("negative_share", 0.1, 0.3)) == "worse"  # more negative posts is bad news
+    assert shift_judgement(shift("negative_share", -0.3, -0.1)) == "better"
+    assert shift_judgement(shift("volume", 5.0, 9.0)) == "louder"
+    assert shift_judgement(shift("mean_compound", -0.1, 0.1)) == "same"
+    assert shift_judgement(shift("mean_compound", float("nan"), float("nan"))) == "same"
