@@ -405,21 +405,13 @@ def welch(after: np.ndarray, baseline: np.ndarray) -> tuple[float, float, float,
     The interval is NaN and the p-value None when a side has fewer than two values; with no spread on
     either side the interval collapses to the difference and the p-value is undefined (None).
     """
-    from scipy import stats
+    return welch_moments(_moments(after), _moments(baseline))
 
-    if len(after) == 0 or len(baseline) == 0:
-        return math.nan, math.nan, math.nan, None
-    diff = float(np.mean(after) - np.mean(baseline))
-    if len(after) < 2 or len(baseline) < 2:
-        return diff, math.nan, math.nan, None
-    var_after, var_baseline = np.var(after, ddof=1) / len(after), np.var(baseline, ddof=1) / len(baseline)
-    standard_error = math.sqrt(var_after + var_baseline)
-    if standard_error == 0:
-        return diff, diff, diff, None
-    dof = standard_error**4 / (var_after**2 / (len(after) - 1) + var_baseline**2 / (len(baseline) - 1))
-    margin = float(stats.t.ppf(0.975, dof)) * standard_error
-    p_value = float(2 * stats.t.sf(abs(diff) / standard_error, dof))  # what ttest_ind(equal_var=False) gives
-    return diff, diff - margin, diff + margin, p_value
+
+def _moments(values: np.ndarray) -> tuple[int, float, float]:
+    """(n, mean, variance with ddof 1), NaN where undefined."""
+    n = len(values)
+    return n, float(np.mean(values)) if n else math.nan, float(np.var(values, ddof=1)) if n > 1 else math.nan
 
 
 def hourly_counts(frame: pd.DataFrame, start: datetime, end: datetime) -> np.ndarray:
@@ -560,15 +552,7 @@ def milestone_shapes(
 def _shape(
     frame: pd.DataFrame, bins: pd.DataFrame, name: str, moment: datetime, following: datetime | None, width: timedelta
 ) -> MilestoneShape:
-    stamp = pd.Timestamp(moment)
-    window = bins[bins.index > stamp - width]
-    if following is not None:
-        window = window[window.index < pd.Timestamp(following)]
-    peak_at, hours_to_peak, half_life = None, None, None
-    if len(window) and window["volume"].max() > 0:
-        peak: Any = window["volume"].idxmax()
-        peak_at, hours_to_peak = _utc(peak), max((peak - stamp) / pd.Timedelta(hours=1), 0.0)
-        half_life = _half_life(bins["volume"], peak)
+    peak_at, hours_to_peak, half_life = _peak(bins, moment, following, width)
     before = _between(frame, moment - timedelta(hours=24), moment)
     after = _between(frame, moment, moment + timedelta(hours=24))
     return MilestoneShape(
@@ -581,6 +565,20 @@ def _shape(
         negative_share_before_24h=_negative_share(before),
         negative_share_after_24h=_negative_share(after),
     )
+
+
+def _peak(
+    bins: pd.DataFrame, moment: datetime, following: datetime | None, width: timedelta
+) -> tuple[datetime | None, float | None, float | None]:
+    """The highest-volume bin after a milestone (before the next one), hours to it, and its half-life."""
+    stamp = pd.Timestamp(moment)
+    window = bins[bins.index > stamp - width]
+    if following is not None:
+        window = window[window.index < pd.Timestamp(following)]
+    if not len(window) or window["volume"].max() <= 0:
+        return None, None, None
+    peak: Any = window["volume"].idxmax()
+    return _utc(peak), max((peak - stamp) / pd.Timedelta(hours=1), 0.0), _half_life(bins["volume"], peak)
 
 
 def _half_life(volume: pd.Series, peak: pd.Timestamp) -> float | None:
@@ -644,6 +642,11 @@ def drivers(
     focus = _term_counts(since[since["compound"] <= NEGATIVE_AT]["text"])
     reference = _term_counts(_between(scored, baseline_start, baseline_end)["text"])
     prior = _term_counts(scored["text"])
+    return rank_drivers(focus, reference, prior, top)
+
+
+def rank_drivers(focus: Counter[str], reference: Counter[str], prior: Counter[str], top: int) -> list[Driver]:
+    """The top terms by log-odds z among those used at least twice in the focus posts."""
     ranked = sorted(log_odds_z(focus, reference, prior).items(), key=lambda item: (-item[1], item[0]))
     chosen = [(term, z) for term, z in ranked if z > 0 and focus[term] >= 2][:top]
     return [Driver(term, float(z), focus[term], reference[term]) for term, z in chosen]
@@ -670,18 +673,19 @@ def top_negative_posts(frame: pd.DataFrame, top: int = TOP_POSTS) -> list[TopPos
     negative = frame[frame["scored"] & (frame["compound"] <= NEGATIVE_AT)]
     negative = negative.sort_values(["engagement", "compound"], ascending=[False, True], kind="stable")
     negative = negative.drop_duplicates("text").head(top)
-    return [
-        TopPost(
-            created_at=_utc(row["created_at"]),
-            source=str(row["source"]),
-            author=_text_or_none(row["author"]),
-            text=str(row["text"]),
-            url=_text_or_none(row["url"]),
-            compound=float(row["compound"]),
-            engagement=int(row["engagement"]),
-        )
-        for row in negative.to_dict("records")
-    ]
+    return [_top_post(row) for row in negative.to_dict("records")]
+
+
+def _top_post(row: dict[Any, Any]) -> TopPost:
+    return TopPost(
+        created_at=_utc(row["created_at"]),
+        source=str(row["source"]),
+        author=_text_or_none(row["author"]),
+        text=str(row["text"]),
+        url=_text_or_none(row["url"]),
+        compound=float(row["compound"]),
+        engagement=int(row["engagement"]),
+    )
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -785,3 +789,520 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+# ---- the same numbers from chunks: per-bin and per-window sums, bounded memory ------------------------
+
+HOUR = pd.Timedelta(hours=1)
+_SUM_COLUMNS = [
+    "volume",
+    "reposts",
+    "scored",
+    "total",
+    "squares",
+    "negative",
+    "positive",
+    "churn",
+    "weight",
+    "weighted",
+]
+_SOURCE_SUMS = ["volume", "scored", "total"]
+
+
+@dataclass
+class WindowSums:
+    """What the numbers need from the posts of one time window [start, end): counts, moments, hours, histogram."""
+
+    start: datetime
+    end: datetime | None  # None: open-ended
+    posts: int = 0
+    scored: int = 0
+    mean: float = 0.0  # of the scored posts' compound (Chan et al.'s parallel moments: exact merges, stable)
+    m2: float = 0.0  # sum of squared deviations from the mean
+    negative: int = 0
+    positive: int = 0
+    churn: int = 0
+    by_offset: Counter[int] = field(default_factory=Counter)  # posts per hour counted from start
+    by_hour: Counter[int] = field(default_factory=Counter)  # posts per UTC hour (hours since the epoch)
+    histogram: np.ndarray = field(default_factory=lambda: np.zeros(len(DISTRIBUTION_EDGES) - 1, dtype=np.int64))
+
+    def add(self, chunk: ChunkArrays) -> None:
+        """Count the posts of a prepared chunk that fall in the window."""
+        start = pd.Timestamp(self.start).value
+        inside = chunk.times >= start
+        if self.end is not None:
+            inside &= chunk.times < pd.Timestamp(self.end).value
+        if not inside.any():
+            return
+        times = chunk.times[inside]
+        self.posts += len(times)
+        self.by_offset.update(_hour_numbers(times - start))
+        self.by_hour.update(_hour_numbers(times))
+        scored = inside & chunk.scored
+        compound = chunk.compound[scored]
+        if len(compound):
+            chunk_mean = float(np.mean(compound))
+            chunk_m2 = float(np.sum((compound - chunk_mean) ** 2))
+            self._merge_moments(len(compound), chunk_mean, chunk_m2)
+            self.negative += int((compound <= NEGATIVE_AT).sum())
+            self.positive += int((compound >= POSITIVE_AT).sum())
+            self.churn += int(chunk.churn[scored].sum())
+            self.histogram += np.histogram(compound, bins=DISTRIBUTION_EDGES)[0]
+
+    def merge(self, other: WindowSums) -> None:
+        """Fold in the same window's sums from other chunks."""
+        self.posts += other.posts
+        self._merge_moments(other.scored, other.mean, other.m2)
+        self.negative, self.positive = self.negative + other.negative, self.positive + other.positive
+        self.churn += other.churn
+        self.by_offset.update(other.by_offset)
+        self.by_hour.update(other.by_hour)
+        self.histogram = self.histogram + other.histogram
+
+    def _merge_moments(self, n: int, mean: float, m2: float) -> None:
+        if n == 0:
+            return
+        if self.scored == 0:
+            self.scored, self.mean, self.m2 = n, mean, m2
+            return
+        total = self.scored + n
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.scored * n / total
+        self.mean += delta * n / total
+        self.scored = total
+
+    def moments(self, metric: str) -> tuple[int, float, float]:
+        """(n, mean, variance with ddof 1) of compound or of the negative indicator (0/1) over scored posts."""
+        n = self.scored
+        if metric == "negative_share":
+            mean = self.negative / n if n else math.nan
+            return n, mean, (self.negative * (1 - mean) / (n - 1)) if n > 1 else math.nan
+        return n, (self.mean if n else math.nan), (self.m2 / (n - 1) if n > 1 else math.nan)
+
+    def hourly(self, first: pd.Timestamp | None, last: pd.Timestamp | None) -> np.ndarray:
+        """What hourly_counts gives for this window: posts per hour, clipped to the hours the data covers."""
+        if first is None or last is None:
+            return np.zeros(0)
+        first_hour = first.floor("h")
+        start = pd.Timestamp(self.start)
+        start_at = max(start, first_hour)
+        end_at = (
+            last + pd.Timedelta(microseconds=1)
+            if self.end is None
+            else min(pd.Timestamp(self.end), last + pd.Timedelta(microseconds=1))
+        )
+        hours = math.ceil((end_at - start_at) / HOUR) if end_at > start_at else 0
+        counts = np.zeros(hours)
+        offsets: Iterable[tuple[int, int]] = self.by_offset.items()
+        if start_at != start:  # the data starts after the window: hours count from the first post's hour
+            origin = (first_hour - pd.Timestamp(0, tz="UTC")) // HOUR
+            offsets = ((hour - origin, posts) for hour, posts in self.by_hour.items())
+        for offset, posts in offsets:
+            if 0 <= offset < hours:
+                counts[offset] += posts
+        return counts
+
+    def tone(self) -> dict[str, float | None]:
+        """What _tone gives for the window's scored posts."""
+        if not self.scored:
+            return {
+                "posts": 0,
+                "mean_compound": None,
+                "negative_share": None,
+                "positive_share": None,
+                "churn_share": None,
+            }
+        n = self.scored
+        return {
+            "posts": n,
+            "mean_compound": self.mean,
+            "negative_share": self.negative / n,
+            "positive_share": self.positive / n,
+            "churn_share": self.churn / n,
+        }
+
+
+def _hour_numbers(nanoseconds: np.ndarray) -> Counter[int]:
+    """How many times (ns from some origin) fall in each whole hour after it."""
+    hours, posts = np.unique(nanoseconds // 3_600_000_000_000, return_counts=True)
+    return Counter({int(hour): int(n) for hour, n in zip(hours, posts, strict=True)})
+
+
+@dataclass(frozen=True)
+class ChunkArrays:
+    """The columns the window sums read, as NumPy arrays (times: ns since the epoch, UTC)."""
+
+    times: np.ndarray
+    scored: np.ndarray
+    compound: np.ndarray
+    churn: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> ChunkArrays:
+        times = frame["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        return cls(
+            times=times.astype(np.int64),
+            scored=frame["scored"].to_numpy(dtype=bool),
+            compound=frame["compound"].to_numpy(dtype=float),
+            churn=frame["churn"].to_numpy(dtype=bool),
+        )
+
+
+def welch_moments(
+    after: tuple[int, float, float], baseline: tuple[int, float, float]
+) -> tuple[float, float, float, float | None]:
+    """welch() from each side's (n, mean, variance with ddof 1) instead of its values."""
+    from scipy import stats
+
+    (n_after, mean_after, var_after), (n_baseline, mean_baseline, var_baseline) = after, baseline
+    if n_after == 0 or n_baseline == 0:
+        return math.nan, math.nan, math.nan, None
+    diff = float(mean_after - mean_baseline)
+    if n_after < 2 or n_baseline < 2:
+        return diff, math.nan, math.nan, None
+    se_after, se_baseline = var_after / n_after, var_baseline / n_baseline
+    standard_error = math.sqrt(se_after + se_baseline)
+    if standard_error == 0:
+        return diff, diff, diff, None
+    dof = standard_error**4 / (se_after**2 / (n_after - 1) + se_baseline**2 / (n_baseline - 1))
+    margin = float(stats.t.ppf(0.975, dof)) * standard_error
+    p_value = float(2 * stats.t.sf(abs(diff) / standard_error, dof))
+    return diff, diff - margin, diff + margin, p_value
+
+
+_TOP_COLUMNS = ["created_at", "source", "post_id", "author", "text", "url", "compound", "engagement"]
+_TOP_ORDER = {"engagement": False, "compound": True, "created_at": True, "source": True, "post_id": True}
+
+
+class AnalysisAccumulator:
+    """analyze() fed chunk by chunk, in bounded memory: per-bin and per-window sums, term counts, a few top posts.
+
+    add() takes frames shaped like analyze()'s posts (any order, any size); merge() folds in an accumulator
+    fed with other chunks (e.g. Dask partitions); finish() gives the Analysis that analyze() gives on all
+    the posts at once — counts and terms identical, means and variances up to floating-point summation order.
+    """
+
+    def __init__(self, *, event: EventConfig, milestones: dict[str, datetime], tz: str, alerts: AlertsConfig) -> None:
+        self.event, self.tz, self.alerts = event, tz, alerts
+        self.milestones = dict(sorted(milestones.items(), key=lambda item: item[1]))
+        self.announced = self.milestones.get("announced", next(iter(self.milestones.values())))
+        self.baseline_end = min(self.milestones.values())
+        self.baseline_start = self.baseline_end - timedelta(days=event.baseline_days)
+        self.windows = {span: WindowSums(*span) for span in self._spans()}
+        self.bin_sums: pd.DataFrame | None = None
+        self.source_sums: pd.DataFrame | None = None
+        self.focus: Counter[str] = Counter()  # terms of negative scored posts since the announcement
+        self.reference: Counter[str] = Counter()  # terms of scored baseline posts
+        self.prior: Counter[str] = Counter()  # terms of all scored posts
+        self.aspect_sums = {name: (0, 0.0) for name in event.aspects}  # tagged posts since announced, compound sum
+        self.top: pd.DataFrame | None = None
+        self.cover = Coverage(simulated=event.simulated)
+        self.first: pd.Timestamp | None = None
+        self.last: pd.Timestamp | None = None
+
+    def _spans(self) -> list[tuple[datetime, datetime | None]]:
+        spans: list[tuple[datetime, datetime | None]] = [
+            (self.baseline_start, self.baseline_end),
+            (self.announced, None),
+        ]
+        for moment in self.milestones.values():
+            spans.append((moment - timedelta(hours=24), moment))
+            spans += [(moment, moment + length) for length in SHIFT_WINDOWS.values()]
+        return list(dict.fromkeys(spans))
+
+    # ---- feeding ----
+
+    def add(self, posts: pd.DataFrame) -> AnalysisAccumulator:
+        """Fold one chunk of posts in."""
+        if posts.empty:
+            return self
+        frame = prepare_posts(posts, self.tz, self.event.bin)
+        self._add_bins(frame)
+        arrays = ChunkArrays.of(frame)
+        for window in self.windows.values():
+            window.add(arrays)
+        self._add_terms(frame)
+        self._add_aspects(frame)
+        self._add_top(frame[frame["scored"] & (frame["compound"] <= NEGATIVE_AT)][_TOP_COLUMNS])
+        self._add_coverage(frame)
+        return self
+
+    def _add_bins(self, frame: pd.DataFrame) -> None:
+        scored = frame["scored"]
+        compound = frame["compound"].where(scored, 0.0)
+        weight = np.log1p(frame["followers"].clip(lower=0)).where(scored, 0.0)
+        parts = pd.DataFrame(
+            {
+                "bin": frame["bin"],
+                "source": frame["source"].astype(str),
+                "volume": 1,
+                "reposts": frame["is_repost"].astype(int),
+                "scored": scored.astype(int),
+                "total": compound,
+                "squares": compound * compound,
+                "negative": (scored & (frame["compound"] <= NEGATIVE_AT)).astype(int),
+                "positive": (scored & (frame["compound"] >= POSITIVE_AT)).astype(int),
+                "churn": (scored & frame["churn"]).astype(int),
+                "weight": weight,
+                "weighted": weight * compound,
+            }
+        )
+        self.bin_sums = _add_sums(self.bin_sums, parts.groupby("bin")[_SUM_COLUMNS].sum())
+        self.source_sums = _add_sums(self.source_sums, parts.groupby(["bin", "source"])[_SOURCE_SUMS].sum())
+
+    def _add_terms(self, frame: pd.DataFrame) -> None:
+        scored = frame[frame["scored"]]
+        tokenized = {text: tokens(text) for text in scored["text"].unique()}  # reposts repeat texts: once each
+        since = scored[scored["created_at"] >= pd.Timestamp(self.announced)]
+        self.prior.update(_counted_terms(scored["text"], tokenized))
+        self.focus.update(_counted_terms(since[since["compound"] <= NEGATIVE_AT]["text"], tokenized))
+        self.reference.update(
+            _counted_terms(_between(scored, self.baseline_start, self.baseline_end)["text"], tokenized)
+        )
+
+    def _add_aspects(self, frame: pd.DataFrame) -> None:
+        since = frame[frame["scored"] & (frame["created_at"] >= pd.Timestamp(self.announced))]
+        wrapped = "," + since["aspects"] + ","
+        for name, (posts, total) in self.aspect_sums.items():
+            tagged = wrapped.str.contains(f",{name},", regex=False)
+            self.aspect_sums[name] = (posts + int(tagged.sum()), total + float(since["compound"][tagged].sum()))
+
+    def _add_top(self, candidates: pd.DataFrame) -> None:
+        if candidates.empty:
+            return
+        merged = candidates if self.top is None else pd.concat([self.top, candidates], ignore_index=True)
+        ranked = merged.sort_values(list(_TOP_ORDER), ascending=list(_TOP_ORDER.values()), kind="stable")
+        self.top = ranked.drop_duplicates("text").head(TOP_POSTS).reset_index(drop=True)
+
+    def _add_coverage(self, frame: pd.DataFrame) -> None:
+        status = frame["status"].fillna("unscored")
+        language = status == "skipped:language"
+        lang = frame["lang"].where(frame["lang"].notna(), "unknown")
+        cover = self.cover
+        cover.posts += len(frame)
+        cover.scored += int(frame["scored"].sum())
+        cover.reposts += int(frame["is_repost"].sum())
+        cover.not_scored_language += int(language.sum())
+        _add_counts(cover.per_source, frame["source"].value_counts())
+        _add_counts(cover.languages_excluded, lang[language].value_counts())
+        first, last = frame["created_at"].min(), frame["created_at"].max()
+        self.first = first if self.first is None else min(self.first, first)
+        self.last = last if self.last is None else max(self.last, last)
+
+    def merge(self, other: AnalysisAccumulator) -> AnalysisAccumulator:
+        """Fold in an accumulator of the same event fed with other posts."""
+        self.bin_sums = _add_sums(self.bin_sums, other.bin_sums)
+        self.source_sums = _add_sums(self.source_sums, other.source_sums)
+        for span, window in other.windows.items():
+            self.windows[span].merge(window)
+        self.focus.update(other.focus)
+        self.reference.update(other.reference)
+        self.prior.update(other.prior)
+        for name, (posts, total) in other.aspect_sums.items():
+            mine = self.aspect_sums[name]
+            self.aspect_sums[name] = (mine[0] + posts, mine[1] + total)
+        if other.top is not None:
+            self._add_top(other.top)
+        self._merge_coverage(other)
+        return self
+
+    def _merge_coverage(self, other: AnalysisAccumulator) -> None:
+        for name in ("posts", "scored", "reposts", "not_scored_language"):
+            setattr(self.cover, name, getattr(self.cover, name) + getattr(other.cover, name))
+        _add_counts(self.cover.per_source, other.cover.per_source)
+        _add_counts(self.cover.languages_excluded, other.cover.languages_excluded)
+        for moment in (other.first, other.last):
+            if moment is not None:
+                self.first = moment if self.first is None else min(self.first, moment)
+                self.last = moment if self.last is None else max(self.last, moment)
+
+    # ---- the numbers ----
+
+    def finish(self, counts: pd.DataFrame | None = None, *, generated_at: datetime) -> Analysis:
+        """The Analysis of every post added (counts: as for analyze())."""
+        bins = self.bins(counts)
+        baseline_bins = bins[(bins.index >= self.baseline_start) & (bins.index < self.baseline_end)]
+        align_on = self.event.align_on if self.event.align_on in self.milestones else "announced"
+        return Analysis(
+            event=self.event.name,
+            title=self.event.title_or_name(),
+            platform=self.event.platform,
+            timezone=self.tz,
+            bin=self.event.bin,
+            milestones=self.milestones,
+            align_on=align_on,
+            baseline_start=self.baseline_start,
+            baseline_end=self.baseline_end,
+            bins=bins,
+            per_source=self.per_source(),
+            days_from=days_from(bins, self.milestones[align_on]),
+            distribution=self.distribution(),
+            shifts=self.shifts(),
+            spikes=find_spikes(bins, baseline_bins if len(baseline_bins) else bins, self.alerts),
+            shapes=self.shapes(bins),
+            drivers=rank_drivers(self.focus, self.reference, self.prior, TOP_DRIVERS),
+            aspects=self.aspects(),
+            top_posts=[_top_post(row) for row in (self.top.to_dict("records") if self.top is not None else [])],
+            coverage=self.coverage(counts),
+            generated_at=generated_at,
+            totals={"baseline": self._baseline.tone(), "since_announced": self._since.tone()},
+            baseline_fallback=not len(baseline_bins),
+        )
+
+    @property
+    def _baseline(self) -> WindowSums:
+        return self.windows[(self.baseline_start, self.baseline_end)]
+
+    @property
+    def _since(self) -> WindowSums:
+        return self.windows[(self.announced, None)]
+
+    def bins(self, counts: pd.DataFrame | None = None) -> pd.DataFrame:
+        """BIN_COLUMNS from the per-bin sums, every bin from the first post's to the last's."""
+        if self.bin_sums is None or self.bin_sums.empty:
+            index = pd.DatetimeIndex([], tz=self.tz, name="bin")
+            sums = pd.DataFrame(0, index=index, columns=_SUM_COLUMNS)
+        else:
+            first, last = self.bin_sums.index.min(), self.bin_sums.index.max()
+            freq = "D" if self.event.bin == "day" else "h"
+            index = pd.date_range(first, last, freq=freq, tz=self.tz, name="bin")
+            sums = self.bin_sums.reindex(index, fill_value=0)
+        return bins_from_sums(sums, _counted_per_bin(counts, index, self.tz, self.event.bin))
+
+    def per_source(self) -> pd.DataFrame:
+        if self.source_sums is None or self.source_sums.empty:
+            return pd.DataFrame(columns=["bin", "source", "volume", "scored", "mean_compound"])
+        sums = self.source_sums.sort_index()
+        table = pd.DataFrame(
+            {
+                "volume": sums["volume"].astype(int),
+                "scored": sums["scored"].astype(int),
+                "mean_compound": (sums["total"] / sums["scored"]).where(sums["scored"] > 0),
+            }
+        )
+        return table.reset_index()
+
+    def distribution(self) -> pd.DataFrame:
+        table = pd.DataFrame({"left": DISTRIBUTION_EDGES[:-1], "right": DISTRIBUTION_EDGES[1:]})
+        for name, window in (("baseline", self._baseline), ("after", self._since)):
+            histogram = window.histogram
+            table[name] = histogram / histogram.sum() if histogram.sum() else 0.0
+        return table
+
+    def shifts(self) -> list[Shift]:
+        found = []
+        for metric in SHIFT_METRICS:
+            for name, moment in self.milestones.items():
+                for window, length in SHIFT_WINDOWS.items():
+                    found.append(self._shift(metric, name, window, self.windows[(moment, moment + length)]))
+        return found
+
+    def _shift(self, metric: str, milestone: str, window: str, after: WindowSums) -> Shift:
+        if metric == "volume":
+            before_hours, after_hours = (
+                self._baseline.hourly(self.first, self.last),
+                after.hourly(self.first, self.last),
+            )
+            before, later = _moments(before_hours), _moments(after_hours)
+            diff, low, high, p_value = welch(after_hours, before_hours)
+        else:
+            before, later = self._baseline.moments(metric), after.moments(metric)
+            diff, low, high, p_value = welch_moments(later, before)
+        return Shift(
+            milestone=milestone,
+            window=window,
+            metric=metric,
+            baseline=before[1],
+            after=later[1],
+            diff=diff,
+            ci_low=low,
+            ci_high=high,
+            p_value=p_value,
+            n_baseline=before[0],
+            n_after=later[0],
+        )
+
+    def shapes(self, bins: pd.DataFrame) -> list[MilestoneShape]:
+        moments = list(self.milestones.items())
+        shapes = []
+        for position, (name, moment) in enumerate(moments):
+            following = moments[position + 1][1] if position + 1 < len(moments) else None
+            peak_at, hours_to_peak, half_life = _peak(bins, moment, following, BIN_WIDTH[self.event.bin])
+            before = self.windows[(moment - timedelta(hours=24), moment)]
+            after = self.windows[(moment, moment + timedelta(hours=24))]
+            any_posts = self.cover.posts > 0
+            shapes.append(
+                MilestoneShape(
+                    milestone=name,
+                    peak_at=peak_at,
+                    hours_to_peak=hours_to_peak,
+                    half_life_hours=half_life,
+                    volume_before_24h=float(before.posts) if any_posts else None,
+                    volume_after_24h=float(after.posts) if any_posts else None,
+                    negative_share_before_24h=before.negative / before.scored if before.scored else None,
+                    negative_share_after_24h=after.negative / after.scored if after.scored else None,
+                )
+            )
+        return shapes
+
+    def aspects(self) -> list[AspectStat]:
+        scored = self._since.scored
+        return [
+            AspectStat(
+                aspect=name,
+                posts=posts,
+                share=posts / scored if scored else 0.0,
+                mean_compound=total / posts if posts else None,
+            )
+            for name, (posts, total) in self.aspect_sums.items()
+        ]
+
+    def coverage(self, counts: pd.DataFrame | None) -> Coverage:
+        found = Coverage(**{**asdict(self.cover), "per_source": dict(sorted(self.cover.per_source.items()))})
+        found.languages_excluded = dict(Counter(self.cover.languages_excluded).most_common())
+        found.not_scored_other = found.posts - found.scored - found.not_scored_language
+        if self.first is not None and self.last is not None:
+            found.first_post, found.last_post = _utc(self.first), _utc(self.last)
+        if counts is not None and not counts.empty:
+            found.counted = int(counts["count"].sum())
+        return found
+
+
+def bins_from_sums(sums: pd.DataFrame, counted: pd.Series) -> pd.DataFrame:
+    """BIN_COLUMNS from per-bin sums (_SUM_COLUMNS): means, 95 % bands and shares."""
+    n = sums["scored"]
+    bins = pd.DataFrame(index=sums.index)
+    for name in ("volume", "reposts", "scored"):
+        bins[name] = sums[name].astype(int)
+    bins["originals"] = bins["volume"] - bins["reposts"]
+    bins["mean_compound"] = (sums["total"] / n).where(n > 0)
+    variance = ((sums["squares"] - sums["total"] ** 2 / n) / (n - 1)).clip(lower=0).where(n > 1)
+    half_width = 1.96 * np.sqrt(variance) / np.sqrt(n)
+    bins["ci_low"] = bins["mean_compound"] - half_width
+    bins["ci_high"] = bins["mean_compound"] + half_width
+    for share, column in (("negative_share", "negative"), ("positive_share", "positive"), ("churn_share", "churn")):
+        bins[share] = (sums[column] / n).where(n > 0)
+    bins["net_sentiment"] = bins["positive_share"] - bins["negative_share"]
+    bins["reach_weighted_compound"] = (sums["weighted"] / sums["weight"]).where(sums["weight"] > 0)
+    bins["counted"] = counted
+    return bins[BIN_COLUMNS]
+
+
+def _add_sums(mine: pd.DataFrame | None, other: pd.DataFrame | None) -> pd.DataFrame | None:
+    if other is None or other.empty:
+        return mine
+    return other if mine is None else mine.add(other, fill_value=0)
+
+
+def _add_counts(counts: dict[str, int], more: Any) -> None:
+    for key, value in more.items():
+        counts[str(key)] = counts.get(str(key), 0) + int(value)
+
+
+def _counted_terms(texts: pd.Series, tokenized: dict[str, list[str]]) -> Counter[str]:
+    """_term_counts of texts, tokenizing each distinct text once."""
+    counts: Counter[str] = Counter()
+    for text, times in texts.value_counts(sort=False).items():
+        for term in tokenized[str(text)]:
+            counts[term] += int(times)
+    return counts

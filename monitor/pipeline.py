@@ -522,29 +522,31 @@ ANALYSIS_COLUMNS = [
 
 
 def analyze_event(ws: Workspace, event_name: str) -> Any:
-    """Load an event's posts with the current scores and compute its Analysis (monitor.analysis.Analysis)."""
+    """Stream an event's posts with the current scores, chunk by chunk, into its Analysis (monitor.analysis.Analysis).
+
+    Only per-bin and per-window sums, term counts and the top posts stay in memory, never all the texts.
+    """
     from datetime import UTC, datetime
 
     import pandas as pd
 
-    from monitor.analysis import analyze
-
     event = ws.config.event(event_name)
-    key = scorer_spec(ws).key()
-    frames = [
-        pd.DataFrame.from_records([_analysis_row(row) for row in chunk], columns=ANALYSIS_COLUMNS)
-        for chunk in ws.store.iter_event_posts(event.name, key, chunk_size=50_000)
-    ]
-    posts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ANALYSIS_COLUMNS)
+    accumulator = analysis_accumulator(ws, event)
+    for chunk in ws.store.iter_event_posts(event.name, scorer_spec(ws).key(), chunk_size=ANALYSIS_CHUNK):
+        accumulator.add(pd.DataFrame.from_records([_analysis_row(row) for row in chunk], columns=ANALYSIS_COLUMNS))
     counts = pd.DataFrame(ws.store.counts(event.name), columns=["source", "bucket_start", "count"])
-    return analyze(
-        posts,
-        event=event,
-        milestones=ws.config.milestones_utc(event),
-        tz=ws.config.timezone,
-        alerts=ws.config.alerts,
-        counts=counts,
-        generated_at=datetime.now(UTC),
+    return accumulator.finish(counts, generated_at=datetime.now(UTC))
+
+
+ANALYSIS_CHUNK = 50_000  # posts in memory at once while analysing (about 60 MB with their texts)
+
+
+def analysis_accumulator(ws: Workspace, event: EventConfig) -> Any:
+    """An empty AnalysisAccumulator for one event with the workspace's settings."""
+    from monitor.analysis import AnalysisAccumulator
+
+    return AnalysisAccumulator(
+        event=event, milestones=ws.config.milestones_utc(event), tz=ws.config.timezone, alerts=ws.config.alerts
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from monitor.analysis import BIN_COLUMNS, Analysis, analyze, bin_starts, drivers, welch
+from monitor.analysis import BIN_COLUMNS, Analysis, AnalysisAccumulator, analyze, bin_starts, drivers, welch
 from monitor.config import AlertsConfig, EventConfig, parse_config
 from monitor.pipeline import analyze_event, open_workspace, score
 from monitor.posts import Post
@@ -39,11 +39,30 @@ def post(at: datetime, compound: float | None = 0.1, **fields: Any) -> dict[str,
     return row | {key: value for key, value in fields.items() if key != "n"}
 
 
+PATHS = {"path": "in-memory"}
+
+
+@pytest.fixture(autouse=True, params=["in-memory", "chunked"])
+def analysis_path(request: pytest.FixtureRequest) -> None:
+    """Every hand-worked number is checked on both paths: analyze() on one frame, and the accumulator fed
+    five chunks in reverse order (so bins, windows and top posts straddle chunks)."""
+    PATHS["path"] = request.param
+
+
 def run(rows: list[dict[str, Any]], event: EventConfig = EVENT, **options: Any) -> Analysis:
     frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["created_at", "text"])
     options.setdefault("alerts", AlertsConfig())
     options.setdefault("counts", None)
+    if PATHS["path"] == "chunked":
+        return run_chunked(frame, event, max(len(frame) // 5, 1), **options)
     return analyze(frame, event=event, milestones=MILESTONES, tz="UTC", generated_at=GENERATED, **options)
+
+
+def run_chunked(frame: pd.DataFrame, event: EventConfig, size: int, alerts: Any, counts: Any) -> Analysis:
+    accumulator = AnalysisAccumulator(event=event, milestones=MILESTONES, tz="UTC", alerts=alerts)
+    for end in range(len(frame), 0, -size):
+        accumulator.add(frame.iloc[max(end - size, 0) : end])
+    return accumulator.finish(counts, generated_at=GENERATED)
 
 
 def hour(day: int, at: int, minute: int = 0) -> datetime:
@@ -374,3 +393,40 @@ def test_networks_pool_instances_and_weigh_tone_by_scored_posts() -> None:
     assert totals[1][3] == pytest.approx(0.3)  # the unscored post does not count
     networks = Analysis.per_network(analysis)  # type: ignore[arg-type]
     assert list(networks["scored"]) == [3, 2]
+
+
+# ---- the chunked path gives the in-memory path's numbers -------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [997, 20_000])
+def test_chunked_analysis_matches_in_memory_analysis(chunk: int) -> None:
+    from tests.analysis_compare import assert_same_analysis, generated_posts
+
+    if PATHS["path"] == "chunked":
+        pytest.skip("compares both paths itself")
+    frame = generated_posts(20_000)
+    expected = analyze(
+        frame, event=EVENT, milestones=MILESTONES, tz="UTC", alerts=AlertsConfig(), generated_at=GENERATED
+    )
+    accumulator = AnalysisAccumulator(event=EVENT, milestones=MILESTONES, tz="UTC", alerts=AlertsConfig())
+    starts = list(range(0, len(frame), chunk))
+    for start in reversed(starts):  # any order: chunks are sums
+        accumulator.add(frame.iloc[start : start + chunk])
+    found = accumulator.finish(None, generated_at=GENERATED)
+    assert found.coverage.posts == 20_000 and found.drivers and found.top_posts and found.spikes
+    assert_same_analysis(found, expected)
+
+
+def test_accumulators_of_parts_merge_into_the_whole() -> None:
+    from tests.analysis_compare import assert_same_analysis, generated_posts
+
+    if PATHS["path"] == "chunked":
+        pytest.skip("compares both paths itself")
+    frame = generated_posts(5_000, seed=3)
+    options: dict[str, Any] = {"event": EVENT, "milestones": MILESTONES, "tz": "UTC", "alerts": AlertsConfig()}
+    parts = [AnalysisAccumulator(**options).add(frame.iloc[start : start + 1_200]) for start in range(0, 5_000, 1_200)]
+    merged = AnalysisAccumulator(**options)
+    for part in parts:
+        merged.merge(part)
+    expected = analyze(frame, generated_at=GENERATED, **options)
+    assert_same_analysis(merged.finish(None, generated_at=GENERATED), expected)
