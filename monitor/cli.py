@@ -143,7 +143,7 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
 def import_command(
     app: AppContext, file: Path, event_name: str, fmt: str | None, mapping: tuple[str, ...], source: str | None
 ) -> None:
-    """Load an archive of posts (CSV, JSON Lines, twarc2 output) into an event.
+    """Load an archive of posts (CSV, JSON Lines, twarc2 output, Parquet file or dataset folder) into an event.
 
     CSV needs `created_at,text`; `id,author,lang,likes,reposts,replies,followers,url` are
     optional. Rows without an id get a stable hash of author + time + text, so importing the
@@ -181,6 +181,9 @@ def import_command(
 @handle_errors
 def export_command(app: AppContext, event_name: str, fmt: str, out: Path) -> None:
     """Write an event's posts with their scores (score columns empty until scored).
+
+    `--format parquet` writes a dataset folder partitioned by event and day
+    (OUT/event=E/day=YYYY-MM-DD/*.parquet) that `import`, Dask, pandas or DuckDB read back.
 
     Example: backlash export --event instagram-tos-2012 --format csv --out instagram.csv
     """
@@ -325,24 +328,50 @@ def main() -> None:
 
 # ---- score ------------------------------------------------------------------------------------
 
+# --engine/--scheduler/--dataset, shared by score and report
+ENGINE_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
+    ("--engine",),
+    {"type": click.Choice(["local", "dask"]), "default": "local", "show_default": True,
+     "help": "local: this machine; dask: a Dask cluster (needs the scale extra)."},
+)  # fmt: skip
+SCHEDULER_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
+    ("--scheduler",),
+    {"default": None, "metavar": "ADDRESS", "help": "Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)."},
+)  # fmt: skip
+DATASET_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
+    ("--dataset",),
+    {"type": click.Path(file_okay=False, path_type=Path), "default": None,
+     "help": "Folder for the Dask engine's Parquet data (default: parquet/ beside the database)."},
+)  # fmt: skip
+
 
 @cli.command("score")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Worker processes (0 = all cores).")
+@click.option(*ENGINE_OPTION[0], **ENGINE_OPTION[1])
+@click.option(*SCHEDULER_OPTION[0], **SCHEDULER_OPTION[1])
+@click.option(*DATASET_OPTION[0], **DATASET_OPTION[1])
 @pass_app
 @handle_errors
-def score_command(app: AppContext, workers: int | None) -> None:
+def score_command(
+    app: AppContext, workers: int | None, engine: str, scheduler: str | None, dataset: Path | None
+) -> None:
     """Score every post the current scorer has not scored yet (sentiment, churn intent, aspects).
 
     Changing the lexicon, churn patterns, aspects or languages in the config makes a new scorer
     version: the next `score` rescores everything once; otherwise nothing is scored twice.
+    `--engine dask` scores on a Dask cluster (a local one with --workers processes, default 2,
+    or the scheduler at --scheduler) and writes the scores into the store the same way.
 
     Example: backlash score --workers 2
     """
-    from monitor.pipeline import count_unscored, score
+    from monitor.pipeline import count_unscored, score, score_dask
 
     workspace = app.workspace()
     with progress_bar("scoring", count_unscored(workspace)) as advance:
-        result = score(workspace, workers, advance)
+        if engine == "dask":
+            result = score_dask(workspace, scheduler, dataset, workers, advance)
+        else:
+            result = score(workspace, workers, advance)
     skipped = ", ".join(f"{reason.removeprefix('skipped:')} {n}" for reason, n in sorted(result.skipped.items()))
     click.echo(
         f"scored {result.scored}, skipped {sum(result.skipped.values())}{f' ({skipped})' if skipped else ''}, "
@@ -355,19 +384,29 @@ def score_command(app: AppContext, workers: int | None) -> None:
 
 @cli.command("report")
 @click.option("--event", "event_name", default=None, help="Event to report (default: every event in the config).")
+@click.option(*ENGINE_OPTION[0], **ENGINE_OPTION[1])
+@click.option(*SCHEDULER_OPTION[0], **SCHEDULER_OPTION[1])
+@click.option(*DATASET_OPTION[0], **DATASET_OPTION[1])
 @pass_app
 @handle_errors
-def report_command(app: AppContext, event_name: str | None) -> None:
+def report_command(
+    app: AppContext, event_name: str | None, engine: str, scheduler: str | None, dataset: Path | None
+) -> None:
     """Write dashboards/<event>/: timeline, compare, shift and drivers PNGs, index.html and summary.json.
 
     Run `score` first so the sentiment panels have numbers. The folder is replaced as a whole,
-    so a browser or the digest never reads half of one run and half of another.
+    so a browser or the digest never reads half of one run and half of another. `--engine dask`
+    exports each event as Parquet and aggregates it on a Dask cluster: the same numbers.
 
     Example: backlash report --event instagram-tos-2012
     """
-    from monitor.pipeline import report
+    from monitor.pipeline import report, report_dask
 
-    for result in report(app.workspace(), event_name):
+    workspace = app.workspace()
+    results = (
+        report_dask(workspace, event_name, scheduler, dataset) if engine == "dask" else report(workspace, event_name)
+    )
+    for result in results:
         click.echo(f"{result.event}: {result.index}")
         for path in result.files:
             if path != result.index:

@@ -40,3 +40,7 @@ class DeliveryError(MonitorError):
 
 class LockedError(MonitorError):
     """Another process holds the lock this one needs (e.g. a second daemon on the same database)."""
+
+
+class ClusterError(MonitorError):
+    """The Dask scheduler cannot be reached, or the work on its cluster failed."""

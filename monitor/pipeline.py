@@ -158,6 +158,8 @@ def export_posts(
     rows = (_export_row(row) for chunk in ws.store.iter_event_posts(event.name, current_scorer(ws)) for row in chunk)
     if fmt == "csv":
         return _export_csv(rows, out, on_rows)
+    if fmt == "parquet":
+        return export_parquet(ws, event.name, out, on_rows)
     raise UsageError(f"--format {fmt!r}: expected csv or parquet")
 
 
@@ -560,16 +562,19 @@ def _analysis_row(row: dict[str, Any]) -> dict[str, Any]:
 # ---- report and demo ----------------------------------------------------------------------
 
 
-def report(ws: Workspace, event_name: str | None = None) -> list[ReportResult]:
+def report(
+    ws: Workspace, event_name: str | None = None, analyse: Callable[[Workspace, str], Any] | None = None
+) -> list[ReportResult]:
     """Write dashboards/<event>/ for one event (or every configured event); return what was written.
 
     compare.png overlays every configured event with posts in the store, so each is analysed once.
+    analyse: how an event is analysed (default analyze_event; report_dask passes the Dask one).
     """
     from monitor.report import write_report
 
     selected = [event.name for event in ws.config.selected_events(event_name)]
     stored = set(ws.store.event_names())
-    analyses = {name: analyze_event(ws, name) for name in _events_to_analyse(ws, selected, stored)}
+    analyses = {name: (analyse or analyze_event)(ws, name) for name in _events_to_analyse(ws, selected, stored)}
     comparable = [analysis for name, analysis in analyses.items() if name in stored]
     results = []
     for name in selected:
@@ -864,3 +869,136 @@ def _hold_alerts(
         f"{len(keys)} new spike(s) held: last alert less than alerts.cooldown ago (until {until:%Y-%m-%d %H:%M} UTC)"
     )
     return AlertResult(event_name, "held", detail, keys)
+
+
+# ---- scale: Parquet datasets and the Dask engine ------------------------------------------------------
+
+
+def export_parquet(ws: Workspace, event_name: str, out: Path, on_rows: ProgressCallback | None = None) -> int:
+    """Write an event's posts with their current scores as a Parquet dataset: out/event=<E>/day=<YYYY-MM-DD>/."""
+    from monitor import parquet
+
+    rows = (_parquet_row(row) for chunk in ws.store.iter_event_posts(event_name, current_scorer(ws)) for row in chunk)
+    return parquet.write_event_dataset(rows, out, event_name, on_rows)
+
+
+def _parquet_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored post with its scores → parquet.POST_FIELDS (times stay datetimes)."""
+    exported = _export_row(row)
+    exported["created_at"] = row["created_at"]
+    exported["is_repost"] = bool(row.get("is_repost"))
+    exported["aspects"] = row.get("aspects") if row.get("status") == "scored" else None
+    exported["status"] = row.get("status")
+    exported["scored_lang"] = row.get("scored_lang")
+    return exported
+
+
+UNSCORED_FIELDS = [
+    ("source", "string"),
+    ("post_id", "string"),
+    ("text", "string"),
+    ("lang", "string"),
+    ("is_bot", "bool"),
+]
+
+
+def dask_dataset(ws: Workspace) -> Path:
+    """Where the Dask engine stages its Parquet data: parquet/ beside a SQLite database, else ./data/parquet.
+
+    With a remote cluster this folder must be on a file system every worker sees at the same path.
+    """
+    url = ws.config.database_url()
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).parent / "parquet"
+    return ws.config.resolve_path(Path("data/parquet"))
+
+
+def score_dask(
+    ws: Workspace,
+    scheduler: str | None = None,
+    dataset: Path | None = None,
+    workers: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    processes: bool = True,
+) -> ScoreResult:
+    """Score every post the current scorer has not scored yet on a Dask cluster; the scores go into the store.
+
+    The unscored posts are staged as Parquet files (one per scoring.chunk_size posts) under the dataset
+    folder, scored there with one analyzer per worker, and each partition's scores written back as it arrives.
+    """
+    import shutil
+
+    from monitor import dask_engine, parquet
+
+    dask_engine.require_dask()
+    spec = scorer_spec(ws)
+    folder = (dataset or dask_dataset(ws)) / "unscored"
+    parts = parquet.write_parts(
+        ws.store.iter_unscored(spec.key(), ws.config.scoring.chunk_size), folder, UNSCORED_FIELDS
+    )
+    result = ScoreResult(scorer=spec.key())
+    if not parts:
+        return result
+    run_id = ws.store.start_run("score")
+    try:
+        with dask_engine.connect(scheduler, workers or dask_engine.LOCAL_WORKERS, processes) as client:
+            result.workers = dask_engine.worker_count(client)
+            for rows in dask_engine.score_dataset(client, folder, spec):
+                _write_dask_scores(ws, rows, result, on_progress)
+    except BaseException as error:
+        ws.store.finish_run(run_id, "failed", result.total, result.scored, message=str(error)[:500])
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    ws.store.finish_run(run_id, "ok", result.total, result.scored, message=f"scorer {result.scorer} on dask")
+    return result
+
+
+def _write_dask_scores(
+    ws: Workspace, rows: list[dict[str, Any]], result: ScoreResult, on_progress: ProgressCallback | None
+) -> None:
+    ws.store.add_scores(rows)
+    result.total += len(rows)
+    for row in rows:
+        if row["status"] == "scored":
+            result.scored += 1
+        else:
+            result.skipped[row["status"]] = result.skipped.get(row["status"], 0) + 1
+    if on_progress is not None:
+        on_progress(len(rows))
+
+
+def analyze_event_dask(ws: Workspace, event_name: str, client: Any, dataset: Path | None = None) -> Any:
+    """analyze_event on a Dask cluster: the event is exported as a Parquet dataset, analysed partition by
+    partition on the workers, and the partial sums merged there."""
+    from monitor import dask_engine
+
+    event = ws.config.event(event_name)
+    folder = (dataset or dask_dataset(ws)) / "posts"
+    export_parquet(ws, event.name, folder)
+    accumulator = dask_engine.analyze_dataset(client, folder / f"event={event.name}", analysis_accumulator(ws, event))
+    counts = pd_counts(ws, event.name)
+    return accumulator.finish(counts, generated_at=datetime.now(UTC))
+
+
+def pd_counts(ws: Workspace, event_name: str) -> Any:
+    """The event's stored hourly counts as a frame (source, bucket_start, count)."""
+    import pandas as pd
+
+    return pd.DataFrame(ws.store.counts(event_name), columns=["source", "bucket_start", "count"])
+
+
+def report_dask(
+    ws: Workspace,
+    event_name: str | None = None,
+    scheduler: str | None = None,
+    dataset: Path | None = None,
+    workers: int | None = None,
+    processes: bool = True,
+) -> list[ReportResult]:
+    """report() with each event analysed on a Dask cluster (a LocalCluster unless a scheduler is given)."""
+    from monitor import dask_engine
+
+    dask_engine.require_dask()
+    with dask_engine.connect(scheduler, workers or dask_engine.LOCAL_WORKERS, processes) as client:
+        return report(ws, event_name, analyse=lambda ws, name: analyze_event_dask(ws, name, client, dataset))

@@ -1,4 +1,4 @@
-"""Archive files (CSV, JSON Lines, twarc2 output) → Post records, streamed, with rejected lines explained.
+"""Archive files (CSV, JSON Lines, twarc2 output, Parquet) → Post records, streamed, with rejected lines explained.
 
 Readers never hold the whole file: they yield one Post or one Reject per record, each with the line
 the record starts on, so a 2 GB archive is imported in bounded memory and every bad row is named.
@@ -75,7 +75,8 @@ def read_archive(
 ) -> Iterator[Record]:
     """Yield a Post or a Reject for every record of an archive file."""
     if fmt == "parquet":
-        raise UsageError("import: Parquet archives need the scale extra: pip install 'backlash-monitor[scale]'")
+        yield from _read_parquet(path, source, mapping, default_tz, on_bytes)
+        return
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "twarc": _read_twarc}
     if fmt not in readers:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -251,3 +252,20 @@ def _count_field(fields: Mapping[str, Any], name: str) -> int | None:
 def _has_bad_bytes(text: str) -> bool:
     """Bytes that were not UTF-8 survive decoding as lone surrogates (surrogateescape)."""
     return _SURROGATE.search(text) is not None
+
+
+# ---- Parquet (a file or a dataset folder, e.g. one `backlash export --format parquet` wrote) ----------
+
+
+def _read_parquet(
+    path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo, on_bytes: ProgressBytes | None
+) -> Iterator[Record]:
+    """Rows of a Parquet file or dataset; a Reject's line is the row's 1-based number in reading order."""
+    from monitor import parquet
+
+    names, rows = parquet.read_rows(path)
+    columns = _column_positions(names, mapping, path)
+    for number, row in enumerate(rows, start=1):
+        yield _record({name: row.get(names[index]) for name, index in columns.items()}, number, source, tz)
+    if on_bytes is not None and path.is_file():
+        on_bytes(path.stat().st_size)

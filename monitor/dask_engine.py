@@ -1,0 +1,145 @@
+"""Scoring and analysis as Dask work over Parquet datasets, on a LocalCluster or an existing scheduler.
+
+The only module that imports dask (the optional `scale` extra). Each partition is scored by the same
+BatchScorer the local path uses (one per worker thread, built once), and analysed by the same
+AnalysisAccumulator; the partial accumulators are merged pairwise on the cluster, so the client only
+receives per-bin and per-window sums.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from monitor.errors import ClusterError, UsageError
+
+INSTALL_HINT = "pip install 'backlash-monitor[scale]'"
+LOCAL_WORKERS = 2  # a LocalCluster's worker processes when none is given
+CONNECT_TIMEOUT = "10s"
+SCORE_COLUMNS = ["source", "post_id", "scorer", "status", "lang", "neg", "neu", "pos", "compound", "churn", "aspects"]
+_ANALYSIS_FROM_PARQUET = ["source", "id", "created_at", "text", "author", "lang", "likes", "reposts", "replies",
+    "followers", "url", "is_repost", "status", "compound", "churn", "aspects", "scored_lang"]  # fmt: skip
+
+
+def require_dask() -> None:
+    """Fail with the install hint (exit 2) when the scale extra is missing."""
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise UsageError(f"--engine dask needs the scale extra: {INSTALL_HINT}") from None
+
+
+@contextmanager
+def connect(scheduler: str | None, workers: int = LOCAL_WORKERS, processes: bool = True) -> Iterator[Any]:
+    """A client of the scheduler at an address (tcp://host:8786), or of a LocalCluster started here."""
+    require_dask()
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+        with client:
+            yield client
+        return
+    # one thread per worker: VADER and the tokenizer are pure Python, threads would share one GIL
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as cluster, Client(cluster) as client:  # fmt: skip
+        yield client
+
+
+def worker_count(client: Any) -> int:
+    return len(client.scheduler_info().get("workers", {}))
+
+
+# ---- scoring ----------------------------------------------------------------------------------------
+
+_thread_scorers = threading.local()
+
+
+def _batch_scorer(spec: Any) -> Any:
+    """This worker thread's BatchScorer for a spec, built on first use (an analyzer is not thread-safe)."""
+    from monitor.scoring import BatchScorer
+
+    cached = getattr(_thread_scorers, "by_key", None)
+    if cached is None:
+        cached = _thread_scorers.by_key = {}
+    if spec.key() not in cached:
+        cached[spec.key()] = BatchScorer(spec, workers=1)
+    return cached[spec.key()]
+
+
+def score_partition(posts: Any, spec: Any) -> Any:
+    """Score rows (SCORE_COLUMNS) of a partition of posts (source, post_id, text, lang, is_bot)."""
+    import pandas as pd
+
+    batch = _batch_scorer(spec)
+    records = posts.astype(object).where(posts.notna(), None).to_dict("records")
+    rows = batch.collect(batch.submit(records)).rows
+    return pd.DataFrame.from_records(rows, columns=SCORE_COLUMNS).astype(object)
+
+
+def score_dataset(client: Any, folder: Path, spec: Any) -> Iterator[list[dict[str, Any]]]:
+    """Score every post of a Parquet folder on the cluster; yield the score rows partition by partition."""
+    import dask.dataframe as dd
+    import pandas as pd
+    from distributed import as_completed
+
+    posts = dd.read_parquet(str(folder))
+    meta = pd.DataFrame({name: pd.Series(dtype=object) for name in SCORE_COLUMNS})
+    scored = posts.map_partitions(score_partition, spec, meta=meta)
+    futures = client.compute(scored.to_delayed())
+    try:
+        for future in as_completed(futures):
+            frame = future.result()
+            future.release()
+            yield frame.astype(object).where(frame.notna(), None).to_dict("records")
+    except (OSError, TimeoutError) as error:
+        raise ClusterError(f"scoring on the cluster failed: {error}") from None
+
+
+# ---- analysis ---------------------------------------------------------------------------------------
+
+
+def analysis_frame(parquet_posts: Any) -> Any:
+    """A partition of an exported dataset → the post frame analyze() reads (lang: the scorer's language)."""
+    frame = parquet_posts.astype(object).where(parquet_posts.notna(), None).rename(columns={"id": "post_id"})
+    frame["lang"] = frame["scored_lang"].where(frame["scored_lang"].notna(), frame["lang"])
+    return frame.drop(columns=["scored_lang"])
+
+
+def _partition_sums(parquet_posts: Any, empty: Any) -> Any:
+    return copy.deepcopy(empty).add(analysis_frame(parquet_posts))
+
+
+def _merged(first: Any, second: Any) -> Any:
+    return first.merge(second)
+
+
+def analyze_dataset(client: Any, folder: Path, empty: Any) -> Any:
+    """Feed every partition of an event's Parquet folder to a copy of an empty AnalysisAccumulator on the
+    cluster and merge the copies pairwise there; return the merged accumulator."""
+    import dask
+    import dask.dataframe as dd
+
+    if not any(folder.rglob("*.parquet")):
+        return empty
+    posts = dd.read_parquet(str(folder), columns=_ANALYSIS_FROM_PARQUET)
+    parts = [dask.delayed(_partition_sums)(part, empty) for part in posts.to_delayed()]
+    while len(parts) > 1:
+        pairs = [parts[i : i + 2] for i in range(0, len(parts), 2)]
+        parts = [dask.delayed(_merged)(*pair) if len(pair) == 2 else pair[0] for pair in pairs]
+    try:
+        return client.compute(parts[0]).result()
+    except (OSError, TimeoutError) as error:
+        raise ClusterError(f"analysis on the cluster failed: {error}") from None

@@ -1,0 +1,241 @@
+"""Scale: Parquet export and import, the Dask engine against the local path, bounded memory on big imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from monitor.cli import cli
+from monitor.pipeline import (
+    Workspace,
+    analyze_event,
+    analyze_event_dask,
+    open_workspace,
+    score,
+    score_dask,
+)
+from monitor.sources.simulated import simulate
+from tests.analysis_compare import assert_same_analysis
+
+EVENT = "instagram-tos-2012"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+
+
+@pytest.fixture
+def workspace_of(write_config: Callable[..., Path], tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
+    """Workspaces on their own databases, each holding the same simulated posts."""
+    opened: list[Workspace] = []
+
+    def make(name: str, posts: int, **overrides: Any) -> Workspace:
+        config = write_config(database=f"sqlite:///{tmp_path / name / 'db.sqlite'}", **overrides)
+        ws = open_workspace(config)
+        ws.store.add_posts(EVENT, simulate(ws.config.event(EVENT), ws.config, seed=5, posts=posts))
+        opened.append(ws)
+        return ws
+
+    yield make
+    for ws in opened:
+        ws.close()
+
+
+def all_scores(ws: Workspace) -> list[dict[str, Any]]:
+    rows = [row for chunk in ws.store.iter_event_posts(EVENT, scorer=str(_key(ws))) for row in chunk]
+    names = ("source", "post_id", "status", "scored_lang", "neg", "neu", "pos", "compound", "churn", "aspects")
+    return sorted(
+        ({name: row[name] for name in names} for row in rows), key=lambda row: (row["source"], row["post_id"])
+    )
+
+
+def _key(ws: Workspace) -> str:
+    from monitor.pipeline import current_scorer
+
+    return str(current_scorer(ws))
+
+
+# ---- Parquet ---------------------------------------------------------------------------------------------
+
+
+def test_parquet_export_is_partitioned_by_event_and_day_and_imports_back(
+    workspace_of: Callable[..., Workspace], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    source = workspace_of("source", 600)
+    score(source, workers=1)
+    out = tmp_path / "dataset"
+    config = write_config(database=f"sqlite:///{tmp_path / 'source' / 'db.sqlite'}")
+    result = run(config, "export", "--event", EVENT, "--format", "parquet", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "600 posts" in result.output
+    days = sorted(path.name for path in (out / f"event={EVENT}").iterdir())
+    assert days[0] == "day=2012-12-10" and all(
+        day.startswith("day=2012-") or day.startswith("day=2013-") for day in days
+    )
+
+    target = write_config(database=f"sqlite:///{tmp_path / 'target' / 'db.sqlite'}")
+    imported = run(target, "import", str(out), "--event", EVENT, "--source", "simulated")
+    assert imported.exit_code == 0, imported.output
+    assert "read 600, new 600, duplicate 0, rejected 0" in imported.output
+    again = open_workspace(target)
+    names = ("source", "post_id", "created_at", "text", "author", "lang", "likes", "reposts", "followers", "is_repost")
+    copied = sorted(tuple(row[n] for n in names) for chunk in again.store.iter_event_posts(EVENT) for row in chunk)
+    original = sorted(tuple(row[n] for n in names) for chunk in source.store.iter_event_posts(EVENT) for row in chunk)
+    again.close()
+    assert copied == original
+
+
+def test_parquet_file_import_maps_columns_and_rejects_bad_rows(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    archive = tmp_path / "posts.parquet"
+    frame = pd.DataFrame(
+        {
+            "Tweet": ["Quit Instagram today", "", "Fine by me", "Sell my photos? no"],
+            "Date": ["2012-12-18T10:00:00Z", "2012-12-18T11:00:00Z", "not a date", "2012-12-18 12:30:00"],
+            "likes": [3.0, 1.0, None, float("nan")],
+        }
+    )
+    frame.to_parquet(archive)
+    config = write_config()
+    result = run(config, "import", str(archive), "--event", EVENT, "--map", "text=Tweet", "--map", "created_at=Date")
+    assert result.exit_code == 3, result.output
+    assert "read 2, new 2, duplicate 0, rejected 2" in result.output
+    assert "line 2: text: missing or empty" in result.output and "line 3: created_at" in result.output
+    ws = open_workspace(config)
+    rows = [row for chunk in ws.store.iter_event_posts(EVENT) for row in chunk]
+    ws.close()
+    assert [(row["text"], row["likes"]) for row in rows] == [("Quit Instagram today", 3), ("Sell my photos? no", None)]
+
+
+def test_parquet_without_a_required_column_is_exit_2(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    import pandas as pd
+
+    archive = tmp_path / "posts.parquet"
+    pd.DataFrame({"text": ["hello"]}).to_parquet(archive)
+    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 2 and "no column 'created_at' for required field 'created_at'" in result.output
+
+
+# ---- Dask against the local path -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_dask_on_a_local_cluster_gives_the_local_scores_and_numbers(
+    workspace_of: Callable[..., Workspace], tmp_path: Path
+) -> None:
+    from monitor import dask_engine
+
+    # chunks of 700: several partitions, spread over both workers
+    local, distributed = workspace_of("local", 3000), workspace_of("dask", 3000, scoring={"chunk_size": 700})
+    local_result = score(local, workers=1)
+    dask_result = score_dask(distributed, dataset=tmp_path / "parquet", workers=2, processes=False)
+    assert (dask_result.scored, dask_result.skipped, dask_result.total, dask_result.workers) == (
+        local_result.scored, local_result.skipped, local_result.total, 2,
+    )  # fmt: skip
+    assert all_scores(distributed) == all_scores(local)
+    assert score_dask(distributed, dataset=tmp_path / "parquet", workers=2, processes=False).total == 0
+
+    expected = analyze_event(local, EVENT)
+    with dask_engine.connect(None, workers=2, processes=False) as client:
+        found = analyze_event_dask(distributed, EVENT, client, tmp_path / "parquet")
+    assert found.coverage.posts == 3000 and found.coverage.scored == local_result.scored
+    assert_same_analysis(found, expected)
+
+
+@pytest.mark.slow
+def test_report_with_the_dask_engine_writes_the_local_summary(
+    write_config: Callable[..., Path], tmp_path: Path, workspace_of: Callable[..., Workspace]
+) -> None:
+    ws = workspace_of("one", 800)
+    score(ws, workers=1)
+    config = write_config(database=f"sqlite:///{tmp_path / 'one' / 'db.sqlite'}")
+    assert run(config, "report").exit_code == 0
+    summary_path = tmp_path / "dashboards" / EVENT / "summary.json"
+    local = json.loads(summary_path.read_text())
+    result = run(config, "report", "--engine", "dask", "--dataset", str(tmp_path / "pq"))
+    assert result.exit_code == 0, result.output
+    on_dask = json.loads(summary_path.read_text())
+    for document in (local, on_dask):
+        document.pop("generated_at")
+    assert on_dask["coverage"] == local["coverage"] and on_dask["drivers"] == local["drivers"]
+    assert on_dask["latest_bin"]["volume"] == local["latest_bin"]["volume"]
+    assert on_dask["totals"]["since_announced"]["mean_compound"] == pytest.approx(
+        local["totals"]["since_announced"]["mean_compound"], rel=1e-9
+    )
+
+
+@pytest.mark.slow
+def test_an_unreachable_scheduler_is_one_line(write_config: Callable[..., Path]) -> None:
+    result = run(write_config(), "report", "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
+
+
+def test_without_the_scale_extra_the_dask_engine_says_how_to_install_it(write_config: Callable[..., Path]) -> None:
+    config = write_config()
+    blocked = "import sys; sys.modules.update(dask=None, distributed=None, pyarrow=None)\n"
+    script = (
+        blocked
+        + f"from monitor.cli import main; sys.argv = ['backlash', '--config', {str(config)!r}, 'score', '--engine', 'dask']; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --engine dask needs the scale extra: pip install 'backlash-monitor[scale]'"
+    ]
+    plain = (
+        blocked + f"from monitor.cli import main; sys.argv = ['backlash', '--config', {str(config)!r}, 'score']; main()"
+    )
+    assert subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True, cwd=ROOT).returncode == 0
+
+
+# ---- bounded memory --------------------------------------------------------------------------------------
+
+IMPORT_IN_A_CHILD = textwrap.dedent(
+    """
+    import csv, resource, sys
+    from pathlib import Path
+    from monitor.pipeline import import_archive, open_workspace
+
+    config, archive, rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    with archive.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "created_at", "author", "text", "likes"])
+        for n in range(rows):
+            text = f"post {n}: instagram wants to sell my photos, I am quitting, number {n * 7919 % 100003} " * 2
+            writer.writerow([n, f"2012-12-{10 + n % 20:02d}T{n % 24:02d}:{n % 60:02d}:00Z", f"user{n % 5000}", text, n % 9])
+    ws = open_workspace(config)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = import_archive(ws, archive, "instagram-tos-2012")
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(result.new, archive.stat().st_size // 1024, before, after)
+    """
+)
+
+
+@pytest.mark.slow
+def test_importing_200000_rows_keeps_memory_bounded(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    rows = 200_000
+    config = write_config()
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_IN_A_CHILD, str(config), str(tmp_path / "big.csv"), str(rows)],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    new, file_kb, before_kb, after_kb = (int(value) for value in done.stdout.split())
+    assert new == rows
+    # the archive is ~38 MB and its posts as objects several times that; batches of 5,000 keep the
+    # child's peak (ru_maxrss, KiB) within 60 MB of where it was before the import started
+    assert file_kb > 30_000
+    assert after_kb - before_kb < 60_000, f"peak grew by {(after_kb - before_kb) // 1024} MB"
