@@ -106,8 +106,8 @@ def main() -> None:
     print(f"  backlash report  {numbers['seconds']:7.1f} s  peak {numbers['peak_mb']:7,.0f} MB")
     print(f"  coverage.posts in summary.json: {summary['coverage']['posts']:,}")
     print(
-        "  note: pipeline.analyze_event loads the event's posts (text included, for drivers) into one pandas "
-        "frame before analysis; the charts themselves only use the binned frames"
+        "  note: pipeline.analyze_event streams the event's posts in chunks of 50,000 into an AnalysisAccumulator "
+        "(per-bin and per-window sums), so the peak does not grow with the store"
     )
 
 
