@@ -9,6 +9,7 @@ receives per-bin and per-window sums.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import logging
 import threading
 from collections.abc import Iterator
@@ -31,9 +32,10 @@ def require_dask() -> None:
     try:
         import dask.dataframe  # noqa: F401
         import distributed  # noqa: F401
-        import pyarrow  # noqa: F401
     except ImportError:
         raise UsageError(f"--engine dask needs the scale extra: {INSTALL_HINT}") from None
+    if importlib.util.find_spec("pyarrow") is None:
+        raise UsageError(f"--engine dask needs the scale extra: {INSTALL_HINT}")
 
 
 @contextmanager

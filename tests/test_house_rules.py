@@ -24,6 +24,9 @@ SOLE_IMPORTERS = {
     "atproto_client": {"sources/bluesky.py"},
     "websockets": {"sources/bluesky.py"},
     "mastodon": {"sources/mastodon.py"},
+    "dask": {"dask_engine.py"},
+    "distributed": {"dask_engine.py"},
+    "pyarrow": {"parquet.py"},
 }
 
 
