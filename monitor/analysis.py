@@ -206,7 +206,8 @@ _STOPWORD_TEXT = (
     "a an the and or but if of to in on at by for with from as is are was were be been being it its this that "
     "these those i me my we our you your he she they them their his her not no so do does did have has had will "
     "would can could should just im i'm it's dont don't rt amp via all any up out about what who how when than "
-    "then there here too very more most some such only own same into over also get got"
+    "then there here too very more most some such only own same into over also get got gets getting going "
+    "today now still even much many one us am been being want wants let lets make makes"
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _TOKEN = re.compile(r"#?[a-z][a-z0-9_']+")
