@@ -84,16 +84,25 @@ def peak_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the pool's workers are joined in score)."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+
+
 def measure_ours(database: str, workers: int, chunk_size: int) -> dict[str, float]:
     from monitor.config import parse_config
     from monitor.pipeline import open_workspace, score
 
     ws = open_workspace(config=parse_config(config_document(database, chunk_size)))
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu_seconds()
     result = score(ws, workers=workers)
     seconds = time.perf_counter() - started
     ws.close()
     parent, worker = peak_mb(resource.RUSAGE_SELF), peak_mb(resource.RUSAGE_CHILDREN)
+    cpu = cpu_seconds() - cpu_before
     return {
         "seconds": seconds,
         "posts": result.total,
@@ -103,6 +112,8 @@ def measure_ours(database: str, workers: int, chunk_size: int) -> dict[str, floa
         "peak_parent_mb": parent,
         "peak_worker_mb": worker,
         "peak_total_mb": parent + workers * worker,  # every process at its own peak at once: an upper bound
+        "cpu_seconds": cpu,  # main + workers: how many of the 2 cores the run actually got on a shared machine
+        "cores_used": cpu / seconds,
     }
 
 

@@ -490,9 +490,11 @@ def score(ws: Workspace, workers: int | None = None, on_progress: ProgressCallba
 def _score_chunks(ws: Workspace, batch: Any, result: ScoreResult, on_progress: ProgressCallback | None) -> None:
     pending = None
     for chunk in ws.store.iter_unscored(batch.key, ws.config.scoring.chunk_size):
+        # the next chunk goes to the workers before the last one is written, so they never wait for the database
+        submitted = batch.submit(chunk)
         if pending is not None:
             _write_chunk(ws, batch, batch.collect(pending), result, on_progress)
-        pending = batch.submit(chunk)
+        pending = submitted
     if pending is not None:
         _write_chunk(ws, batch, batch.collect(pending), result, on_progress)
 

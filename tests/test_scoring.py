@@ -289,3 +289,66 @@ def test_score_command_prints_a_one_line_summary(write_config: Callable[..., Pat
     result = CliRunner().invoke(cli, ["--config", str(config), "score", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("scored 1, skipped 1 (language 1), identical texts reused 0 — scorer vader-")
+
+
+# ---- the fast paths: analyzer parity on hard texts, chunks in flight, the bulk score writer ------
+
+HARD_TOKENS = [
+    "no", "No", "NO", "not", "isn't", "don't", "never", "least", "at least", "very least", "kind of", "sort of",
+    "but", "BUT", "without doubt", "never so", "the shit", "yeah right", "kiss of death", "uber", "friggin",
+    "GREAT", "Great!", "great!!", "great???", "good.", "(good)", "'bad'", ":)", ":-(", ":D", "<3", "lol", "LOL",
+    "😠", "😍x", "x😍", "😂😂", "café", "naïve", "good😍", "nor", "or", "extremely", "barely", "...", "!", "?",
+]  # fmt: skip
+
+
+def hard_texts(count: int, seed: int = 5) -> list[str]:
+    """Texts mixing VADER's special rules: negations, "no", "least", boosters, idioms, caps, "but", emoji."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        tokens = rng.choices(WORDS + HARD_TOKENS, k=rng.randint(1, 30))
+        text = " ".join(tokens)
+        texts.append(text.upper() if rng.random() < 0.05 else text)
+    return texts
+
+
+def test_fast_analyzer_gives_vaders_exact_scores_on_hard_texts() -> None:
+    from monitor.scoring import fast_analyzer_class
+
+    fast, reference = fast_analyzer_class()(), SentimentIntensityAnalyzer()
+    texts = hard_texts(3000) + ["", "   ", "😠", "but", "no no no", "THE SHIT", "at least not bad", " kind of "]
+    for text in texts:
+        assert fast.polarity_scores(text) == reference.polarity_scores(text), text
+
+
+def test_chunks_in_flight_on_workers_reuse_each_others_texts(tmp_path: Path) -> None:
+    rng = random.Random(2)
+    originals = generated_texts(4500, seed=13)
+    texts = [
+        rng.choice(originals[max(0, n - 300) : n + 1]) if rng.random() < 0.4 else originals[n] for n in range(4500)
+    ]
+    posts = [make_post(n, text, lang="en") for n, text in enumerate(texts)]
+    results = []
+    for workers, folder in ((1, "one"), (2, "two")):
+        ws = workspace(tmp_path / folder, scoring={"chunk_size": 2200})
+        ws.store.add_posts(EVENT, posts)
+        outcome = score(ws, workers=workers)
+        assert (outcome.total, outcome.scored, outcome.reused) == (4500, 4500, 4500 - len(set(texts)))
+        results.append({key: (row["compound"], row["pos"], row["churn"]) for key, row in stored_scores(ws).items()})
+        ws.close()
+    assert results[0] == results[1]
+
+
+def test_bulk_score_writes_keep_the_first_score_and_read_back_unchanged(store: Any) -> None:
+    store.add_posts(EVENT, [make_post(1, "I love it"), make_post(2, "I hate it")])
+    first = {"source": "archive", "post_id": "p00001", "scorer": "k", "status": "scored", "lang": "en"}
+    first |= {"neg": 0.0, "neu": 0.3, "pos": 0.7, "compound": 0.6369, "churn": False, "aspects": "ads,photos"}
+    store.add_scores([first])
+    store.add_scores([first | {"compound": -0.5}, {"source": "archive", "post_id": "p00002", "scorer": "k", "status": "skipped:language", "lang": "fr"}])  # fmt: skip
+    assert [row["post_id"] for chunk in store.iter_unscored("k") for row in chunk] == []
+    assert [row["post_id"] for chunk in store.iter_unscored("other") for row in chunk] == ["p00001", "p00002"]
+    rows = {row["post_id"]: row for chunk in store.iter_event_posts(EVENT, "k") for row in chunk}
+    values = ("status", "neg", "neu", "pos", "compound", "churn", "aspects", "scored_lang")
+    assert [rows["p00001"][name] for name in values] == ["scored", 0.0, 0.3, 0.7, 0.6369, False, "ads,photos", "en"]
+    assert [rows["p00002"][name] for name in values] == ["skipped:language", *[None] * 6, "fr"]
+    assert store.scored_counts(EVENT, "k") == {"scored": 1, "skipped:language": 1, "unscored": 0}
