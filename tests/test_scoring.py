@@ -352,3 +352,33 @@ def test_bulk_score_writes_keep_the_first_score_and_read_back_unchanged(store: A
     assert [rows["p00001"][name] for name in values] == ["scored", 0.0, 0.3, 0.7, 0.6369, False, "ads,photos", "en"]
     assert [rows["p00002"][name] for name in values] == ["skipped:language", *[None] * 6, "fr"]
     assert store.scored_counts(EVENT, "k") == {"scored": 1, "skipped:language": 1, "unscored": 0}
+
+
+def test_gated_churn_and_aspect_search_agree_with_the_plain_regexes() -> None:
+    spec = ScorerSpec(
+        churn_patterns=tuple(DEFAULT_CHURN_PATTERNS),
+        platforms=("Instagram", "X"),
+        aspects={"ads": ("ad", "ads", "advertis*"), "photos": ("photo*", "pics", "sell*")},
+    )
+    scorer = Scorer(spec)
+    churn_words = ["quit", "Deleting", "my", "account", "INSTAGRAM", "#deleteInstagram", "moving", "to", "twitter"]
+    churn_words += [
+        "not",
+        "never",
+        "using",
+        "again",
+        "bye",
+        "done",
+        "with",
+        "ads",
+        "Advertising",
+        "photos",
+        "İnstagram",
+    ]
+    rng = random.Random(9)
+    texts = [" ".join(rng.choices(churn_words + WORDS, k=rng.randint(2, 12))) for _ in range(3000)]
+    texts += [sentence for sentence, _ in CHURN_SENTENCES] + hard_texts(500)
+    assert sum(scorer.churn_gate.found(text) for text in texts) > 100
+    for text in texts:
+        assert scorer.churn_gate.found(text) == (scorer.churn.search(text) is not None), text
+        assert scorer.aspects_of(text) == [name for name, regex in scorer.aspect_patterns if regex.search(text)], text
