@@ -520,6 +520,7 @@ class BatchScorer:
         for key in pending.todo:
             del self._in_flight[key]
         scores = self._resolved(pending)
+        pending.known = {}  # the chunk before is no longer needed: without this every chunk would stay linked in memory
         result = ChunkScores(rows=[])
         result.reused = sum(1 for key in pending.keys if key is not None) - len(fresh)
         pairs = zip(pending.posts, pending.keys, strict=True)
