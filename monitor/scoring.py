@@ -105,10 +105,18 @@ class GatedSearch:
 
 
 def required_strings(pattern: re.Pattern[str]) -> list[frozenset[str]]:
-    """What every match contains: for each set, one of its strings (lower-cased ASCII)."""
-    import re._parser as parser  # the stdlib's own regex parser, so the gate reads the pattern exactly as re does
+    """What every match contains: for each set, one of its strings (lower-cased ASCII).
 
-    return _requirements(list(parser.parse(pattern.pattern, pattern.flags)))
+    Reads the pattern with the stdlib's own (private) regex parser, so the gate sees it exactly as re does.
+    Should a future Python change that parser, the answer is "nothing required": every pattern then
+    simply runs on every text — slower, never wrong.
+    """
+    try:
+        import re._parser as parser
+
+        return _requirements(list(parser.parse(pattern.pattern, pattern.flags)))
+    except (ImportError, AttributeError, TypeError, ValueError, IndexError):
+        return []
 
 
 def _requirements(items: list[tuple[Any, Any]]) -> list[frozenset[str]]:
