@@ -209,11 +209,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _post_row(post: Post) -> dict[str, Any]:
-    row = {_POST_FIELD_TO_COLUMN.get(name, name): getattr(post, name) for name in POST_COLUMNS}
-    row["created_at"] = utc_naive(post.created_at)
-    row["collected_at"] = utc_naive(post.collected_at)
-    return row
+_POST_COLUMN_NAMES = [_POST_FIELD_TO_COLUMN.get(name, name) for name in POST_COLUMNS]
 
 
 def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -227,6 +223,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        bind = DateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
+        self._datetime_to_db: Callable[[Any], Any] = bind or (lambda moment: moment)
 
     # ---- setup ---------------------------------------------------------------------------
 
@@ -290,12 +288,14 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 existing = self._existing_keys(conn, [(post.source, post.id) for post in unique])
-                fresh = [_post_row(post) for post in unique if (post.source, post.id) not in existing]
+                fresh = [self._post_values(post) for post in unique if (post.source, post.id) not in existing]
                 if fresh:
-                    conn.execute(posts_table.insert(), fresh)
-                links = [{"event": event_name, "source": p.source, "post_id": p.id} for p in unique]
+                    conn.exec_driver_sql(self._bulk_insert_sql(posts_table, _POST_COLUMN_NAMES), fresh)
+                links = [(event_name, post.source, post.id) for post in unique]
                 if links:
-                    conn.execute(self._insert(event_posts_table), links)
+                    conn.exec_driver_sql(
+                        self._bulk_insert_sql(event_posts_table, ["event", "source", "post_id"]), links
+                    )
                 for cursor in cursors:
                     self._write_cursor(conn, cursor)
                 if progress is not None:
@@ -303,6 +303,17 @@ class Store:
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store posts: {_error_text(error)}") from None
         return AddResult(new=len(fresh), duplicate=len(posts) - len(fresh))
+
+    def _post_values(self, post: Post) -> tuple[Any, ...]:
+        """A post as the driver's parameter tuple (times as the dialect stores them).
+
+        Plain tuples through the driver's executemany: SQLAlchemy's per-row compile dominated imports.
+        """
+        to_db = self._datetime_to_db
+        values = [getattr(post, name) for name in POST_COLUMNS]
+        values[POST_COLUMNS.index("created_at")] = to_db(utc_naive(post.created_at))
+        values[POST_COLUMNS.index("collected_at")] = to_db(utc_naive(post.collected_at))
+        return tuple(values)
 
     def _existing_keys(self, conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         by_source: dict[str, list[str]] = {}
