@@ -346,13 +346,31 @@ def _quiet_scheduler_logs() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _stoppable_scheduler_class() -> type:
+    """BlockingScheduler whose main loop submits nothing once stopped.
+
+    APScheduler 3's loop runs one more pass after shutdown() wakes it; with a job due at that moment it
+    submits to the executor just shut down and logs a traceback. The job would not have run anyway.
+    """
+    from apscheduler.schedulers.base import STATE_STOPPED
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    class StoppableScheduler(BlockingScheduler):
+        def _process_jobs(self) -> float | None:
+            if self.state == STATE_STOPPED:
+                return None
+            result: float | None = super()._process_jobs()
+            return result
+
+    return StoppableScheduler
+
+
 def _build_scheduler(ws: Workspace, specs: list[JobSpec]) -> Any:
     """A BlockingScheduler on the database job store with one worker, the config's jobs added or updated."""
     from apscheduler.executors.pool import ThreadPoolExecutor
-    from apscheduler.schedulers.blocking import BlockingScheduler
 
     grace = int(ws.config.schedule.misfire_grace.total_seconds())
-    scheduler = BlockingScheduler(
+    scheduler = _stoppable_scheduler_class()(
         jobstores={"default": _open_job_store(ws)},
         # One job at a time: SQLite has one writer, and a report should see what the collect before it stored.
         executors={"default": ThreadPoolExecutor(max_workers=1)},
