@@ -10,9 +10,14 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from monitor.posts import Post, parse_timestamp
+from monitor.sources.payload_fields import count as _count
+from monitor.sources.payload_fields import mapping as _mapping
+from monitor.sources.payload_fields import optional_text as _optional_text
+from monitor.sources.payload_fields import required_text
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,9 @@ BOT_LABELS = {"bot"}  # self-labels some automated accounts carry
 
 class MalformedPostError(ValueError):
     """A post view or event lacks what a Post needs (uri, text, createdAt) or has the wrong types."""
+
+
+_required_text = partial(required_text, error=MalformedPostError)
 
 
 def normalize_post_view(view: Any, collected_at: datetime, source: str = "bluesky") -> Post:
@@ -114,28 +122,6 @@ def is_quote(raw: str | Mapping[str, Any] | None) -> bool:
     record = _mapping(payload, "record") or _mapping(_mapping(payload, "commit"), "record")
     embeds = (_mapping(payload, "embed"), _mapping(record, "embed"))
     return any(embed.get("$type") in QUOTE_EMBEDS for embed in embeds)
-
-
-def _required_text(obj: Mapping[str, Any], key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value:
-        raise MalformedPostError(f"`{key}` is missing or not a string")
-    return value
-
-
-def _optional_text(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    return value if isinstance(value, Mapping) else {}
-
-
-def _count(obj: Mapping[str, Any], key: str) -> int | None:
-    value = obj.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _text(record: Mapping[str, Any]) -> str:

@@ -12,6 +12,9 @@ from html.parser import HTMLParser
 from typing import Any
 
 from monitor.posts import Post, parse_timestamp
+from monitor.sources.payload_fields import count as _count
+from monitor.sources.payload_fields import mapping as _mapping
+from monitor.sources.payload_fields import optional_text as _optional_text
 
 BLOCK_TAGS = {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
 
@@ -109,21 +112,6 @@ def _required_id(status: Mapping[str, Any]) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         raise MalformedStatusError("`id` is missing")
     return str(value)
-
-
-def _optional_text(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    return value if isinstance(value, Mapping) else {}
-
-
-def _count(obj: Mapping[str, Any], key: str) -> int | None:
-    value = obj.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _text(status: Mapping[str, Any]) -> str:

@@ -9,9 +9,14 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from monitor.posts import Post, parse_timestamp
+from monitor.sources.payload_fields import count as _count
+from monitor.sources.payload_fields import mapping as _mapping
+from monitor.sources.payload_fields import optional_text as _optional_text
+from monitor.sources.payload_fields import required_text
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +25,9 @@ UNDETERMINED_LANGS = {"und", "zxx", "qme", "qht", "qam", "qct", "qst"}  # X's ta
 
 class MalformedTweetError(ValueError):
     """A tweet object lacks what a Post needs (id, text, created_at) or has the wrong types."""
+
+
+_required_text = partial(required_text, error=MalformedTweetError)
 
 
 def normalize_tweet(
@@ -121,28 +129,6 @@ def _flattened_includes(tweet: Mapping[str, Any]) -> tuple[dict[str, Mapping[str
         [ref.get("tweet") for ref in references if isinstance(ref, Mapping)] if isinstance(references, list) else []
     )
     return users, _by_id(embedded)
-
-
-def _required_text(obj: Mapping[str, Any], key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value:
-        raise MalformedTweetError(f"`{key}` is missing or not a string")
-    return value
-
-
-def _optional_text(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    return value if isinstance(value, Mapping) else {}
-
-
-def _count(metrics: Mapping[str, Any], key: str) -> int | None:
-    value = metrics.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _user(users_by_id: Mapping[str, Mapping[str, Any]], author_id: Any) -> Mapping[str, Any]:
