@@ -136,7 +136,20 @@ class EventConfig(Section):
         return self.source_queries.get(source, self.query)
 
 
-class XSourceConfig(Section):
+class RetryingSourceSettings(Section):
+    """Settings every live source shares: how long to wait and how often to retry."""
+
+    max_rate_limit_wait: Duration = Field(
+        timedelta(minutes=15), description="Longest wait for a rate-limit reset before giving up this run"
+    )
+    retries: int = Field(5, ge=0, le=20, description="Retries of a 5xx or connection error before giving up the run")
+    timeout: Duration = Field(timedelta(seconds=30), description="HTTP (and WebSocket) timeout per request")
+    backoff_base: Duration = Field(
+        timedelta(seconds=2), description="First wait before retrying a 5xx or connection error; doubles each retry"
+    )
+
+
+class XSourceConfig(RetryingSourceSettings):
     """The X API v2 collector."""
 
     bearer_token_env: str = Field("X_BEARER_TOKEN", description="Environment variable holding the bearer token")
@@ -146,20 +159,12 @@ class XSourceConfig(Section):
     monthly_post_budget: int = Field(100_000, ge=0, description="Posts the month may read; collect stops at the budget")
     cost_per_post_usd: float = Field(0.005, ge=0, description="Estimated price of one post read")
     cost_per_counts_request_usd: float = Field(0.01, ge=0, description="Estimated price of one counts request")
-    max_rate_limit_wait: Duration = Field(
-        timedelta(minutes=15), description="Longest wait for a rate-limit reset before giving up this run"
-    )
-    retries: int = Field(5, ge=0, le=20, description="Retries of a 5xx or connection error before giving up the run")
-    timeout: Duration = Field(timedelta(seconds=30), description="HTTP timeout per request")
-    backoff_base: Duration = Field(
-        timedelta(seconds=2), description="First wait before retrying a 5xx or connection error; doubles each retry"
-    )
     full_archive_interval: Duration = Field(
         timedelta(seconds=1), description="Least time between two full-archive requests (X allows one per second)"
     )
 
 
-class BlueskySourceConfig(Section):
+class BlueskySourceConfig(RetryingSourceSettings):
     """The Bluesky collector (search or Jetstream)."""
 
     mode: Literal["search", "stream"] = Field("search", description="search (XRPC searchPosts) or stream (Jetstream)")
@@ -175,17 +180,9 @@ class BlueskySourceConfig(Section):
     stream_page_events: int = Field(
         2_000, ge=1, description="Stream mode: events read between two commits of posts and the time_us cursor"
     )
-    max_rate_limit_wait: Duration = Field(
-        timedelta(minutes=15), description="Longest wait for a rate-limit reset before giving up this run"
-    )
-    retries: int = Field(5, ge=0, le=20, description="Retries of a 5xx or connection error before giving up the run")
-    timeout: Duration = Field(timedelta(seconds=30), description="HTTP and WebSocket timeout per request")
-    backoff_base: Duration = Field(
-        timedelta(seconds=2), description="First wait before retrying a 5xx or connection error; doubles each retry"
-    )
 
 
-class MastodonSourceConfig(Section):
+class MastodonSourceConfig(RetryingSourceSettings):
     """The Mastodon collector (hashtag timelines and, with a token, search)."""
 
     instances: list[str] = Field(default_factory=lambda: ["mastodon.social"], description="Instances to read")
@@ -203,11 +200,6 @@ class MastodonSourceConfig(Section):
     )
     max_rate_limit_wait: Duration = Field(
         timedelta(minutes=5), description="Longest wait for a rate-limit reset before giving up this run"
-    )
-    retries: int = Field(5, ge=0, le=20, description="Retries of a 5xx or connection error before giving up the run")
-    timeout: Duration = Field(timedelta(seconds=30), description="HTTP timeout per request")
-    backoff_base: Duration = Field(
-        timedelta(seconds=2), description="First wait before retrying a 5xx or connection error; doubles each retry"
     )
 
     @field_validator("hashtags")

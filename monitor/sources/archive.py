@@ -148,15 +148,20 @@ def _column_positions(header: list[str], mapping: Mapping[str, str], path: Path)
 def _read_jsonl(
     lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
 ) -> Iterator[Record]:
-    for number, line in enumerate(lines, start=1):
-        item = _json_line(line, number)
-        if item is None:
-            continue
+    for number, item in _json_objects(lines):
         if isinstance(item, Reject):
             yield item
             continue
         fields = {name: item.get(mapping.get(name, name)) for name in ALL_FIELDS}
         yield _record(fields, number, source, tz)
+
+
+def _json_objects(lines: _CountingLines) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
+    """(line number, the line's JSON object or why it is rejected), blank lines skipped."""
+    for number, line in enumerate(lines, start=1):
+        item = _json_line(line, number)
+        if item is not None:
+            yield number, item
 
 
 def _json_line(line: str, number: int) -> dict[str, Any] | Reject | None:
@@ -180,10 +185,7 @@ def _read_twarc(
     from monitor.sources.x_payloads import normalize_page_items
 
     collected_at = datetime.now(UTC)
-    for number, line in enumerate(lines, start=1):
-        item = _json_line(line, number)
-        if item is None:
-            continue
+    for number, item in _json_objects(lines):
         if isinstance(item, Reject):
             yield item
             continue

@@ -70,11 +70,7 @@ class BlueskySource(Source):
         self.password = password
         self.tz = tz
         self.read_limit = settings.max_posts_per_run if settings.mode == "search" else None
-        self.policy = RetryPolicy(
-            retries=settings.retries,
-            backoff_base=settings.backoff_base.total_seconds(),
-            max_rate_limit_wait=settings.max_rate_limit_wait.total_seconds(),
-        )
+        self.policy = RetryPolicy.from_settings(settings)
         self._client: Client | None = None
         self._from_saved_session = False
 

@@ -79,11 +79,7 @@ class MastodonSource(Source):
         self.token = token
         self.tz = tz
         self.read_limit = settings.max_posts_per_run
-        self.policy = RetryPolicy(
-            retries=settings.retries,
-            backoff_base=settings.backoff_base.total_seconds(),
-            max_rate_limit_wait=settings.max_rate_limit_wait.total_seconds(),
-        )
+        self.policy = RetryPolicy.from_settings(settings)
         self._clients: dict[str, Mastodon] = {}
 
     @classmethod

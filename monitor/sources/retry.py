@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from monitor.errors import SourceError
+
+if TYPE_CHECKING:
+    from monitor.config import RetryingSourceSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,6 +39,15 @@ class RetryPolicy:
     backoff_base: float = 2.0  # seconds before the first retry; doubles each time
     backoff_cap: float = 120.0  # no single backoff is longer than this
     max_rate_limit_wait: float = 900.0  # seconds; a later rate-limit reset ends the run instead
+
+    @classmethod
+    def from_settings(cls, settings: RetryingSourceSettings) -> RetryPolicy:
+        """The policy a source's config section asks for."""
+        return cls(
+            retries=settings.retries,
+            backoff_base=settings.backoff_base.total_seconds(),
+            max_rate_limit_wait=settings.max_rate_limit_wait.total_seconds(),
+        )
 
 
 @dataclass(frozen=True)

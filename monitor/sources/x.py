@@ -71,11 +71,7 @@ class XSource(Source):
         self.settings = settings
         self.tz = tz
         self.read_limit = settings.max_posts_per_run
-        self.policy = RetryPolicy(
-            retries=settings.retries,
-            backoff_base=settings.backoff_base.total_seconds(),
-            max_rate_limit_wait=settings.max_rate_limit_wait.total_seconds(),
-        )
+        self.policy = RetryPolicy.from_settings(settings)
         self.pacer = Pacer(settings.full_archive_interval.total_seconds())
         self.client = tweepy.Client(bearer_token=bearer_token, return_type=dict, wait_on_rate_limit=False)
         adapter = ApiBaseAdapter(settings.api_base, settings.timeout.total_seconds())
