@@ -20,10 +20,11 @@ from monitor.pipeline import CollectResult, Workspace, collect
 from monitor.posts import Post
 from monitor.sources.bluesky_payloads import is_quote, normalize_jetstream_event, normalize_search_page
 from monitor.sources.query import compile_query
-from monitor.store import Store, open_store
+from monitor.store import Store
 from tests.fake_bluesky import FakeBluesky, jwt, make_jetstream_events, make_post_views, rkey
 from tests.fake_http import Fault, epoch_in
 from tests.killed_store import KilledError, StoreKilledOnThirdPage
+from tests.workspaces import event_rows, workspace_on
 
 DATA = Path(__file__).parent / "data"
 EVENT = "instagram-tos-2012"
@@ -61,7 +62,7 @@ def make_ws(tmp_path: Path, bsky: FakeBluesky) -> Iterator[Callable[..., Workspa
 
     def make(store_class: type[Store] = Store, folder: Path = tmp_path, **settings: Any) -> Workspace:
         config = parse_config(bluesky_config(folder, bsky, **settings), folder)
-        workspace = Workspace(config, store_class(open_store(config.database_url()).engine))
+        workspace = workspace_on(config, store_class)
         opened.append(workspace)
         return workspace
 
@@ -71,7 +72,7 @@ def make_ws(tmp_path: Path, bsky: FakeBluesky) -> Iterator[Callable[..., Workspa
 
 
 def stored(ws: Workspace) -> list[dict[str, Any]]:
-    return [row for chunk in ws.store.iter_event_posts(EVENT) for row in chunk]
+    return event_rows(ws.store, EVENT)
 
 
 def stored_ids(ws: Workspace) -> list[str]:

@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from monitor.cli import cli
 from monitor.pipeline import open_workspace
+from tests.workspaces import event_rows
 
 DATA = Path(__file__).parent / "data"
 EVENT = "instagram-tos-2012"
@@ -27,7 +28,7 @@ def run(config: Path, *args: str) -> Result:
 def stored_rows(config: Path) -> list[dict]:  # type: ignore[type-arg]
     ws = open_workspace(config)
     try:
-        return [row for chunk in ws.store.iter_event_posts(EVENT) for row in chunk]
+        return event_rows(ws.store, EVENT)
     finally:
         ws.close()
 

@@ -16,10 +16,11 @@ from monitor.cli import cli
 from monitor.config import parse_config
 from monitor.pipeline import CollectResult, Workspace, collect
 from monitor.sources.mastodon_payloads import html_to_text, normalize_status
-from monitor.store import Store, open_store
+from monitor.store import Store
 from tests.fake_http import Fault
 from tests.fake_mastodon import BASE_ID, FakeMastodon, make_statuses
 from tests.killed_store import KilledError, StoreKilledOnThirdPage
+from tests.workspaces import event_rows, workspace_on
 
 EVENT = "instagram-tos-2012"
 TOKEN = "mastodon-secret-token-0123456789abcdef"
@@ -56,7 +57,7 @@ def make_ws(tmp_path: Path, instances: tuple[FakeMastodon, FakeMastodon]) -> Ite
     ) -> Workspace:
         names = hosts if hosts is not None else [instances[0].host]
         config = parse_config(mastodon_config(folder, names, **settings), folder)
-        workspace = Workspace(config, store_class(open_store(config.database_url()).engine))
+        workspace = workspace_on(config, store_class)
         opened.append(workspace)
         return workspace
 
@@ -66,7 +67,7 @@ def make_ws(tmp_path: Path, instances: tuple[FakeMastodon, FakeMastodon]) -> Ite
 
 
 def stored(ws: Workspace) -> list[dict[str, Any]]:
-    return [row for chunk in ws.store.iter_event_posts(EVENT) for row in chunk]
+    return event_rows(ws.store, EVENT)
 
 
 def keys(ws: Workspace) -> list[tuple[str, str]]:
