@@ -316,27 +316,66 @@ def run_job(job_id: str) -> None:
 def run(ws: Workspace) -> None:
     """Run the schedule until SIGTERM or SIGINT; refuse to start when another daemon holds this database."""
     global _runner
-    release = ws.store.hold_lock(LOCK_NAME)
-    if release is None:
-        raise LockedError(
-            "another `backlash run` is already running on this database; only one daemon may collect into it"
-        )
+    stopper = _Stopper()
+    with _SignalWatcher(stopper.request):  # first of all, so a signal at any later moment is honoured
+        release = ws.store.hold_lock(LOCK_NAME)
+        if release is None:
+            raise LockedError(
+                "another `backlash run` is already running on this database; only one daemon may collect into it"
+            )
+        _runner = JobRunner(ws, stopper.stop)
+        try:
+            _run_scheduler(ws, stopper)
+            _wait_for_running_job(_runner)
+        finally:
+            _runner = None
+            release()
+    log.info("daemon stopped")
+
+
+def _run_scheduler(ws: Workspace, stopper: _Stopper) -> None:
+    """Build the scheduler and block in it until a stop signal (at once when one came while starting up)."""
     abandoned = ws.store.abandon_unfinished_runs()
     if abandoned:
         log.info("marked %d run(s) left 'running' by a process that died as abandoned", abandoned)
     specs = job_specs(ws.config)
     _quiet_scheduler_logs()
-    stop = threading.Event()
-    _runner = JobRunner(ws, stop)
-    try:
-        scheduler = _build_scheduler(ws, specs)
-        with _SignalWatcher(lambda name: _shut_down(scheduler, stop, name)):
-            scheduler.start()
-            _wait_for_running_job(_runner)
-    finally:
-        _runner = None
-        release()
-    log.info("daemon stopped")
+    scheduler = _build_scheduler(ws, specs)
+    stopper.watch(scheduler)
+    if not stopper.stop.is_set():
+        scheduler.start()
+
+
+class _Stopper:
+    """Stops the daemon on a signal, whenever it comes: before, while or after the scheduler starts.
+
+    APScheduler refuses shutdown() until start() has set it running (and start() first opens the job
+    store, which takes a moment), so a signal in that gap waits for the scheduler's started event.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.started = threading.Event()
+        self.scheduler: Any = None
+
+    def watch(self, scheduler: Any) -> None:
+        from apscheduler.events import EVENT_SCHEDULER_STARTED
+
+        self.scheduler = scheduler
+        scheduler.add_listener(lambda _event: self.started.set(), EVENT_SCHEDULER_STARTED)
+
+    def request(self, signal_name: str) -> None:
+        """Called on the signal-watcher thread: stop starting jobs, then shut the scheduler down once it runs."""
+        if self.stop.is_set():
+            log.info("%s received again: already stopping", signal_name)
+            return
+        log.info(
+            "%s received: stopping (the current page is finished or abandoned, the cursor stays consistent)",
+            signal_name,
+        )
+        self.stop.set()
+        self.started.wait()  # never set when the daemon stops before starting the scheduler: nothing to shut down
+        self.scheduler.shutdown(wait=False)
 
 
 def _quiet_scheduler_logs() -> None:
@@ -410,17 +449,6 @@ def _remove_stale_jobs(ws: Workspace, job_ids: set[str]) -> None:
         log.info("job %s: no longer configured, removed from the job store", job_id)
 
 
-def _shut_down(scheduler: Any, stop: threading.Event, signal_name: str) -> None:
-    if stop.is_set():
-        log.info("%s received again: already stopping", signal_name)
-        return
-    log.info(
-        "%s received: stopping (the current page is finished or abandoned, the cursor stays consistent)", signal_name
-    )
-    stop.set()
-    scheduler.shutdown(wait=False)
-
-
 def _wait_for_running_job(runner: JobRunner) -> None:
     """Give the running job SHUTDOWN_GRACE seconds; past that, record it as abandoned and exit at once."""
     if runner.idle.wait(SHUTDOWN_GRACE):
@@ -449,16 +477,18 @@ class _SignalWatcher:
         self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _SignalWatcher:
+        # The wakeup fd before the handlers: a signal between the two would otherwise reach a handler that
+        # does nothing and never reach the pipe.
+        self.previous_fd = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
         for number in (signal.SIGTERM, signal.SIGINT):
             self.previous[number] = signal.signal(number, _ignore_signal)
-        self.previous_fd = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
         self.thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        signal.set_wakeup_fd(self.previous_fd)
         for number, handler in self.previous.items():
             signal.signal(number, handler)
+        signal.set_wakeup_fd(self.previous_fd)
         os.close(self.write_fd)
 
     def _watch(self) -> None:

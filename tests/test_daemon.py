@@ -257,6 +257,27 @@ def test_restart_keeps_the_stored_schedule_and_a_changed_schedule_replaces_it(
     store.close()
 
 
+@pytest.mark.parametrize(("moment", "number"), [("job collect:", signal.SIGTERM), ("job digest:", signal.SIGINT)])
+def test_a_stop_signal_while_the_daemon_starts_up_is_honoured(
+    tmp_path: Path,
+    api: FakeXApi,
+    start_daemon: Callable[..., DaemonProcess],
+    moment: str,
+    number: signal.Signals,
+) -> None:
+    """A signal sent as soon as a job's schedule line is logged (the scheduler not running yet) still stops it."""
+    config = write_daemon_config(tmp_path, api, schedule={"collect_every": "1h"})
+    open_db(config).close()
+    daemon = start_daemon(config)
+    deadline = time.monotonic() + DEADLINE
+    while moment not in daemon.text() and time.monotonic() < deadline and daemon.process.poll() is None:
+        time.sleep(0.001)
+    assert moment in daemon.text(), daemon.text()
+    assert daemon.stop(number) == 0, daemon.text()
+    assert f"{number.name} received" in daemon.text() and "daemon stopped" in daemon.text()
+    assert "Traceback" not in daemon.text()
+
+
 # ---- the schedule from the config ----------------------------------------------------------------
 
 
