@@ -1,7 +1,8 @@
 """A fake X API v2 on 127.0.0.1: a real HTTP server speaking the v2 search and counts JSON, for tests and benchmarks.
 
-It checks the bearer token, pages newest first with next_token, honours since_id/start_time/end_time,
-and can be scripted to answer 429 (with x-rate-limit-reset), 5xx, 401, the usage cap, garbage, or to
+It checks the bearer token, pages newest first with next_token, honours since_id/start_time/end_time
+(refusing since_id together with a time, as X does), can expire the next_tokens it handed out and hold
+recent search to its last N days (refusing an older since_id with X's 400), and can be scripted to answer 429 (with x-rate-limit-reset), 5xx, 401, the usage cap, garbage, or to
 drop the connection, on chosen requests. Every request it served is recorded for assertions.
 
     with FakeXApi(token="t0k") as api:
@@ -25,6 +26,12 @@ from urllib.parse import parse_qs, urlsplit
 
 BASE_ID = 1_600_000_000_000_000_000  # snowflake-sized ids, compared as numbers like X does
 BASE_TIME = datetime(2012, 12, 17, 12, 0, tzinfo=UTC)
+SNOWFLAKE_EPOCH_MS = 1288834974657
+INVALID_REQUEST = {
+    "title": "Invalid Request",
+    "detail": "One or more parameters to your request was invalid.",
+    "type": "https://api.twitter.com/2/problems/invalid-request",
+}
 USAGE_CAP_BODY = {
     "title": "UsageCapExceeded",
     "detail": "Usage cap exceeded: Monthly product cap",
@@ -65,13 +72,26 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def snowflake(moment: datetime, sequence: int = 0) -> str:
+    """An X id made at `moment`, as X makes them: milliseconds since X's epoch in the top bits."""
+    milliseconds = round(moment.timestamp() * 1000) - SNOWFLAKE_EPOCH_MS
+    return str((milliseconds << 22) + sequence % (1 << 22))
+
+
 def make_tweets(
-    count: int, first: int = 0, start: datetime = BASE_TIME, every: timedelta = timedelta(minutes=1)
+    count: int,
+    first: int = 0,
+    start: datetime = BASE_TIME,
+    every: timedelta = timedelta(minutes=1),
+    snowflakes: bool = False,
 ) -> list[dict[str, Any]]:
-    """`count` v2 tweet objects with increasing ids and times, authored by five users (ids "u0".."u4")."""
+    """`count` v2 tweet objects with increasing ids and times, authored by five users (ids "u0".."u4").
+
+    Ids are BASE_ID + number, or with `snowflakes` real-shaped ids that encode each post's time.
+    """
     return [
         {
-            "id": str(BASE_ID + number),
+            "id": snowflake(start + every * number, number) if snowflakes else str(BASE_ID + number),
             "text": f"post {number}: quitting instagram over the new terms #boycottinstagram",
             "created_at": iso(start + every * number),
             "author_id": f"u{number % 5}",
@@ -106,6 +126,9 @@ class FakeXApi:
         self.users: dict[str, dict[str, Any]] = {user["id"]: user for user in make_users()}
         self.extra_tweets: dict[str, dict[str, Any]] = {}  # originals of retweets, served in includes.tweets
         self.served: list[Served] = []
+        self.recent_days: int | None = None  # recent search serves only this many days and refuses older since_ids
+        self._handed_out_tokens: set[str] = set()
+        self._expired_tokens: set[str] = set()
         self._faults: list[Fault | None] = []  # one per coming request; None serves it normally
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -144,6 +167,11 @@ class FakeXApi:
                 self._faults.append(None)
             self._faults[after:after] = [fault] * times
 
+    def expire_next_tokens(self) -> None:
+        """Every next_token handed out so far is refused from now on, as X does with old recent-search tokens."""
+        with self._lock:
+            self._expired_tokens |= self._handed_out_tokens
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults = []
@@ -159,10 +187,35 @@ class FakeXApi:
 
     def answer(self, path: str, params: dict[str, str]) -> tuple[int, Any]:
         if path in ("/2/tweets/search/recent", "/2/tweets/search/all"):
-            return 200, self._search(params)
+            refusal = self._refusal(params, recent=path.endswith("/recent"))
+            return (400, refusal) if refusal else (200, self._search(params, recent=path.endswith("/recent")))
         if path in ("/2/tweets/counts/recent", "/2/tweets/counts/all"):
             return 200, self._counts(params, paged=path.endswith("/all"))
         return 404, {"title": "Not Found Error", "status": 404}
+
+    def _refusal(self, params: dict[str, str], recent: bool) -> dict[str, Any] | None:
+        """X's 400 body for a search it refuses, or None."""
+        ids, times = {"since_id", "until_id"} & set(params), {"start_time", "end_time"} & set(params)
+        if ids and times:
+            message = "Invalid use of 'since_id' or 'until_id' in conjunction with 'start_time' or 'end_time'."
+            return _invalid({name: [params[name]] for name in sorted(ids | times)}, message)
+        token = params.get("next_token")
+        with self._lock:
+            expired = token in self._expired_tokens
+        if token is not None and expired:
+            return _invalid({"next_token": [token]}, f"Invalid 'next_token':'{token}'. The token has expired.")
+        oldest = self._recent_start() if recent else None
+        since = params.get("since_id")
+        if since is not None and oldest is not None and _snowflake_time(since) < oldest:
+            message = (
+                f"Invalid 'since_id':'{since}'. 'since_id' must be a tweet id created after {iso(oldest)}. "
+                f"Please use a 'since_id' that is newer or a 'start_time' with a time of {iso(oldest)} or later."
+            )
+            return _invalid({"since_id": [since]}, message)
+        return None
+
+    def _recent_start(self) -> datetime | None:
+        return None if self.recent_days is None else datetime.now(UTC) - timedelta(days=self.recent_days)
 
     def _matching(self, params: dict[str, str]) -> list[dict[str, Any]]:
         """Tweets newer than since_id, older than the token's position, within start/end, newest first."""
@@ -178,9 +231,12 @@ class FakeXApi:
             selected = [t for t in selected if _created(t) < _parse(end)]
         return sorted(selected, key=_tweet_id, reverse=True)
 
-    def _search(self, params: dict[str, str]) -> dict[str, Any]:
+    def _search(self, params: dict[str, str], recent: bool) -> dict[str, Any]:
         size = int(params.get("max_results", 10))
         matching = self._matching(params)
+        oldest = self._recent_start() if recent else None
+        if oldest is not None:
+            matching = [t for t in matching if _created(t) >= oldest]
         page = matching[:size]
         body: dict[str, Any] = {"meta": {"result_count": len(page)}}
         if not page:
@@ -190,6 +246,9 @@ class FakeXApi:
         body["meta"] |= {"newest_id": page[0]["id"], "oldest_id": page[-1]["id"]}
         if len(matching) > size:
             body["meta"]["next_token"] = f"next-{page[-1]['id']}"
+            with self._lock:
+                self._handed_out_tokens.add(body["meta"]["next_token"])
+                self._expired_tokens.discard(body["meta"]["next_token"])  # handed out anew: valid again
         return body
 
     def _includes(self, page: list[dict[str, Any]]) -> dict[str, Any]:
@@ -283,6 +342,14 @@ class FakeXApi:
                 """Silent: tests read `served` instead."""
 
         return Handler
+
+
+def _invalid(parameters: dict[str, list[str]], message: str) -> dict[str, Any]:
+    return {"errors": [{"parameters": parameters, "message": message}], **INVALID_REQUEST}
+
+
+def _snowflake_time(post_id: str) -> datetime:
+    return datetime.fromtimestamp(((int(post_id) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, UTC)
 
 
 def _tweet_id(tweet: Any) -> int:

@@ -22,7 +22,7 @@ from monitor.posts import Post
 from monitor.sources import retry
 from monitor.sources.x_payloads import normalize_counts, normalize_page, normalize_page_items
 from monitor.store import Store, open_store
-from tests.fake_x_api import BASE_ID, FakeXApi, Fault, make_tweets
+from tests.fake_x_api import BASE_ID, INVALID_REQUEST, FakeXApi, Fault, make_tweets
 from tests.killed_store import KilledError, StoreKilledOnThirdPage
 
 DATA = Path(__file__).parent / "data"
@@ -451,6 +451,108 @@ def test_full_archive_backfill_uses_the_event_window_and_resumes_its_token(
         "2013-01-23T00:00:00Z",
     )
     assert stored_ids(ws) == ids(0, 250)  # the posts before the window were never asked for
+
+
+def test_full_archive_second_run_moves_start_time_up_instead_of_sending_since_id(
+    api: FakeXApi, make_ws: Callable[..., Workspace]
+) -> None:
+    api.add_tweets(make_tweets(150, snowflakes=True))  # one a minute from 2012-12-17 12:00
+    ws = make_ws(endpoint="all")
+    assert only(collect(ws, EVENT)).new == 150
+    newest = api.tweets[-1]
+    assert cursor(ws, "since_id") == newest["id"]
+    api.add_tweets(make_tweets(20, first=150, snowflakes=True))
+    before = len(api.search_requests())
+
+    outcome = only(collect(ws, EVENT))
+    (request,) = api.search_requests()[before:]
+    assert "since_id" not in request.params  # X refuses since_id with start_time or end_time
+    assert request.params["start_time"] == newest["created_at"].replace(".000Z", "Z") == "2012-12-17T14:29:00Z"
+    assert request.params["end_time"] == "2013-01-23T00:00:00Z"
+    assert (outcome.status, outcome.read, outcome.new) == ("ok", 21, 20)  # the newest post's second is read again
+    assert stored_ids(ws) == sorted(tweet["id"] for tweet in api.tweets)
+    assert cursor(ws, "since_id") == api.tweets[-1]["id"]
+
+
+def test_expired_next_token_restarts_the_run_from_its_since_id(
+    api: FakeXApi, make_ws: Callable[..., Workspace], caplog: pytest.LogCaptureFixture
+) -> None:
+    api.add_tweets(make_tweets(120))
+    collect(make_ws(), EVENT)
+    api.add_tweets(make_tweets(350, first=120))
+    assert only(collect(make_ws(max_posts_per_run=200), EVENT)).new == 200  # stops with a next_token stored
+    assert cursor(make_ws(), "next_token") == f"next-{BASE_ID + 270}"
+    api.expire_next_tokens()
+    before = len(api.search_requests())
+
+    outcome = only(collect(make_ws(), EVENT))
+    refused, restart, *_ = api.search_requests()[before:]
+    assert refused.params["next_token"] == f"next-{BASE_ID + 270}"
+    assert "next_token" not in restart.params and restart.params["since_id"] == str(BASE_ID + 119)
+    assert (outcome.status, outcome.read, outcome.new) == ("ok", 350, 150)
+    assert stored_ids(make_ws()) == ids(0, 470)  # none missing, none twice
+    assert cursor(make_ws(), "since_id") == str(BASE_ID + 469) and cursor(make_ws(), "next_token") is None
+    assert "no longer accepts the stored next_token" in caplog.text
+
+
+def test_since_id_older_than_recent_searchs_seven_days_reads_the_last_seven_days(
+    api: FakeXApi, make_ws: Callable[..., Workspace], caplog: pytest.LogCaptureFixture
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    api.add_tweets(make_tweets(10, start=now - timedelta(days=10), snowflakes=True))
+    collect(make_ws(), EVENT)  # ten days ago, when these were recent
+    stale = cursor(make_ws(), "since_id")
+    lost = make_tweets(5, first=10, start=now - timedelta(days=8), snowflakes=True)
+    recent = make_tweets(30, first=15, start=now - timedelta(days=2), snowflakes=True)
+    api.add_tweets(lost + recent)
+    api.recent_days = 7  # the monitor was off for ten days
+    before = len(api.search_requests())
+
+    outcome = only(collect(make_ws(), EVENT))
+    refused, restart = api.search_requests()[before:]
+    assert refused.params["since_id"] == stale and "since_id" not in restart.params
+    assert (outcome.status, outcome.read, outcome.new) == ("ok", 30, 30)
+    assert len(stored_ids(make_ws())) == 40  # the 5 posts of 8 days ago are beyond what recent search serves
+    assert cursor(make_ws(), "since_id") == recent[-1]["id"]
+    warning = next(r.getMessage() for r in caplog.records if "older than the 7 days" in r.getMessage())
+    assert (now - timedelta(days=10, minutes=-9)).strftime("%Y-%m-%d %H:%M UTC") in warning
+    assert "endpoint: all can backfill" in warning
+    assert only(collect(make_ws(), EVENT)).read == 0  # and the next run goes on from the new since_id
+
+
+def test_a_cursor_refused_again_after_the_restart_fails_with_one_line(
+    api: FakeXApi, make_ws: Callable[..., Workspace]
+) -> None:
+    api.add_tweets(make_tweets(10))
+    collect(make_ws(), EVENT)
+    refusal = {"errors": [{"parameters": {"next_token": ["x"]}, "message": "Invalid 'next_token'"}], **INVALID_REQUEST}
+    api.fail(Fault(400, refusal), times=2)
+    outcome = only(collect(make_ws(), EVENT))
+    assert (outcome.status, outcome.message) == (
+        "failed",
+        "X refused the next_token again after a restart without it; the cursor stays at the last stored page",
+    )
+    assert len(stored_ids(make_ws())) == 10
+
+
+def test_a_bad_request_about_anything_else_fails_with_x_s_message(
+    api: FakeXApi, make_ws: Callable[..., Workspace]
+) -> None:
+    refusal = {
+        "errors": [
+            {"parameters": {"query": ["("]}, "message": "There were errors processing your request: unbalanced parens"}
+        ],
+        **INVALID_REQUEST,
+    }
+    api.fail(Fault(400, refusal))
+    outcome = only(collect(make_ws(), EVENT))
+    assert outcome.status == "failed"
+    assert (
+        outcome.message
+        == "X refused the request (HTTP 400): There were errors processing your request: unbalanced parens; "
+        "the cursor stays at the last stored page"
+    )
+    assert len(api.search_requests()) == 1  # not retried, not restarted
 
 
 def test_stop_event_ends_the_run_before_any_request(api: FakeXApi, make_ws: Callable[..., Workspace]) -> None:

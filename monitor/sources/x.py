@@ -37,6 +37,8 @@ USER_FIELDS = ["username", "public_metrics"]
 USAGE_CAP_MARKERS = ("UsageCapExceeded", "usage-capped")
 END_TIME_MARGIN = timedelta(seconds=30)  # X refuses an end_time less than 10 seconds ago
 UTC_ZONE = ZoneInfo("UTC")
+SNOWFLAKE_EPOCH_MS = 1288834974657  # X ids: milliseconds since this moment, shifted left by 22 bits
+SNOWFLAKE_TIME_SHIFT = 22
 
 
 class ApiBaseAdapter(HTTPAdapter):
@@ -94,27 +96,53 @@ class XSource(Source):
     # ---- search ------------------------------------------------------------------------------
 
     def search(self, event: EventConfig, cursor: Mapping[str, str]) -> Iterator[Page]:
-        """Pages newest first; since_id stays fixed while following next_token and moves only when done."""
+        """Pages newest first; since_id stays fixed while following next_token and moves only when done.
+
+        A cursor X no longer accepts (a next_token that expired, a since_id older than recent search's
+        7 days) restarts the run once without it; posts already stored are not stored twice.
+        """
         since_id = cursor.get("since_id")
         next_token = cursor.get("next_token")
         pending = cursor.get("pending_since_id") if next_token else None
-        first_page = next_token is None
-        read = 0
+        read, restarted = 0, False
         while not self._stopping():
             size = self._page_size(read)
             if size is None:
                 log.info("x %s: read limit of %s posts reached; the next run resumes", event.name, self.read_limit)
                 return
-            body = self._fetch(self._search_call(event, since_id, next_token, size))
+            try:
+                body = self._fetch(self._search_call(event, since_id, next_token, size))
+            except StaleCursorError as stale:
+                if restarted:
+                    raise SourceError(f"X refused the {stale.parameter} again after a restart without it") from None
+                since_id = self._drop_stale_cursor(event, stale.parameter, since_id)
+                next_token, pending, restarted = None, None, True
+                continue
             meta = _meta(body)
-            if first_page:
-                pending, first_page = _text_or_none(meta.get("newest_id")), False
+            if next_token is None:
+                pending = _text_or_none(meta.get("newest_id"))
             next_token = _text_or_none(meta.get("next_token"))
             page = self._page(body, _search_cursor(since_id, next_token, pending))
             read += page.read
             yield page
             if next_token is None:
                 return
+
+    def _drop_stale_cursor(self, event: EventConfig, parameter: str, since_id: str | None) -> str | None:
+        """Log what restarting without the refused cursor means; return the since_id to restart with."""
+        if parameter == "next_token":
+            log.warning(
+                "x %s: X no longer accepts the stored next_token; restarting the run from its since_id", event.name
+            )
+            return since_id
+        since = snowflake_time(since_id) if since_id else None
+        log.warning(
+            "x %s: the stored since_id (a post of %s) is older than the 7 days recent search covers; posts between "
+            "then and 7 days ago cannot be read from it (endpoint: all can backfill them); reading the last 7 days",
+            event.name,
+            since.strftime("%Y-%m-%d %H:%M UTC") if since else "an unknown time",
+        )
+        return None
 
     def _page_size(self, read: int) -> int | None:
         """max_results for the next page: 100, or fewer near the read limit; None once it is reached."""
@@ -132,10 +160,12 @@ class XSource(Source):
             "expansions": EXPANSIONS,
             "user_fields": USER_FIELDS,
         }
-        params |= _present(since_id=since_id, next_token=next_token)
+        params |= _present(next_token=next_token)
         if self.settings.endpoint == "all":
-            params |= self._window(event)
+            # X refuses since_id together with start_time/end_time: the full archive moves its start instead.
+            params |= self._window(event, after_id=since_id)
             return lambda: self.client.search_all_tweets(event.query, **params)
+        params |= _present(since_id=since_id)
         return lambda: self.client.search_recent_tweets(event.query, **params)
 
     def _page(self, body: Mapping[str, Any], cursor: dict[str, str | None]) -> Page:
@@ -166,13 +196,20 @@ class XSource(Source):
 
     # ---- requests ----------------------------------------------------------------------------
 
-    def _window(self, event: EventConfig) -> dict[str, datetime]:
-        """start_time/end_time of a full-archive query: the event's start/end, or its baseline onwards."""
+    def _window(self, event: EventConfig, after_id: str | None = None) -> dict[str, datetime]:
+        """start_time/end_time of a full-archive query: the event's start (or its baseline) onwards, to its end.
+
+        With `after_id` (the newest post of the last finished run) the start moves up to that post's
+        second, read from its id; the few posts of that same second are read again and stored once.
+        """
         if event.start is not None:
             start = to_aware(event.start, self.tz)
         else:
             first = min(to_aware(moment, self.tz) for moment in event.milestones.values())
             start = first - timedelta(days=event.baseline_days)
+        after = snowflake_time(after_id) if after_id else None
+        if after is not None and after > start:
+            start = after
         window = {"start_time": start}
         if event.end is not None and to_aware(event.end, self.tz) < datetime.now(UTC) - END_TIME_MARGIN:
             window["end_time"] = to_aware(event.end, self.tz)
@@ -200,12 +237,50 @@ class XSource(Source):
             raise SourceError(
                 f"X rejected the bearer token in ${self.settings.bearer_token_env} (HTTP {status})"
             ) from None
+        except tweepy.errors.BadRequest as error:
+            stale = _stale_cursor(error)
+            if stale is not None:
+                raise StaleCursorError(stale) from None
+            raise SourceError(_refusal(error)) from None
         except tweepy.errors.HTTPException as error:
-            detail = "; ".join(str(message) for message in error.api_messages)[:300]
-            raise SourceError(f"X refused the request (HTTP {error.response.status_code}): {detail}") from None
+            raise SourceError(_refusal(error)) from None
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+
+class StaleCursorError(Exception):
+    """X answered 400 to a cursor it no longer accepts (`parameter` is "next_token" or "since_id")."""
+
+    def __init__(self, parameter: str) -> None:
+        super().__init__(parameter)
+        self.parameter = parameter
+
+
+def _stale_cursor(error: tweepy.errors.BadRequest) -> str | None:
+    """The cursor parameter a 400 refuses on its own, if that is all it refuses.
+
+    X names the refused parameters in each error; a since_id older than recent search's 7 days is
+    refused with "'since_id' must be a tweet id created after <time>".
+    """
+    for item in error.api_errors:
+        parameters = item.get("parameters") if isinstance(item, dict) else None
+        if not isinstance(parameters, dict):
+            continue
+        message = str(item.get("message", ""))
+        if set(parameters) == {"next_token"}:
+            return "next_token"
+        if set(parameters) == {"since_id"} and "must be a tweet id created after" in message:
+            return "since_id"
+    return None
+
+
+def snowflake_time(post_id: str) -> datetime | None:
+    """When X made a post, read from its id (ids since November 2010 carry their creation time), or None."""
+    if not post_id.isdigit() or int(post_id) >> SNOWFLAKE_TIME_SHIFT == 0:
+        return None
+    milliseconds = (int(post_id) >> SNOWFLAKE_TIME_SHIFT) + SNOWFLAKE_EPOCH_MS
+    return datetime.fromtimestamp(milliseconds / 1000, UTC)
 
 
 class NotAPageError(Exception):
@@ -233,15 +308,23 @@ def _classify(error: Exception) -> Verdict:
     return None
 
 
+def _refusal(error: tweepy.errors.HTTPException) -> str:
+    detail = "; ".join(str(message) for message in error.api_messages)[:300]
+    return f"X refused the request (HTTP {error.response.status_code}): {detail}"
+
+
 def _is_usage_cap(error: tweepy.errors.TooManyRequests) -> bool:
     body = error.response.text if error.response is not None else ""
     return any(marker in body for marker in USAGE_CAP_MARKERS)
 
 
 def _search_cursor(since_id: str | None, next_token: str | None, pending: str | None) -> dict[str, str | None]:
-    """The cursor to store with a page: in progress (token + pending since_id), or finished (since_id moves)."""
+    """The cursor to store with a page: in progress (token + pending since_id), or finished (since_id moves).
+
+    In progress, since_id is written too: a restart that dropped a stale one must not resume with it.
+    """
     if next_token is not None:
-        return {"next_token": next_token, "pending_since_id": pending}
+        return {"next_token": next_token, "pending_since_id": pending, "since_id": since_id}
     finished: dict[str, str | None] = {"next_token": None, "pending_since_id": None}
     if pending is not None:
         finished["since_id"] = pending
