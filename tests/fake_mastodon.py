@@ -33,17 +33,24 @@ def make_statuses(
     start: datetime = BASE_TIME,
     every: timedelta = timedelta(minutes=1),
     bots: Iterable[int] = (),
+    time_ids: bool = False,
 ) -> list[dict[str, Any]]:
-    """`count` statuses with increasing ids, by five accounts; numbers in `bots` are posted by a bot account."""
+    """`count` statuses with increasing ids, by five accounts; numbers in `bots` are posted by a bot account.
+
+    Ids are BASE_ID + number, or with `time_ids` Mastodon's own shape: the post's time in ms, shifted 16 bits.
+    """
     bot_numbers = set(bots)
     statuses = []
     for number in range(first, first + count):
-        status_id = str(BASE_ID + number)
+        moment = start + every * number
+        status_id = (
+            str((round(moment.timestamp() * 1000) << 16) + number % 65536) if time_ids else str(BASE_ID + number)
+        )
         user = "newsbot" if number in bot_numbers else f"user{number % 5}"
         statuses.append(
             {
                 "id": status_id,
-                "created_at": iso(start + every * number),
+                "created_at": iso(moment),
                 "in_reply_to_id": None,
                 "in_reply_to_account_id": None,
                 "sensitive": False,

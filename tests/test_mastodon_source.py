@@ -198,6 +198,28 @@ def test_posts_before_the_window_are_not_stored_and_end_the_paging(
     assert len(instance.timeline_requests()) == 1  # the first page reached November: no older page asked for
 
 
+def test_only_posts_inside_the_event_window_are_asked_for_and_stored(
+    instances: tuple[FakeMastodon, FakeMastodon], tmp_path: Path
+) -> None:
+    instance = instances[0]
+    statuses = make_statuses(120, instance.host, every=timedelta(hours=1), time_ids=True)  # Dec 17 12:00 to Dec 22
+    instance.add_statuses(statuses)
+    document = mastodon_config(tmp_path, [instance.host])
+    document["events"][0] |= {"start": "2012-12-18", "end": "2012-12-20"}
+    ws = workspace_on(parse_config(document, tmp_path), Store)
+
+    outcome = only(collect(ws))
+    inside = [s["id"] for s in statuses if "2012-12-18" <= s["created_at"] < "2012-12-20"]
+    assert len(inside) == 48 and outcome.new == 48
+    assert sorted(row["post_id"] for row in stored(ws)) == sorted(inside)
+    first = instance.timeline_requests()[0]
+    end_ms = int(datetime(2012, 12, 20, tzinfo=UTC).timestamp() * 1000)
+    assert first.params["max_id"] == str(end_ms << 16)  # the end asked of the server, not filtered here
+    assert outcome.read == 60  # 12 hours before the start were read on the last page and not stored
+    assert only(collect(ws)).new == 0
+    ws.close()
+
+
 def test_run_killed_mid_way_then_rerun_equals_a_clean_run(
     instances: tuple[FakeMastodon, FakeMastodon], make_ws: Callable[..., Workspace], tmp_path: Path
 ) -> None:
