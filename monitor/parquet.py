@@ -16,6 +16,7 @@ from monitor.errors import UsageError
 
 INSTALL_HINT = "pip install 'backlash-monitor[scale]'"
 BATCH_ROWS = 50_000
+FILE_ROWS = 200_000  # at most this many rows per file, so a storm day is several Dask partitions, not one huge one
 
 # Columns of an exported dataset (besides the partition columns event and day), one per line:
 POST_FIELDS: list[tuple[str, str]] = [
@@ -62,12 +63,17 @@ def schema(fields: list[tuple[str, str]], partition_columns: Iterable[str] = ())
 
 
 def write_event_dataset(
-    rows: Iterable[dict[str, Any]], out: Path, event: str, on_rows: Callable[[int], None] | None = None
+    rows: Iterable[dict[str, Any]],
+    out: Path,
+    event: str,
+    on_rows: Callable[[int], None] | None = None,
+    rows_per_file: int = FILE_ROWS,
 ) -> int:
     """Write an event's rows (POST_FIELDS) under out/event=<event>/day=<YYYY-MM-DD>/, replacing that event's folder.
 
-    Other events' folders in `out` are kept; the new folder is written beside and swapped in, so a reader
-    never sees half of it.
+    A day holds files of at most `rows_per_file` rows: Dask reads each file as one partition, so a
+    worker's memory is bounded by the file size rather than by the busiest day. Other events' folders
+    in `out` are kept; the new folder is written beside and swapped in, so a reader never sees half of it.
     """
     pa = pyarrow_module()
     target = out / f"event={event}"
@@ -88,7 +94,8 @@ def write_event_dataset(
 
     pa.dataset.write_dataset(
         batches(), staging, schema=table_schema, format="parquet", partitioning=["day"],
-        partitioning_flavor="hive", basename_template="part-{i}.parquet", max_rows_per_group=BATCH_ROWS,
+        partitioning_flavor="hive", basename_template="part-{i}.parquet", max_rows_per_file=rows_per_file,
+        max_rows_per_group=min(BATCH_ROWS, rows_per_file),
     )  # fmt: skip
     _swap_in(staging, target)
     return written[0]

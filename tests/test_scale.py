@@ -7,9 +7,11 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
@@ -92,6 +94,25 @@ def test_parquet_export_is_partitioned_by_event_and_day_and_imports_back(
     original = sorted(tuple(row[n] for n in names) for chunk in source.store.iter_event_posts(EVENT) for row in chunk)
     again.close()
     assert copied == original
+
+
+def test_a_storm_day_is_written_as_several_files_that_dask_reads_as_several_partitions(tmp_path: Path) -> None:
+    import dask.dataframe as dd
+
+    from monitor import parquet
+
+    storm = datetime(2012, 12, 18, tzinfo=UTC)
+    rows = [
+        {"source": "x", "id": str(n), "created_at": storm + timedelta(seconds=n), "text": f"post {n}"}
+        for n in range(250)
+    ]
+    assert parquet.write_event_dataset(iter(rows), tmp_path, EVENT, rows_per_file=100) == 250
+    files = sorted((tmp_path / f"event={EVENT}" / "day=2012-12-18").glob("*.parquet"))
+    sizes = [pq.read_metadata(path).num_rows for path in files]
+    assert sorted(sizes) == [50, 100, 100]
+    frame = dd.read_parquet(str(tmp_path / f"event={EVENT}"))
+    assert frame.npartitions == 3
+    assert sorted(frame.compute()["id"].astype(int)) == list(range(250))
 
 
 def test_parquet_file_import_maps_columns_and_rejects_bad_rows(
