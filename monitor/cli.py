@@ -302,7 +302,8 @@ def digest_command(app: AppContext, event_name: str | None, dry_run: bool, force
     """Email the digest of the latest whole period (day, or 7 days with email.period: week).
 
     Each period is sent once: a second run skips it (unless --force), and a period whose send
-    failed is sent by the next run. Without email.recipients the digest is switched off.
+    failed is sent by the next run, before the latest (up to 7 missed periods, oldest first).
+    Without email.recipients the digest is switched off.
 
     Example: backlash digest --event instagram-tos-2012 --dry-run
     """

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 
     from monitor.analysis import Analysis
-    from monitor.digest import Spend
+    from monitor.digest import Period, Spend
     from monitor.report import ReportResult
 
 log = logging.getLogger(__name__)
@@ -728,25 +728,70 @@ def digest(
             results.append(DigestResult(event.name, "off", _EMAIL_OFF))
             _log.info("digest of %s: %s", event.name, _EMAIL_OFF)
             continue
-        results.append(send_digest(ws, analyze_event(ws, event.name), dry_run=dry_run, force=force))
+        results.extend(send_due_digests(ws, analyze_event(ws, event.name), dry_run=dry_run, force=force))
     return results
 
 
 _EMAIL_OFF = "switched off: email.recipients is empty in the config"
 _log = logging.getLogger(__name__)
+CATCH_UP_PERIODS = 7  # the most digests one run sends: the latest period and unsent ones just before it
+
+
+def send_due_digests(
+    ws: Workspace, analysis: Analysis, dry_run: bool = False, force: bool = False, now: datetime | None = None
+) -> list[DigestResult]:
+    """Digest the latest period and, oldest first, the unsent periods since the last digest that went out.
+
+    A period whose send failed (server down on the day) is therefore sent by the next run, even when
+    that run falls in a later period. A first digest ever, a dry run or --force covers the latest only.
+    """
+    from monitor import digest as mail
+
+    now = now or datetime.now(UTC)
+    as_of = mail.data_as_of(analysis, now)
+    if as_of is None:
+        return [DigestResult(analysis.event, "skipped", "no posts yet")]
+    latest = mail.latest_period(as_of, ws.config.email.period, ws.config.tz)
+    periods = [latest] if dry_run or force else _unsent_periods(ws, analysis, latest)
+    results: list[DigestResult] = []
+    for period in periods:
+        results.append(send_digest(ws, analysis, dry_run, force, now, period))
+        if results[-1].status == "failed":
+            break  # the server is down: the rest waits for the next run, in order
+    return results
+
+
+def _unsent_periods(ws: Workspace, analysis: Analysis, latest: Period) -> list[Period]:
+    """The latest period, preceded by the unsent ones back to the last period sent (at most CATCH_UP_PERIODS)."""
+    due = [latest]
+    if ws.store.last_sent(analysis.event, "digest") is None:
+        return due
+    first_post = analysis.coverage.first_post
+    while len(due) < CATCH_UP_PERIODS:
+        earlier = due[0].previous()
+        if ws.store.was_sent(analysis.event, "digest", earlier.key) or (first_post and earlier.end <= first_post):
+            break
+        due.insert(0, earlier)
+    return due
 
 
 def send_digest(
-    ws: Workspace, analysis: Analysis, dry_run: bool = False, force: bool = False, now: datetime | None = None
+    ws: Workspace,
+    analysis: Analysis,
+    dry_run: bool = False,
+    force: bool = False,
+    now: datetime | None = None,
+    period: Period | None = None,
 ) -> DigestResult:
-    """Digest one analysed event: skip a period already sent (unless force), mark it sent once the server accepts."""
+    """Digest one period (the latest by default): skip it when already sent (unless force), mark it sent once
+    the server accepts."""
     from monitor import digest as mail
 
     now = now or datetime.now(UTC)
     as_of = mail.data_as_of(analysis, now)
     if as_of is None:
         return DigestResult(analysis.event, "skipped", "no posts yet")
-    period = mail.latest_period(as_of, ws.config.email.period, ws.config.tz)
+    period = period or mail.latest_period(as_of, ws.config.email.period, ws.config.tz)
     if not dry_run and not force and ws.store.was_sent(analysis.event, "digest", period.key):
         return DigestResult(analysis.event, "skipped", f"{period.key} already sent (--force sends again)", period.key)
     message = mail.build_digest(

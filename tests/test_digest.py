@@ -21,7 +21,15 @@ from monitor.analysis import Analysis, Spike, TopPost
 from monitor.cli import cli
 from monitor.config import parse_config
 from monitor.digest import comparison_rows, latest_period, window_stats
-from monitor.pipeline import Workspace, check_alerts, digest, open_workspace, send_alerts, send_digest
+from monitor.pipeline import (
+    Workspace,
+    check_alerts,
+    digest,
+    open_workspace,
+    send_alerts,
+    send_digest,
+    send_due_digests,
+)
 from tests.analysis_factory import ANNOUNCED, make_analysis
 from tests.conftest import BASE_CONFIG, database_url
 
@@ -197,6 +205,51 @@ def test_a_failed_send_is_one_clear_line_and_the_next_run_sends_it(
         assert len(server_back.envelopes) == 1 and server_back.logins == ["alice"]
     finally:
         server_back.stop()
+
+
+def on_day(day: int) -> Analysis:
+    """The storm analysis with data up to the end of `day` December 2012: its digest covers that day."""
+    analysis = storm_day_analysis()
+    analysis.coverage.last_post = datetime(2012, 12, day, 23, 30, tzinfo=UTC)
+    return analysis
+
+
+def test_a_day_whose_send_failed_is_sent_by_the_next_days_run_before_that_day(
+    smtp_server: Any, workspace_for: Callable[..., Workspace]
+) -> None:
+    ws = workspace_for(smtp_server.email_settings())
+    assert [r.period for r in send_due_digests(ws, on_day(16))] == ["2012-12-16"]  # the first ever: that day only
+    port = smtp_server.port
+    smtp_server.stop()
+    [failed] = send_due_digests(ws, on_day(17))
+    assert (failed.status, failed.period) == ("failed", "2012-12-17")
+
+    server_back = type(smtp_server)(port=port).start()
+    try:
+        results = send_due_digests(ws, on_day(18))  # the daemon's next daily run
+        assert [(r.status, r.period) for r in results] == [("sent", "2012-12-17"), ("sent", "2012-12-18")]
+        subjects_dates = [(m["Subject"], parts(m)["text"]) for m in server_back.messages]
+        assert "Digest for Monday 17 December 2012 (UTC)" in subjects_dates[0][1]
+        assert "Digest for Tuesday 18 December 2012 (UTC)" in subjects_dates[1][1]
+        assert [r.status for r in send_due_digests(ws, on_day(18))] == ["skipped"]
+        assert len(server_back.messages) == 2
+    finally:
+        server_back.stop()
+
+
+def test_catching_up_stops_at_a_week_and_at_the_first_post(
+    smtp_server: Any, workspace_for: Callable[..., Workspace], tmp_path: Path
+) -> None:
+    ws = workspace_for(smtp_server.email_settings())
+    send_due_digests(ws, on_day(12))
+    late = on_day(30)  # the monitor was off for 18 days
+    assert [r.period for r in send_due_digests(ws, late)] == [f"2012-12-{day}" for day in range(24, 31)]
+
+    other = workspace_for(smtp_server.email_settings(), database=database_url(tmp_path / "other"))
+    other.store.mark_sent(EVENT, "digest", "2012-11-01", "<long-ago@example.org>")
+    first_post = on_day(12).coverage.first_post
+    assert first_post is not None and first_post.date().isoformat() == "2012-12-10"
+    assert [r.period for r in send_due_digests(other, on_day(12))] == ["2012-12-10", "2012-12-11", "2012-12-12"]
 
 
 def test_starttls_and_auth(make_smtp_server: Callable[..., Any], smtp_certificate: Any, workspace_for: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
