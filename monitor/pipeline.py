@@ -764,8 +764,8 @@ def send_due_digests(
 def _unsent_periods(ws: Workspace, analysis: Analysis, latest: Period) -> list[Period]:
     """The latest period, preceded by the unsent ones back to the last period sent (at most CATCH_UP_PERIODS)."""
     due = [latest]
-    if ws.store.last_sent(analysis.event, "digest") is None:
-        return due
+    if ws.store.last_sent(analysis.event, "digest") is None or ws.store.was_sent(analysis.event, "digest", latest.key):
+        return due  # never sent (no back-catalogue for a new user), or up to date
     first_post = analysis.coverage.first_post
     while len(due) < CATCH_UP_PERIODS:
         earlier = due[0].previous()
