@@ -237,12 +237,12 @@ def format_status(report: Any) -> list[str]:
 
 
 def _run_line(run: Any) -> str:
-    where = " ".join(part for part in (run.event, run.source) if part)
+    what = " ".join(part for part in (run.verb, run.event, run.source) if part)
     took = f" in {(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else ""
     cost = f", ${run.cost_usd:.2f}" if run.cost_usd else ""
     message = f" — {run.message}" if run.message else ""
     return (
-        f"  {run.started_at:%Y-%m-%d %H:%M:%S} {run.verb} {where}: {run.status}{took}, "
+        f"  {run.started_at:%Y-%m-%d %H:%M:%S} {what}: {run.status}{took}, "
         f"read {run.posts_read}, new {run.posts_new}{cost}{message}"
     )
 

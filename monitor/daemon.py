@@ -51,10 +51,11 @@ class JobStatus:
 
 @dataclass
 class JobSpec:
-    """One job to schedule: a stable id, its trigger, and the function the job runs."""
+    """One job to schedule: a stable id, its trigger, and the schedule as the config wrote it."""
 
     id: str
     trigger: Any
+    schedule: str  # "every 15m" or "cron 0 8 * * *": what logs and status show
     run_at_start: bool = False  # run once at start when the job is new or its schedule changed
 
 
@@ -120,10 +121,22 @@ def job_specs(config: Config) -> list[JobSpec]:
     schedule = config.schedule
     collect_every = IntervalTrigger(seconds=int(schedule.collect_every.total_seconds()), timezone=config.tz)
     return [
-        JobSpec("collect", collect_every, run_at_start=True),
-        JobSpec("report", cron_trigger(schedule.report_cron, "schedule.report_cron", config)),
-        JobSpec("digest", cron_trigger(schedule.digest_cron, "schedule.digest_cron", config)),
+        JobSpec("collect", collect_every, f"every {_duration_text(schedule.collect_every)}", run_at_start=True),
+        JobSpec(
+            "report",
+            cron_trigger(schedule.report_cron, "schedule.report_cron", config),
+            _cron_text(schedule.report_cron),
+        ),
+        JobSpec(
+            "digest",
+            cron_trigger(schedule.digest_cron, "schedule.digest_cron", config),
+            _cron_text(schedule.digest_cron),
+        ),
     ]
+
+
+def _cron_text(expression: str) -> str:
+    return "cron " + " ".join(expression.split())
 
 
 def cron_trigger(expression: str, setting: str, config: Config) -> Any:
@@ -183,14 +196,6 @@ def _weekday_number(text: str) -> int:
     raise ConfigError(f"{text!r} is not a weekday (0-7 or sun-sat)")
 
 
-def describe_trigger(trigger: Any) -> str:
-    """'every 0:15:00' or 'cron 0 8 * * *'-like text for logs and status."""
-    interval = getattr(trigger, "interval", None)
-    if isinstance(interval, timedelta):
-        return f"every {_duration_text(interval)}"
-    return str(trigger)
-
-
 def _duration_text(interval: timedelta) -> str:
     seconds = int(interval.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -229,7 +234,7 @@ def scheduled_jobs(ws: Workspace) -> list[JobStatus]:
         job = stored.get(spec.id)
         next_run = job.next_run_time if job is not None else None
         last = ws.store.last_run(RUN_VERB_PREFIX + spec.id)
-        statuses.append(JobStatus(spec.id, describe_trigger(spec.trigger), next_run, last))
+        statuses.append(JobStatus(spec.id, spec.schedule, next_run, last))
     return statuses
 
 
@@ -435,7 +440,7 @@ def _add_job(scheduler: Any, spec: JobSpec, stored: Any) -> None:
         JOB_FUNCTION, spec.trigger, args=[spec.id], id=spec.id, name=spec.id, replace_existing=True, **options
     )
     when = "next run kept from the job store" if same else "schedule set"
-    log.info("job %s: %s, %s", spec.id, describe_trigger(spec.trigger), when)
+    log.info("job %s: %s, %s", spec.id, spec.schedule, when)
 
 
 def _remove_stale_jobs(ws: Workspace, job_ids: set[str]) -> None:
