@@ -139,6 +139,10 @@ def test_counts_fill_missing_hours_with_zero() -> None:
     }
     hours = [(start.hour, count) for start, count in normalize_counts(payload)]
     assert hours == [(9, 4), (10, 0), (11, 0), (12, 1)]
+    span = (datetime(2012, 12, 18, 7, 30, tzinfo=UTC), datetime(2012, 12, 18, 14, 10, tzinfo=UTC))
+    hours = [(start.hour, count) for start, count in normalize_counts(payload, *span)]
+    assert hours == [(7, 0), (8, 0), (9, 4), (10, 0), (11, 0), (12, 1), (13, 0), (14, 0)]
+    assert [count for _start, count in normalize_counts({"meta": {}}, *span)] == [0] * 8
 
 
 # ---- pagination and cursors --------------------------------------------------------------------
@@ -400,21 +404,42 @@ def test_monthly_budget_spent_skips_the_run(api: FakeXApi, make_ws: Callable[...
 # ---- counts, full archive, stopping --------------------------------------------------------------
 
 
-def test_counts_recent_stores_every_hour_with_zeros(api: FakeXApi, make_ws: Callable[..., Workspace]) -> None:
-    api.add_tweets(make_tweets(3, every=timedelta(hours=2)))  # 12:00, 14:00, 16:00
+def test_counts_recent_stores_every_hour_of_the_last_7_days_with_zeros(
+    api: FakeXApi, make_ws: Callable[..., Workspace]
+) -> None:
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    api.add_tweets(make_tweets(2, start=hour - timedelta(hours=100) + timedelta(minutes=10)))
+    api.add_tweets(make_tweets(1, first=10, start=hour - timedelta(hours=30) + timedelta(minutes=5)))
     ws = make_ws()
     outcome = only(collect(ws, EVENT, counts=True))
-    assert (outcome.status, outcome.kind, outcome.hours, outcome.counted) == ("ok", "counts", 5, 3)
+    stored = {start: n for _source, start, n in ws.store.counts(EVENT)}
+    hours = sorted(stored)
+    # 7 days of hours up to the current one; a run in an hour's last minute leaves out the oldest hour,
+    # which X may already refuse as more than 7 days ago.
+    assert len(hours) == 168 or (now.minute == 59 and len(hours) == 167)
+    assert hours[-1] in (hour, datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
+    assert hours == [hours[0] + timedelta(hours=n) for n in range(len(hours))]
+    assert {start: n for start, n in stored.items() if n} == {
+        hour - timedelta(hours=100): 2,
+        hour - timedelta(hours=30): 1,
+    }
+    assert (stored[hours[0]], stored[hours[-1]]) == (0, 0)  # leading and trailing zeros stored too
+    assert (outcome.status, outcome.kind, outcome.hours, outcome.counted) == ("ok", "counts", len(hours), 3)
     assert outcome.cost_usd == pytest.approx(0.01)
-    assert [(start.hour, n) for _source, start, n in ws.store.counts(EVENT)] == [
-        (12, 1),
-        (13, 0),
-        (14, 1),
-        (15, 0),
-        (16, 1),
-    ]
+    request = next(r for r in api.served if r.path == "/2/tweets/counts/recent")
+    assert request.params["start_time"] == hours[0].strftime("%Y-%m-%dT%H:%M:%SZ")
     run = ws.store.recent_runs(1)[0]
     assert (run.verb, run.posts_read) == ("counts", 0)
+
+
+WINDOW_START = datetime(2012, 12, 10, tzinfo=UTC)  # the test event's start and end: 44 days, 1056 hours
+WINDOW_HOURS = 44 * 24
+DAILY_POSTS = {datetime(2012, 12, 17 + n, 12, tzinfo=UTC): 1 for n in range(6)}  # make_tweets(6, every=1 day)
+
+
+def stored_counts(ws: Workspace) -> dict[datetime, int]:
+    return {start: n for _source, start, n in ws.store.counts(EVENT)}
 
 
 def test_counts_all_follows_next_token_over_the_event_window(api: FakeXApi, make_ws: Callable[..., Workspace]) -> None:
@@ -428,8 +453,44 @@ def test_counts_all_follows_next_token_over_the_event_window(api: FakeXApi, make
     assert count_requests[0].params["granularity"] == "hour"
     assert len(count_requests) == 22  # 44 days in 2-day pages
     assert outcome.counted == 6 and outcome.cost_usd == pytest.approx(0.22)
-    assert sum(n for _source, _start, n in ws.store.counts(EVENT)) == 6
-    assert cursor(ws, "counts_next_token") is None
+    stored = stored_counts(ws)
+    assert sorted(stored) == [WINDOW_START + timedelta(hours=n) for n in range(WINDOW_HOURS)]
+    assert {start: n for start, n in stored.items() if n} == DAILY_POSTS
+    assert outcome.hours == WINDOW_HOURS
+    assert cursor(ws, "counts_next_token") is None and cursor(ws, "counts_filled_from") is None
+
+
+def test_counts_with_no_posts_store_a_zero_for_every_hour_of_the_window(
+    api: FakeXApi, make_ws: Callable[..., Workspace]
+) -> None:
+    ws = make_ws(endpoint="all")
+    outcome = only(collect(ws, EVENT, counts=True))
+    assert (outcome.status, outcome.hours, outcome.counted) == ("ok", WINDOW_HOURS, 0)
+    stored = stored_counts(ws)
+    assert sorted(stored) == [WINDOW_START + timedelta(hours=n) for n in range(WINDOW_HOURS)]
+    assert set(stored.values()) == {0}
+
+
+def test_counts_run_that_fails_midway_stores_only_covered_hours_and_the_rerun_completes(
+    api: FakeXApi, make_ws: Callable[..., Workspace]
+) -> None:
+    api.counts_page_days = 2  # newest first: page 16 covers Dec 22-24, page 17 Dec 20-22, page 18 Dec 18-20
+    api.add_tweets(make_tweets(6, every=timedelta(days=1)))
+    api.fail(Fault(status=500), times=4, after=17)  # page 18 fails every attempt
+    ws = make_ws(endpoint="all")
+    assert only(collect(ws, EVENT, counts=True)).status == "failed"
+    stored = stored_counts(ws)
+    covered_from = datetime(2012, 12, 20, 12, tzinfo=UTC)  # the oldest hour listed so far: no zeros below it
+    assert sorted(stored) == [covered_from + timedelta(hours=n) for n in range(804)]
+    assert sum(stored.values()) == 3
+    assert cursor(ws, "counts_next_token") == "counts-2012-12-20T00:00:00.000Z"
+    assert cursor(ws, "counts_filled_from") == "2012-12-20T12:00:00+00:00"
+    api.clear_faults()
+    assert only(collect(ws, EVENT, counts=True)).status == "ok"
+    assert len([r for r in api.served if r.path == "/2/tweets/counts/all"]) == 17 + 4 + 5
+    stored = stored_counts(ws)
+    assert sorted(stored) == [WINDOW_START + timedelta(hours=n) for n in range(WINDOW_HOURS)]
+    assert {start: n for start, n in stored.items() if n} == DAILY_POSTS
 
 
 def test_full_archive_backfill_uses_the_event_window_and_resumes_its_token(

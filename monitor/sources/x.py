@@ -21,10 +21,11 @@ from requests.adapters import HTTPAdapter
 
 from monitor.config import Config, EventConfig, XSourceConfig, to_aware
 from monitor.errors import NotConfiguredError, SourceError
+from monitor.posts import parse_timestamp
 from monitor.sources.base import CountsPage, Page, Source
 from monitor.sources.redaction import redact_in_logs
 from monitor.sources.retry import Pacer, RateLimited, RetryPolicy, Transient, Verdict, call_with_retries
-from monitor.sources.x_payloads import normalize_counts, normalize_page
+from monitor.sources.x_payloads import hour_ceiling, hour_start, listed_hours, normalize_counts, normalize_page
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ EXPANSIONS = ["author_id", "referenced_tweets.id"]  # the retweeted original car
 USER_FIELDS = ["username", "public_metrics"]
 USAGE_CAP_MARKERS = ("UsageCapExceeded", "usage-capped")
 END_TIME_MARGIN = timedelta(seconds=30)  # X refuses an end_time less than 10 seconds ago
+RECENT_SPAN = timedelta(days=7)  # what recent search and recent counts cover
+RECENT_START_MARGIN = timedelta(minutes=1)  # X refuses a start_time older than 7 days; its clock may run ahead
 UTC_ZONE = ZoneInfo("UTC")
 SNOWFLAKE_EPOCH_MS = 1288834974657  # X ids: milliseconds since this moment, shifted left by 22 bits
 SNOWFLAKE_TIME_SHIFT = 22
@@ -177,22 +180,57 @@ class XSource(Source):
     # ---- counts ------------------------------------------------------------------------------
 
     def counts(self, event: EventConfig, cursor: Mapping[str, str]) -> Iterator[CountsPage]:
-        """Hourly counts: the last 7 days (recent), or the event's window page by page (all, resumable)."""
-        next_token = cursor.get("counts_next_token") if self.settings.endpoint == "all" else None
+        """Every hour of the requested span, zeros included: the last 7 days (recent), or the event's window (all).
+
+        X lists only the hours with posts. The full archive pages newest first, so each page accounts
+        for every hour from its oldest listed one up to where the pages before it began (kept in the
+        cursor as counts_filled_from, so a resumed run goes on from there), and the last page down to
+        the span's start; an hour is stored as zero only once a page has covered it.
+        """
+        window = self._counts_window(event)
+        span_start, span_end = hour_start(window["start_time"]), hour_ceiling(window.get("end_time", _now()))
+        next_token, filled_from = self._counts_resume_point(event, cursor, span_end)
         while not self._stopping():
-            body = self._fetch(self._counts_call(event, next_token))
+            body = self._fetch(self._counts_call(event, window, next_token))
             next_token = _text_or_none(_meta(body).get("next_token")) if self.settings.endpoint == "all" else None
-            buckets = normalize_counts(body)
-            cost = self.settings.cost_per_counts_request_usd
-            yield CountsPage(buckets, {"counts_next_token": next_token}, requests=1, cost_usd=cost)
+            listed = listed_hours(body)
+            lower = span_start if next_token is None else min(listed, default=filled_from)
+            buckets = normalize_counts(body, lower, filled_from) if lower < filled_from else []
+            filled_from = min(lower, filled_from)
+            updates = {"counts_next_token": next_token, "counts_filled_from": _iso(filled_from) if next_token else None}
+            yield CountsPage(buckets, updates, requests=1, cost_usd=self.settings.cost_per_counts_request_usd)
             if next_token is None:
                 return
 
-    def _counts_call(self, event: EventConfig, next_token: str | None) -> Callable[[], Any]:
+    def _counts_resume_point(
+        self, event: EventConfig, cursor: Mapping[str, str], span_end: datetime
+    ) -> tuple[str | None, datetime]:
+        """The stored next_token and the hour down to which its run has stored counts, or a fresh start.
+
+        A token stored without counts_filled_from (by an older version) starts the window again:
+        resuming it could not tell which hours its pages had already covered.
+        """
+        next_token = cursor.get("counts_next_token") if self.settings.endpoint == "all" else None
+        filled_from = cursor.get("counts_filled_from")
+        if next_token is None or filled_from is None:
+            if next_token is not None:
+                log.info("x %s: counting the event's window again from its end (no counts_filled_from)", event.name)
+            return None, span_end
+        return next_token, parse_timestamp(filled_from)
+
+    def _counts_window(self, event: EventConfig) -> dict[str, datetime]:
+        """start_time/end_time of a counts request: the event's window (all) or the hours of the last 7 days."""
         if self.settings.endpoint == "all":
-            params = self._window(event) | _present(next_token=next_token)
+            return self._window(event)
+        return {"start_time": hour_ceiling(_now() - RECENT_SPAN + RECENT_START_MARGIN)}
+
+    def _counts_call(
+        self, event: EventConfig, window: Mapping[str, datetime], next_token: str | None
+    ) -> Callable[[], Any]:
+        params = {**window, **_present(next_token=next_token)}
+        if self.settings.endpoint == "all":
             return lambda: self.client.get_all_tweets_count(event.query, granularity="hour", **params)
-        return lambda: self.client.get_recent_tweets_count(event.query, granularity="hour")
+        return lambda: self.client.get_recent_tweets_count(event.query, granularity="hour", **params)
 
     # ---- requests ----------------------------------------------------------------------------
 
@@ -342,6 +380,14 @@ def _text_or_none(value: Any) -> str | None:
 
 def _present(**params: str | None) -> dict[str, str]:
     return {name: value for name, value in params.items() if value is not None}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
 
 
 def _environment(name: str) -> str | None:

@@ -20,6 +20,7 @@ from monitor.sources.payload_fields import required_text
 
 log = logging.getLogger(__name__)
 
+HOUR = timedelta(hours=1)
 UNDETERMINED_LANGS = {"und", "zxx", "qme", "qht", "qam", "qct", "qst"}  # X's tags for "no language"
 
 
@@ -168,27 +169,47 @@ def _lang(tweet: Mapping[str, Any]) -> str | None:
     return None if lang is None or lang in UNDETERMINED_LANGS else lang
 
 
-def normalize_counts(payload: Mapping[str, Any]) -> list[tuple[datetime, int]]:
-    """A counts response → (hour start, posts) for every hour it covers; a missing hour means zero posts."""
+def normalize_counts(
+    payload: Mapping[str, Any], start: datetime | None = None, end: datetime | None = None
+) -> list[tuple[datetime, int]]:
+    """A counts response → (hour start, posts) for every hour from `start` to `end`, zeros included.
+
+    X lists only the hours that have posts, so a missing hour means zero. Without `start`/`end` the
+    hours run from the first to the last listed one; a listed hour outside them is kept as well.
+    """
+    found = listed_hours(payload)
+    first = min([*found, *([hour_start(start)] if start else [])], default=None)
+    last = max([*found, *([hour_ceiling(end) - HOUR] if end else [])], default=None)
+    if first is None or last is None:
+        return []
+    return [(moment, found.get(moment, 0)) for moment in _hours(first, last + HOUR)]
+
+
+def listed_hours(payload: Mapping[str, Any]) -> dict[datetime, int]:
+    """The hours a counts response lists, by their start (on the clock hour), and their posts."""
     found: dict[datetime, int] = {}
-    ends: list[datetime] = []
     data = payload.get("data")
     for bucket in data if isinstance(data, list) else []:
         try:
-            start = parse_timestamp(str(bucket["start"]))
-            ends.append(parse_timestamp(str(bucket["end"])))
-            found[start] = int(bucket["tweet_count"])
+            found[hour_start(parse_timestamp(str(bucket["start"])))] = int(bucket["tweet_count"])
         except (KeyError, TypeError, ValueError):
             log.warning("skipped a malformed count bucket: %.200r", bucket)
-    if not found:
-        return []
-    return _every_hour(found, min(found), max(ends))
+    return found
 
 
-def _every_hour(found: Mapping[datetime, int], first: datetime, end: datetime) -> list[tuple[datetime, int]]:
-    buckets = []
+def hour_start(moment: datetime) -> datetime:
+    """The start of the clock hour `moment` falls in."""
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceiling(moment: datetime) -> datetime:
+    """`moment` if it is on the hour, else the start of the next hour."""
+    start = hour_start(moment)
+    return start if start == moment else start + HOUR
+
+
+def _hours(first: datetime, end: datetime) -> Iterator[datetime]:
     moment = first
     while moment < end:
-        buckets.append((moment, found.get(moment, 0)))
-        moment += timedelta(hours=1)
-    return buckets
+        yield moment
+        moment += HOUR
