@@ -129,7 +129,7 @@ class Coverage:
     not_scored_language: int = 0  # posts in languages outside scoring.languages
     not_scored_other: int = 0  # posts skipped for another reason (e.g. bots) or not scored yet
     per_source: dict[str, int] = field(default_factory=dict)
-    counted: int | None = None  # posts counted by a counts endpoint over the same span, when known
+    counted: int | None = None  # posts a counts endpoint counted in the hours from first_post to last_post, if known
     first_post: datetime | None = None
     last_post: datetime | None = None
     simulated: bool = False
@@ -710,9 +710,21 @@ def coverage(frame: pd.DataFrame, counts: pd.DataFrame | None, simulated: bool, 
     found.not_scored_other = found.posts - found.scored - found.not_scored_language
     if not frame.empty:
         found.first_post, found.last_post = _utc(frame["created_at"].min()), _utc(frame["created_at"].max())
-    if counts is not None and not counts.empty:
-        found.counted = int(counts["count"].sum())
+    found.counted = _counted_between(counts, found.first_post, found.last_post)
     return found
+
+
+def _counted_between(counts: pd.DataFrame | None, first: datetime | None, last: datetime | None) -> int | None:
+    """Posts the counts endpoint counted in the hours from `first`'s to `last`'s (the span of the posts read).
+
+    Counts stored for hours outside that span (the rest of X's 7 days, a longer window) are left out,
+    so posts read and posts counted compare like with like; None without posts or without a counted hour there.
+    """
+    if counts is None or counts.empty or first is None or last is None:
+        return None
+    starts = pd.to_datetime(counts["bucket_start"], utc=True)
+    inside = (starts >= pd.Timestamp(first).floor("h")) & (starts <= pd.Timestamp(last).floor("h"))
+    return int(counts.loc[inside.to_numpy(), "count"].sum()) if inside.any() else None
 
 
 def totals(
@@ -1264,8 +1276,7 @@ class AnalysisAccumulator:
         found.not_scored_other = found.posts - found.scored - found.not_scored_language
         if self.first is not None and self.last is not None:
             found.first_post, found.last_post = _utc(self.first), _utc(self.last)
-        if counts is not None and not counts.empty:
-            found.counted = int(counts["count"].sum())
+        found.counted = _counted_between(counts, found.first_post, found.last_post)
         return found
 
 

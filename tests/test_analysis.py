@@ -320,6 +320,15 @@ def test_coverage_counts_what_was_not_scored_and_why() -> None:
     ]
 
 
+def test_coverage_counted_covers_only_the_hours_of_the_posts_read() -> None:
+    rows = [post(hour(18, 1, 40), 0.2, n=1), post(hour(18, 4, 59), 0.1, n=2)]  # posts span 01:40–04:59
+    counted = {hour(17, 23): 900, hour(18, 1): 50, hour(18, 2): 0, hour(18, 3): 0, hour(18, 4): 7, hour(18, 5): 800}
+    counts = pd.DataFrame({"source": "x", "bucket_start": list(counted), "count": list(counted.values())})
+    assert run(rows, counts=counts).coverage.counted == 50 + 0 + 0 + 7  # the hours 01:00 to 04:00
+    assert run(rows, counts=counts[counts["count"] > 100]).coverage.counted is None  # no counted hour in the span
+    assert run([], counts=counts).coverage.counted is None  # no posts, no span
+
+
 @pytest.mark.parametrize(
     "rows",
     [
