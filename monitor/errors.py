@@ -30,6 +30,13 @@ class SourceError(MonitorError):
     """A source failed for this run (API refused, gave up after retries)."""
 
 
+class UsageCapError(SourceError):
+    """The platform's usage cap is reached: no request to it can succeed until the cap resets.
+
+    The collect run stops using that source for its remaining events instead of failing each one again.
+    """
+
+
 class StoreError(MonitorError):
     """The database cannot be opened or written."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.config import Config, EventConfig, load_config
-from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageError
+from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageCapError, UsageError
 from monitor.posts import Post
 from monitor.sources.archive import Reject
 from monitor.sources.base import Page, Source
@@ -273,6 +273,7 @@ class SourceOutcome:
     cost_usd: float = 0.0  # estimated price of this run
     message: str = ""  # why it failed or was skipped, or how it stopped
     run_id: int | None = None  # its row in the run log, kept current page by page
+    usage_capped: bool = False  # the platform answered with its usage cap: the run asks it nothing more
 
 
 @dataclass
@@ -307,7 +308,10 @@ def collect(
                 break
             if name not in opened:
                 opened[name] = _open_source(ws.config, name)
-            result.outcomes.append(_collect_one(ws, event, opened[name], name, counts, stop))
+            outcome = _collect_one(ws, event, opened[name], name, counts, stop)
+            result.outcomes.append(outcome)
+            if outcome.usage_capped:
+                opened[name] = _retire_capped(opened[name], name)
     finally:
         for source in opened.values():
             if isinstance(source, Source):
@@ -363,12 +367,22 @@ def _collect_one(
         outcome.status, outcome.message = "skipped", str(error)
     except MonitorError as error:
         outcome.status, outcome.message = "failed", f"{error}; the cursor stays at the last stored page"
+        outcome.usage_capped = isinstance(error, UsageCapError)
         log.error("collect %s from %s failed: %s", event.name, name, error)
     except BaseException as error:
         ws.store.finish_run(run_id, "failed", outcome.read, outcome.new, outcome.cost_usd, _run_message(error))
         raise
     ws.store.finish_run(run_id, outcome.status, outcome.read, outcome.new, outcome.cost_usd, outcome.message or None)
     return outcome
+
+
+def _retire_capped(source: Source | MonitorError, name: str) -> MonitorError:
+    """Close a source whose usage cap is reached; its remaining outcomes this run are skipped with this reason."""
+    if isinstance(source, Source):
+        source.close()
+    return UsageCapError(
+        f"{name} source skipped: its usage cap was reached earlier in this run; the next run tries again"
+    )
 
 
 def _run_message(error: BaseException) -> str:

@@ -303,6 +303,20 @@ def test_usage_cap_stops_with_one_clear_line_and_no_retry(api: FakeXApi, make_ws
     assert len(api.search_requests()) == 1
 
 
+@pytest.mark.parametrize("counts", [False, True])
+def test_usage_cap_skips_x_for_the_rest_of_the_run(
+    api: FakeXApi, make_ws: Callable[..., Workspace], counts: bool
+) -> None:
+    api.add_tweets(make_tweets(10))
+    api.fail(Fault.usage_cap(), times=5)
+    first, second = collect(make_ws(), counts=counts).outcomes
+    assert (first.event, first.status) == (EVENT, "failed")
+    assert first.message.startswith("X usage cap reached (UsageCapExceeded)")
+    assert (second.event, second.status) == (OTHER, "skipped")
+    assert second.message == "x source skipped: its usage cap was reached earlier in this run; the next run tries again"
+    assert len(api.served) == 1  # the second event asked X nothing
+
+
 def run_cli(config: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
 

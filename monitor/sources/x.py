@@ -20,7 +20,7 @@ import tweepy
 from requests.adapters import HTTPAdapter
 
 from monitor.config import Config, EventConfig, XSourceConfig, to_aware
-from monitor.errors import NotConfiguredError, SourceError
+from monitor.errors import NotConfiguredError, SourceError, UsageCapError
 from monitor.posts import parse_timestamp
 from monitor.sources.base import CountsPage, Page, Source
 from monitor.sources.redaction import redact_in_logs
@@ -266,8 +266,8 @@ class XSource(Source):
         """tweepy's exceptions → SourceError with one line that names the variable, never the token."""
         try:
             yield
-        except tweepy.errors.TooManyRequests:
-            raise SourceError(
+        except tweepy.errors.TooManyRequests:  # a rate limit is waited out by then: only the usage cap is left
+            raise UsageCapError(
                 "X usage cap reached (UsageCapExceeded): no more posts can be read until the cap resets; stopping"
             ) from None
         except (tweepy.errors.Unauthorized, tweepy.errors.Forbidden) as error:
