@@ -3,6 +3,8 @@
 Cursor kinds stored per event: `since_id` (newest post of the last finished run), and while a run of
 pages is in progress `next_token` plus `pending_since_id` (the first page's newest id), so a run that
 is killed resumes with the same since_id and token, and only a finished run moves since_id forward.
+Counts on the full archive keep `counts_next_token` plus `counts_filled_from` (the oldest hour stored
+so far) while their pages are in progress.
 """
 
 from __future__ import annotations
