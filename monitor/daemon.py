@@ -88,9 +88,10 @@ def _mail_summary(results: list[Any]) -> str:
 
 
 def report_job(ws: Workspace, stop: threading.Event) -> JobOutcome:
-    """Write every event's dashboard folder."""
+    """Write every event's dashboard folder; the summary says how many posts each report covers."""
     written = report(ws)
-    return JobOutcome("ok", "; ".join(str(result.folder) for result in written) or "no events")
+    parts = [f"{result.event} {result.posts} posts, {result.scored} scored → {result.folder}" for result in written]
+    return JobOutcome("ok", "; ".join(parts) or "no events")
 
 
 def collect_outcome(result: CollectResult) -> JobOutcome:

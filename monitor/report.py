@@ -29,6 +29,8 @@ class ReportResult:
     event: str
     folder: Path
     files: list[Path]
+    posts: int = 0  # posts the report covers
+    scored: int = 0  # of which scored by the current scorer
 
     @property
     def index(self) -> Path:
@@ -52,7 +54,9 @@ def write_report(analysis: Analysis, every_event: list[Analysis], out_dir: Path)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     names = [*(chart.name for chart in charts), "index.html", "summary.json"]
-    return ReportResult(event=analysis.event, folder=target, files=[target / name for name in names])
+    files = [target / name for name in names]
+    coverage = analysis.coverage
+    return ReportResult(analysis.event, target, files, posts=coverage.posts, scored=coverage.scored)
 
 
 def swap_folder(fresh: Path, target: Path) -> None:

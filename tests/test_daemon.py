@@ -160,6 +160,7 @@ def test_collects_on_schedule_then_stops_cleanly_on_sigterm(
     assert sorted(stored_ids(store)) == tweet_ids(api)
     log = daemon.text()
     assert "job collect ok in" in log and "read 250, new 250" in log and "read 30, new 30" in log
+    assert "job report ok in" in log and f"{EVENT} 280 posts, 280 scored → {summary.parent}" in log
     assert "SIGTERM received" in log and "daemon stopped" in log
     assert "Running job" not in log  # at INFO, our one line per job run, not the scheduler's two
     assert TOKEN not in log and "Traceback" not in log
