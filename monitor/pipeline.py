@@ -813,7 +813,7 @@ def send_digest(
         period,
         sender=ws.config.email.sender,
         recipients=ws.config.email.recipients,
-        timeline_png=_timeline_png(ws, analysis.event),
+        timeline_png=_timeline_png(ws, analysis),
         dashboard_link=_dashboard_link(ws, analysis.event),
         spend=_month_spend(ws, analysis, now),
         now=now,
@@ -848,10 +848,14 @@ def _ca_file(ws: Workspace) -> Path | None:
     return ws.config.resolve_path(ca_file) if ca_file else None
 
 
-def _timeline_png(ws: Workspace, event_name: str) -> bytes | None:
-    """The timeline chart the last report wrote, if any."""
-    path = ws.config.out_dir() / event_name / "timeline.png"
-    return path.read_bytes() if path.is_file() else None
+def _timeline_png(ws: Workspace, analysis: Analysis) -> bytes:
+    """The timeline chart the last report wrote; drawn from the analysis in hand (and kept there) if none has."""
+    from monitor.plots import write_timeline
+
+    path = ws.config.out_dir() / analysis.event / "timeline.png"
+    if not path.is_file():
+        write_timeline(analysis, path)
+    return path.read_bytes()
 
 
 def _dashboard_link(ws: Workspace, event_name: str) -> str:
@@ -903,7 +907,7 @@ def send_alerts(ws: Workspace, analysis: Analysis, dry_run: bool = False, now: d
         plan.send,
         sender=ws.config.email.sender,
         recipients=ws.config.email.recipients,
-        timeline_png=_timeline_png(ws, analysis.event),
+        timeline_png=_timeline_png(ws, analysis),
         dashboard_link=_dashboard_link(ws, analysis.event),
         now=now,
     )

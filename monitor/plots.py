@@ -56,12 +56,19 @@ def write_charts(analysis: Analysis, every_event: Sequence[Analysis], out_dir: P
         "shift.png": lambda: shift_figure(analysis),
         "drivers.png": lambda: drivers_figure(analysis),
     }
-    paths = []
-    for name, draw in drawers.items():
-        with chart_style():
-            save_png(draw(), out_dir / name)
-        paths.append(out_dir / name)
-    return paths
+    return [write_chart(draw, out_dir / name) for name, draw in drawers.items()]
+
+
+def write_chart(draw: Callable[[], Figure], path: Path) -> Path:
+    """Draw one figure in the house style and save it (atomically) as path."""
+    with chart_style():
+        save_png(draw(), path)
+    return path
+
+
+def write_timeline(analysis: Analysis, path: Path) -> Path:
+    """timeline.png alone, for an email sent before any report drew it."""
+    return write_chart(lambda: timeline_figure(analysis), path)
 
 
 @contextmanager

@@ -68,12 +68,14 @@ def workspace_for(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
     """Open a workspace whose config has the given `email:` section (and other overrides)."""
     opened: list[Workspace] = []
 
-    def open_with(email_settings: dict[str, Any], **overrides: Any) -> Workspace:
+    def open_with(email_settings: dict[str, Any], reported: bool = True, **overrides: Any) -> Workspace:
+        """reported: a report has already written the timeline chart (a tiny stand-in)."""
         document = {**BASE_CONFIG, "database": database_url(tmp_path), "email": email_settings, **overrides}
         ws = open_workspace(config=parse_config(document, tmp_path))
-        chart = ws.config.out_dir() / EVENT / "timeline.png"
-        chart.parent.mkdir(parents=True, exist_ok=True)
-        chart.write_bytes(tiny_png())
+        if reported:
+            chart = ws.config.out_dir() / EVENT / "timeline.png"
+            chart.parent.mkdir(parents=True, exist_ok=True)
+            chart.write_bytes(tiny_png())
         opened.append(ws)
         return ws
 
@@ -343,6 +345,19 @@ def test_an_alert_goes_out_once_per_spike_and_respects_the_cooldown(smtp_server:
     third = spike(later - timedelta(hours=1))
     assert send_alerts(ws, with_spikes(first, second, third), now=later).status == "sent"
     assert len(smtp_server.envelopes) == 2
+
+
+def test_an_alert_before_any_report_carries_the_timeline_drawn_from_its_analysis(
+    smtp_server: Any, workspace_for: Callable[..., Workspace]
+) -> None:
+    ws = workspace_for(smtp_server.email_settings(), reported=False)
+    now = datetime.now(UTC)
+    assert send_alerts(ws, with_spikes(spike(now - timedelta(hours=2))), now=now).status == "sent"
+    alert = parts(smtp_server.messages[0])
+    [image] = alert["images"]
+    assert image.get_content_type() == "image/png"
+    assert struct.unpack(">II", image.get_content()[16:24]) == (1600, 900)  # IHDR: the report's chart size
+    assert f'src="cid:{image["Content-ID"].strip("<>")}"' in alert["html"]
 
 
 def test_small_and_old_spikes_are_not_alerted(smtp_server: Any, workspace_for: Callable[..., Workspace]) -> None:

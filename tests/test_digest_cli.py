@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -98,3 +99,25 @@ def test_dry_run_prints_the_eml_path(scored_config: Path, smtp_server: Any, tmp_
     path = tmp_path / "dashboards" / EVENT / "digest-2012-12-17.eml"
     assert f"→ {path}" in result.output and path.is_file()
     assert smtp_server.envelopes == []
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's signature and IHDR chunk."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_a_digest_before_any_report_carries_the_timeline_drawn_from_its_analysis(
+    scored_config: Path, smtp_server: Any, tmp_path: Path
+) -> None:
+    chart = tmp_path / "dashboards" / EVENT / "timeline.png"
+    assert not chart.exists()  # imported and scored, never reported
+    assert digest_command(scored_config).exit_code == 0
+    [message] = smtp_server.messages
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    [image] = [part for part in message.walk() if part.get_content_type() == "image/png"]
+    assert png_size(image.get_content()) == (1600, 900)
+    assert f'src="cid:{image["Content-ID"].strip("<>")}"' in html_part.get_content()
+    assert chart.read_bytes() == image.get_content()  # kept where the report puts it, for the next email
