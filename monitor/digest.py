@@ -15,6 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +30,10 @@ NO_RECIPIENTS = "undisclosed-recipients:;"  # RFC 5322 empty group: a dry run wi
 TOP_POSTS_SHOWN = 5
 DRIVERS_SHOWN = 6
 POST_TEXT_LIMIT = 400
+TIMELINE_DAYS = 7  # days in a digest's text timeline: the period and the days before it (two periods for a week)
+ALERT_TIMELINE_BINS = 12  # bins in an alert's text timeline, ending with the last bin of its spikes
+ALERT_BINS_BEFORE = 6  # bins before the first spike shown, so the text shows what the spike rose from
+BAR_WIDTH = 24
 
 
 # ---- periods and their numbers -------------------------------------------------------------
@@ -163,6 +168,11 @@ def points_change(now: float | None, before: float | None) -> str:
     return "–" if now is None or before is None else signed((now - before) * 100, 0) + " pts"
 
 
+def day_label(midnight: datetime) -> str:
+    """'Mon 17 Dec' (the day in midnight's own zone)."""
+    return f"{midnight:%a} {midnight.day} {midnight:%b}"
+
+
 def when(moment: datetime, tz: ZoneInfo) -> str:
     local = moment.astimezone(tz)
     return f"{local:%a} {local.day} {local:%b %H:%M}"
@@ -178,6 +188,88 @@ def describe_spike(spike: Spike, tz: ZoneInfo, bin_name: str = "hour") -> str:
         return f"Volume spike {span}: {peak} ({size}, {z})"
     peak = f"mean sentiment {signed(spike.peak_value)} at {when(spike.peak, tz)}"
     return f"Sentiment dip {span}: {peak} ({signed(spike.size)} vs the baseline, {z})"
+
+
+# ---- the timeline in words ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One day or bin of the timeline chart as text: the plain-text email's stand-in for the image."""
+
+    label: str
+    posts: str
+    tone: str
+    negative: str
+    in_focus: bool  # a day of the digest's period, or a bin inside an alerted spike
+    bar: str  # posts as a bar of '#', scaled to the busiest row
+    notes: str  # the milestones that fall in it
+
+    @property
+    def tail(self) -> str:
+        """The bar, then the notes: the last column, without trailing spaces."""
+        return f"{self.bar:<{BAR_WIDTH}}  {self.notes}".rstrip()
+
+
+Window = tuple[datetime, datetime]
+
+
+def timeline_rows(
+    analysis: Analysis, windows: Sequence[Window], focus: Window, labels: Sequence[str]
+) -> list[TimelineRow]:
+    """Posts, mean tone and negative share per window, those inside focus marked, milestones named."""
+    stats = [window_stats(analysis.bins, start, end) for start, end in windows]
+    busiest = max((window.posts for window in stats), default=0)
+    return [
+        TimelineRow(
+            label=label,
+            posts=thousands(window.posts),
+            tone=signed(window.mean_compound),
+            negative=percent(window.negative_share),
+            in_focus=focus[0] <= start and end <= focus[1],
+            bar=_bar(window.posts, busiest),
+            notes=", ".join(name for name, moment in analysis.milestones.items() if start <= moment < end),
+        )
+        for (start, end), window, label in zip(windows, stats, labels, strict=True)
+    ]
+
+
+def _bar(posts: int, busiest: int) -> str:
+    """At least one mark for any post, so a quiet day never looks like a silent one."""
+    if not busiest or not posts:
+        return ""
+    return "#" * max(1, round(posts / busiest * BAR_WIDTH))
+
+
+def day_windows(end: datetime, days: int) -> list[Window]:
+    """The `days` whole days before end (a midnight), each from midnight to midnight in end's zone."""
+    first = end.date() - timedelta(days=days)
+    midnights = [datetime.combine(first + timedelta(days=n), time(0), tzinfo=end.tzinfo) for n in range(days + 1)]
+    return list(pairwise(midnights))
+
+
+def period_timeline(analysis: Analysis, period: Period) -> list[TimelineRow]:
+    """Day by day: the period and the days before it (at least a week; a weekly digest shows the week before too)."""
+    windows = day_windows(period.end, max(TIMELINE_DAYS, 2 * period.days))
+    labels = [day_label(start) for start, _end in windows]
+    return timeline_rows(analysis, windows, (period.start, period.end), labels)
+
+
+def spike_timeline(analysis: Analysis, spikes: Sequence[Spike]) -> list[TimelineRow]:
+    """Bin by bin, from a few bins before the first spike to the end of the last one (at most ALERT_TIMELINE_BINS)."""
+    tz = ZoneInfo(analysis.timezone)
+    hourly = analysis.bin == "hour"
+    step = timedelta(hours=1) if hourly else timedelta(days=1)
+    # hours step in UTC (a DST change skips or repeats a local hour); days step from local midnight to midnight
+    anchor = UTC if hourly else tz
+    first = min(spike.start for spike in spikes).astimezone(anchor)
+    last = max(spike.end for spike in spikes).astimezone(anchor)
+    count = min(ALERT_TIMELINE_BINS, round((last - first) / step) + 1 + ALERT_BINS_BEFORE)
+    starts = [last - step * n for n in range(count - 1, -1, -1)]
+    windows = [(start, start + step) for start in starts]
+    labels = [when(start, tz) if hourly else day_label(start) for start in starts]
+    focus = (first, last + step)
+    return timeline_rows(analysis, windows, focus, labels)
 
 
 # ---- what a digest says ------------------------------------------------------------------------
@@ -238,6 +330,7 @@ class DigestView:
     simulated: bool
     chart_cid: str | None = None
     drivers: list[str] = field(default_factory=list)
+    timeline: list[TimelineRow] = field(default_factory=list)
 
 
 def comparison_rows(current: WindowStats, previous: WindowStats, baseline: WindowStats) -> list[TableRow]:
@@ -385,6 +478,7 @@ def digest_view(
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
         simulated=analysis.coverage.simulated,
         drivers=_driver_terms(analysis),
+        timeline=period_timeline(analysis, period),
     )
 
 
@@ -461,6 +555,8 @@ class AlertView:
     simulated: bool
     timezone: str
     chart_cid: str | None = None
+    bin: str = "hour"  # the timeline's step: "hour" or "day"
+    timeline: list[TimelineRow] = field(default_factory=list)
 
 
 def build_alert(
@@ -483,6 +579,8 @@ def build_alert(
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
         simulated=analysis.coverage.simulated,
         timezone=analysis.timezone,
+        bin=analysis.bin,
+        timeline=spike_timeline(analysis, spikes),
     )
     chart_cid = make_msgid("timeline", _domain(sender)) if timeline_png else None
     view.chart_cid = chart_cid[1:-1] if chart_cid else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -358,6 +359,21 @@ def test_an_alert_before_any_report_carries_the_timeline_drawn_from_its_analysis
     assert image.get_content_type() == "image/png"
     assert struct.unpack(">II", image.get_content()[16:24]) == (1600, 900)  # IHDR: the report's chart size
     assert f'src="cid:{image["Content-ID"].strip("<>")}"' in alert["html"]
+
+
+def test_alert_text_shows_the_hours_before_and_during_the_spike(smtp_server: Any, workspace_for: Callable[..., Workspace]) -> None:  # fmt: skip
+    ws = workspace_for(smtp_server.email_settings())
+    started = datetime(2012, 12, 17, 14, tzinfo=UTC)
+    analysis = with_spikes(spike(started))  # 14:00 to 16:00
+    assert send_alerts(ws, analysis, now=started + timedelta(hours=3)).status == "sent"
+    text = parts(smtp_server.messages[0])["text"]
+    assert "Hour by hour (the timeline chart is in the HTML version):" in text
+    hours = re.findall(r"^([ *]) Mon 17 Dec (\d\d):00 +([\d\u202f]+) ", text, re.MULTILINE)
+    assert [hour for _mark, hour, _posts in hours] == [f"{h:02d}" for h in range(8, 17)]  # six before, three inside
+    assert [hour for mark, hour, _posts in hours if mark == "*"] == ["14", "15", "16"]
+    volume = analysis.bins["volume"]
+    for _mark, hour, posts in hours:
+        assert int(posts.replace("\u202f", "")) == int(volume[pd.Timestamp(f"2012-12-17 {hour}:00", tz="UTC")])
 
 
 def test_small_and_old_spikes_are_not_alerted(smtp_server: Any, workspace_for: Callable[..., Workspace]) -> None:

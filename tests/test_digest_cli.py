@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -121,3 +122,17 @@ def test_a_digest_before_any_report_carries_the_timeline_drawn_from_its_analysis
     assert png_size(image.get_content()) == (1600, 900)
     assert f'src="cid:{image["Content-ID"].strip("<>")}"' in html_part.get_content()
     assert chart.read_bytes() == image.get_content()  # kept where the report puts it, for the next email
+
+
+def test_the_text_part_shows_the_timeline_day_by_day(scored_config: Path, smtp_server: Any) -> None:
+    assert digest_command(scored_config).exit_code == 0
+    received = smtp_server.messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    text = received.replace("\r\n", "\n")
+    assert "Day by day (the timeline chart is in the HTML version):" in text
+    days = re.findall(r"^[ *] \w{3} \d+ Dec .*$", text, re.MULTILINE)
+    assert len(days) == 7  # the digest's day and the six before it
+    # six calm posts a day, none negative, the tone positive; one mark for a quiet day (6 / 370 of the bar)
+    for day in ("Tue 11", "Wed 12", "Thu 13", "Fri 14", "Sat 15", "Sun 16"):
+        assert re.search(rf"^  {day} Dec +6 +\+0\.\d\d +0\u00a0% +#$", text, re.MULTILINE), day
+    # the storm day: 8 hours of 40 angry posts and 5 of 10, all negative, the full bar, the milestone named
+    assert re.search(r"^\* Mon 17 Dec +370 +−0\.\d\d +100\u00a0% +#{24}  announced$", text, re.MULTILINE)
