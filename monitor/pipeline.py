@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.config import Config, EventConfig, load_config
 from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageCapError, UsageError
@@ -60,7 +60,7 @@ REJECTS_SHOWN = 20
 
 @dataclass
 class ImportResult:
-    """What `import` did with one archive."""
+    """What `import` did with one archive: counts, the first rejects to show, and where all of them went."""
 
     path: Path
     event: str
@@ -68,12 +68,9 @@ class ImportResult:
     read: int = 0
     new: int = 0
     duplicate: int = 0
-    rejects: list[Reject] = field(default_factory=list)
+    rejected: int = 0
+    rejects: list[Reject] = field(default_factory=list)  # the first REJECTS_SHOWN only; all are in rejects_file
     rejects_file: Path | None = None
-
-    @property
-    def rejected(self) -> int:
-        return len(self.rejects)
 
 
 def import_archive(
@@ -85,7 +82,7 @@ def import_archive(
     source: str | None = None,
     on_bytes: ProgressCallback | None = None,
 ) -> ImportResult:
-    """Stream an archive into the store in batches; rejected records are kept with their line numbers."""
+    """Stream an archive into the store in batches; rejected records go to <archive>.rejects.csv as they come."""
     from monitor.sources import archive
 
     event = ws.config.event(event_name)
@@ -94,28 +91,40 @@ def import_archive(
     result = ImportResult(path=path, event=event.name, source=source)
     run_id = ws.store.start_run("import", event.name, source)
     records = archive.read_archive(path, fmt, source, mapping or {}, ws.config.tz, on_bytes)
+    rejects = _RejectsFile(path)
     try:
-        _store_records(ws, records, result)
+        _store_records(ws, records, result, rejects)
     except BaseException as error:
         ws.store.finish_run(run_id, "failed", result.read, result.new, message=str(error)[:500])
         raise
-    result.rejects_file = _write_rejects(path, result.rejects)
-    status = "partial" if result.rejects else "ok"
+    finally:
+        result.rejects_file = rejects.close()
+    status = "partial" if result.rejected else "ok"
     ws.store.finish_run(run_id, status, result.read, result.new, message=f"{result.rejected} rejected")
     return result
 
 
-def _store_records(ws: Workspace, records: Iterable[Post | Reject], result: ImportResult) -> None:
+def _store_records(
+    ws: Workspace, records: Iterable[Post | Reject], result: ImportResult, rejects: _RejectsFile
+) -> None:
     batch: list[Post] = []
     for record in records:
         if isinstance(record, Reject):
-            result.rejects.append(record)
+            _note_reject(record, result, rejects)
             continue
         result.read += 1
         batch.append(record)
         if len(batch) >= IMPORT_BATCH:
             _flush(ws, batch, result)
+            rejects.flush()
     _flush(ws, batch, result)
+
+
+def _note_reject(reject: Reject, result: ImportResult, rejects: _RejectsFile) -> None:
+    result.rejected += 1
+    if len(result.rejects) < REJECTS_SHOWN:
+        result.rejects.append(reject)
+    rejects.write(reject)
 
 
 def _flush(ws: Workspace, batch: list[Post], result: ImportResult) -> None:
@@ -126,20 +135,48 @@ def _flush(ws: Workspace, batch: list[Post], result: ImportResult) -> None:
         batch.clear()
 
 
-def _write_rejects(path: Path, rejects: list[Reject]) -> Path | None:
-    """All rejected lines to <archive>.rejects.csv beside the archive (or in the cwd if that is read-only)."""
-    if not rejects:
-        return None
-    for target in (path.with_name(path.name + ".rejects.csv"), Path.cwd() / (path.name + ".rejects.csv")):
-        try:
-            with target.open("w", encoding="utf-8", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["line", "reason"])
-                writer.writerows((reject.line, reject.reason) for reject in rejects)
-            return target
-        except OSError:
-            continue
-    return None
+class _RejectsFile:
+    """<archive>.rejects.csv beside the archive (or in the cwd if that is read-only), written as rejects come.
+
+    Opened on the first reject, so a clean import leaves no file; flushed with every stored batch,
+    so an import killed half-way leaves the rejects of the batches it stored.
+    """
+
+    def __init__(self, archive: Path) -> None:
+        name = archive.name + ".rejects.csv"
+        self._targets = [archive.with_name(name), Path.cwd() / name]
+        self._handle: TextIO | None = None
+        self._writer: Any = None
+        self.path: Path | None = None
+
+    def write(self, reject: Reject) -> None:
+        if self._handle is None and self._targets:
+            self._open()
+        if self._writer is not None:
+            self._writer.writerow((reject.line, reject.reason))
+
+    def _open(self) -> None:
+        while self._targets:
+            target = self._targets.pop(0)
+            try:
+                self._handle = target.open("w", encoding="utf-8", newline="")
+            except OSError:
+                continue
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["line", "reason"])
+            self.path = target
+            return
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+
+    def close(self) -> Path | None:
+        """Close the file; its path, or None when nothing was rejected (or no place could be written)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        return self.path
 
 
 # ---- export -------------------------------------------------------------------------------

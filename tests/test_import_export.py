@@ -7,13 +7,17 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli import cli
-from monitor.pipeline import open_workspace
-from tests.workspaces import event_rows
+from monitor.config import Config
+from monitor.pipeline import import_archive, open_workspace
+from monitor.store import AddResult
+from tests.killed_store import KilledError, StoreKilledOnThirdPage
+from tests.workspaces import event_rows, workspace_on
 
 DATA = Path(__file__).parent / "data"
 EVENT = "instagram-tos-2012"
@@ -196,3 +200,63 @@ def test_missing_config_file_is_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "none.yaml"), "status"])
     assert result.exit_code == 2
     assert "none.yaml: cannot read the config file" in result.output
+
+
+def _every_third_row_bad(path: Path, rows: int, then_good: int = 0) -> list[int]:
+    """Write `rows` data rows, every third one with an unreadable date, then `then_good` good ones.
+
+    Return the bad rows' line numbers.
+    """
+    lines = ["id,created_at,text"]
+    for i in range(1, rows + then_good + 1):
+        stamp = "yesterday-ish" if i % 3 == 0 and i <= rows else f"2012-12-18T{i % 24:02d}:{i % 60:02d}:00Z"
+        lines.append(f"{i},{stamp},post number {i}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [i + 1 for i in range(3, rows + 1, 3)]  # line 1 is the header
+
+
+def _rejected_lines(path: Path) -> list[int]:
+    with path.open(encoding="utf-8") as handle:
+        return [int(row["line"]) for row in csv.DictReader(handle)]
+
+
+def test_five_thousand_bad_rows_all_in_the_rejects_file_twenty_in_memory(
+    write_config: Callable[..., Path], config: Config, tmp_path: Path
+) -> None:
+    archive = tmp_path / "storm.csv"
+    bad_lines = _every_third_row_bad(archive, 15_000)
+    assert len(bad_lines) == 5_000
+    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 3
+    assert "read 10000, new 10000, duplicate 0, rejected 5000" in result.output
+    assert "  line 4: created_at: " in result.output and "  line 61: created_at: " in result.output
+    assert "  line 64:" not in result.output  # the 21st reject is only counted
+    assert "… and 4980 more" in result.output
+    assert f"all rejected lines: {tmp_path / 'storm.csv.rejects.csv'}" in result.output
+    assert _rejected_lines(tmp_path / "storm.csv.rejects.csv") == bad_lines
+    again = import_archive(workspace_on(config), archive, EVENT)
+    assert (again.read, again.duplicate, again.rejected, len(again.rejects)) == (10_000, 10_000, 5_000, 20)
+    assert [reject.line for reject in again.rejects] == bad_lines[:20]
+
+
+class StoreKilledReadingRejects(StoreKilledOnThirdPage):
+    """Dies on the third batch, first noting what the rejects file holds on disk: what a SIGKILL would leave."""
+
+    rejects_file: Path
+    on_disk_at_kill = ""
+
+    def add_posts(self, event_name: str, posts: Any, cursors: Any = (), progress: Any = None) -> AddResult:
+        if type(self).calls == 2:
+            type(self).on_disk_at_kill = self.rejects_file.read_text(encoding="utf-8")
+        return super().add_posts(event_name, posts, cursors, progress)
+
+
+def test_a_killed_import_leaves_the_rejects_of_the_batches_it_stored(config: Config, tmp_path: Path) -> None:
+    archive = tmp_path / "storm.csv"
+    bad_lines = _every_third_row_bad(archive, 14_999, then_good=10)  # 4,999 bad rows, the last on line 14,998
+    StoreKilledReadingRejects.calls, StoreKilledReadingRejects.rejects_file = 0, tmp_path / "storm.csv.rejects.csv"
+    with pytest.raises(KilledError):  # the second batch of 5,000 good rows ends on data row 14,999
+        import_archive(workspace_on(config, StoreKilledReadingRejects), archive, EVENT)
+    on_disk = StoreKilledReadingRejects.on_disk_at_kill.splitlines()
+    assert on_disk[0] == "line,reason"
+    assert [int(row.split(",")[0]) for row in on_disk[1:]] == bad_lines
