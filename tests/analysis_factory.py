@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -158,7 +156,7 @@ def make_analysis(
         simulated=simulated,
     )
     shape = MilestoneShape("announced", ANNOUNCED + timedelta(hours=30), 30.0, 16.0, 70.0, 900.0, 0.18, 0.64)
-    return FactoryAnalysis(
+    return Analysis(
         event=event,
         title="Instagram terms of service change",
         platform="Instagram",
@@ -199,28 +197,3 @@ def make_analysis(
         coverage=coverage,
         generated_at=datetime(2013, 1, 23, 12, 0, tzinfo=UTC),
     )
-
-
-class FactoryAnalysis(Analysis):
-    """An Analysis whose summary() is a test stand-in until analysis.py implements the real one."""
-
-    def summary(self) -> dict[str, Any]:
-        coverage = asdict(self.coverage)
-        for key in ("first_post", "last_post"):
-            coverage[key] = iso_utc(coverage[key])
-        return {
-            "event": self.event,
-            "coverage": coverage,
-            "baseline": {"start": iso_utc(self.baseline_start), "end": iso_utc(self.baseline_end)},
-            "shifts": [asdict(shift) for shift in self.shifts],
-            "spikes": [
-                {**asdict(spike), "start": iso_utc(spike.start), "peak": iso_utc(spike.peak), "end": iso_utc(spike.end)}
-                for spike in self.spikes
-            ],
-            "drivers": [asdict(driver) for driver in self.drivers],
-            "aspects": [asdict(aspect) for aspect in self.aspects],
-        }
-
-
-def iso_utc(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -92,10 +92,59 @@ def test_page_shows_simulated_label_numbers_and_coverage(report_dir: Path) -> No
 
 def test_summary_json_holds_the_analysis_numbers(report_dir: Path) -> None:
     summary = json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
-    analysis = make_analysis()
-    assert summary == json.loads(json.dumps(analysis.summary()))
-    assert summary["spikes"][0]["start"] == "2012-12-17T14:00:00Z"
-    assert summary["coverage"]["simulated"] is True
+    assert {key: summary[key] for key in ("event", "platform", "timezone", "bin", "align_on", "generated_at")} == {
+        "event": "instagram-tos-2012",
+        "platform": "Instagram",
+        "timezone": "UTC",
+        "bin": "hour",
+        "align_on": "effective",
+        "generated_at": "2013-01-23T12:00:00Z",
+    }
+    assert summary["milestones"] == {
+        "announced": "2012-12-17T00:00:00Z",
+        "reversed": "2012-12-20T00:00:00Z",
+        "effective": "2013-01-16T00:00:00Z",
+    }
+    assert summary["baseline"] == {"start": "2012-12-10T00:00:00Z", "end": "2012-12-17T00:00:00Z"}
+    assert summary["bins"] == 44 * 24 + 1  # hourly, 2012-12-10 00:00 to 2013-01-23 00:00 inclusive
+    assert summary["latest_bin"]["start"] == "2013-01-23T00:00:00Z"
+    assert summary["latest_bin"]["counted"] is None  # NaN (no counts endpoint) is null, not invalid JSON
+    coverage = summary["coverage"]
+    assert coverage["per_source"] == {"simulated": coverage["posts"]}
+    assert coverage["scored"] + coverage["not_scored_language"] == coverage["posts"]
+    assert (coverage["first_post"], coverage["last_post"]) == ("2012-12-10T00:00:00Z", "2013-01-23T00:00:00Z")
+    assert (coverage["simulated"], coverage["counted"], coverage["languages_excluded"]) == (True, None, {})
+    assert len(summary["shifts"]) == 3 * (3 * 2 + 1)  # milestones x (windows x 2 metrics + volume over 24 h)
+    assert summary["shifts"][0] == {
+        "milestone": "announced", "window": "24h", "metric": "mean_compound", "baseline": 0.21, "after": -0.21,
+        "diff": -0.42, "ci_low": -0.47, "ci_high": -0.37, "p_value": 0.0001, "n_baseline": 410, "n_after": 2900,
+    }  # fmt: skip
+    assert summary["shifts"][6] == {
+        "milestone": "announced", "window": "24h", "metric": "volume", "baseline": 2.9, "after": 40.0,
+        "diff": 37.1, "ci_low": 30.2, "ci_high": 44.0, "p_value": None, "n_baseline": 168, "n_after": 24,
+    }  # fmt: skip
+    assert summary["spikes"][0] == {
+        "kind": "volume", "start": "2012-12-17T14:00:00Z", "peak": "2012-12-18T06:00:00Z",
+        "end": "2012-12-19T06:00:00Z", "peak_value": 71, "baseline_value": 3, "z": 24.5, "size": 23.7,
+        "key": "volume:2012-12-17T14:00:00+00:00",
+    }  # fmt: skip
+    assert [spike["kind"] for spike in summary["spikes"]] == ["volume", "dip", "volume"]
+    assert summary["shapes"] == [
+        {
+            "milestone": "announced", "peak_at": "2012-12-18T06:00:00Z", "hours_to_peak": 30.0,
+            "half_life_hours": 16.0, "volume_before_24h": 70.0, "volume_after_24h": 900.0,
+            "negative_share_before_24h": 0.18, "negative_share_after_24h": 0.64,
+        }
+    ]  # fmt: skip
+    assert [driver["term"] for driver in summary["drivers"][:3]] == ["sell", "photos", "#boycottinstagram"]
+    assert summary["drivers"][0] == {"term": "sell", "z": 14.2, "count_after": 820, "count_baseline": 3}
+    assert summary["aspects"][0] == {"aspect": "photos", "posts": 1900, "share": 0.48, "mean_compound": -0.41}
+    assert summary["top_posts"][0] == {
+        "created_at": "2012-12-17T20:00:00Z", "source": "simulated", "author": "user0",
+        "text": '<script>alert("x")</script> Instagram & <b>me</b>', "url": None, "compound": -0.8,
+        "engagement": 900,
+    }  # fmt: skip
+    assert summary["totals"] == {} and summary["baseline_fallback"] is False
 
 
 def test_rerunning_replaces_the_whole_folder(tmp_path: Path) -> None:
