@@ -396,10 +396,20 @@ def _first_error(error: ValidationError) -> str:
     location = format_location(tuple(detail["loc"]))
     message = detail["msg"].removeprefix("Value error, ")
     if detail["type"] == "extra_forbidden":
-        message = "unknown setting"
+        message = "unknown setting" + _secret_hint(location)
     elif detail["type"] == "missing":
         message = "is required"
     return f"{location}: {message}"
+
+
+def _secret_hint(location: str) -> str:
+    """For a secret written into the file (bearer_token: ...), where it belongs instead."""
+    if f"{location}_env" in {path for path, _, _ in settings_reference()}:
+        return (
+            "; secrets stay out of the file: put it in an environment variable and name that variable in "
+            f"{location}_env"
+        )
+    return ""
 
 
 def parse_config(data: Any, base_dir: Path = Path(".")) -> Config:

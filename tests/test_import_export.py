@@ -172,6 +172,9 @@ def test_export_round_trips_what_import_read(write_config: Callable[..., Path], 
     assert "new 0, duplicate 8" in back.output
 
 
+ONE_EVENT = "events:\n  - {name: e, platform: P, milestones: {announced: 2012-12-17}}\n"
+
+
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
@@ -184,6 +187,17 @@ def test_export_round_trips_what_import_read(write_config: Callable[..., Path], 
             "events:\n  - {name: e, platform: P, milestones: {announced: 2012-12-17}, sources: [friendster]}\n",
             "sources",
         ),
+        (f"databse: x.db\n{ONE_EVENT}", "databse: unknown setting"),
+        (
+            "events:\n  - {name: e, platform: P, milestones: {announced: 2012-12-20, effective: 2012-12-17}}\n",
+            "events[0].milestones.announced: must be the earliest milestone, but 'effective' is earlier",
+        ),
+        ("events:\n  - {platform: P, milestones: {announced: 2012-12-17}}\n", "events[0].name: is required"),
+        (
+            f"{ONE_EVENT}schedule: {{collect_every: 15 minutes}}\n",
+            "schedule.collect_every: '15 minutes' is not a duration such as 30s, 15m, 2h or 1d",
+        ),
+        (f"{ONE_EVENT}alerts: {{cooldown: 0m}}\n", "alerts.cooldown: '0m' must be longer than zero"),
     ],
 )
 def test_config_errors_exit_2_with_one_line(tmp_path: Path, document: str, expected: str) -> None:
@@ -194,6 +208,28 @@ def test_config_errors_exit_2_with_one_line(tmp_path: Path, document: str, expec
     assert expected in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("section", "setting"),
+    [
+        ("sources: {x: {bearer_token: AAAA-secret-value}}", "sources.x.bearer_token"),
+        ("sources: {mastodon: {access_token: AAAA-secret-value}}", "sources.mastodon.access_token"),
+        ("email: {password: AAAA-secret-value}", "email.password"),
+    ],
+)
+def test_a_secret_in_the_config_is_refused_pointing_to_its_env_setting(
+    tmp_path: Path, section: str, setting: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"{ONE_EVENT}{section}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {config}: {setting}: unknown setting; secrets stay out of the file: "
+        f"put it in an environment variable and name that variable in {setting}_env\n"
+    )
+    assert "AAAA-secret-value" not in result.output
 
 
 def test_missing_config_file_is_exit_2(tmp_path: Path) -> None:
