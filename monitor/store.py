@@ -40,6 +40,10 @@ from monitor.errors import StoreError
 from monitor.posts import Post
 
 SCHEMA_VERSION = 1
+# Upgrades of a database made by an older version: MIGRATIONS[n] takes it from version n - 1 to n, on the
+# connection of create_schema's transaction. New tables need no entry (create_all makes them); a new column
+# on an existing table does (an ALTER TABLE … ADD COLUMN), together with SCHEMA_VERSION raised to n.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 metadata = MetaData()
 
 meta_table = Table(
@@ -243,12 +247,16 @@ class Store:
                 time.sleep(0.2 * (attempt + 1))
         with self.engine.begin() as conn:
             version = {"key": "schema_version", "value": str(SCHEMA_VERSION)}
-            conn.execute(self._insert(meta_table), [version])
-            found = conn.execute(select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
+            conn.execute(self._insert(meta_table), [version])  # new database; on SQLite it locks out other upgraders
+            found = conn.execute(
+                select(meta_table.c.value).where(meta_table.c.key == "schema_version").with_for_update()
+            ).scalar()
             if found is not None and int(found) > SCHEMA_VERSION:
                 raise StoreError(
                     f"database schema version {found} is newer than this program's {SCHEMA_VERSION}; upgrade backlash"
                 )
+            if found is not None and int(found) < SCHEMA_VERSION:
+                _upgrade(conn, int(found))
 
     def schema_version(self) -> int:
         with self.engine.connect() as conn:
@@ -698,6 +706,14 @@ def _aware_row(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, datetime):
             row[key] = as_utc(value)
     return row
+
+
+def _upgrade(conn: Connection, found: int) -> None:
+    """Run the MIGRATIONS after version `found` in order, then stamp the database with SCHEMA_VERSION."""
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[version](conn)
+    stamp = meta_table.update().where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+    conn.execute(stamp)
 
 
 def open_store(url: str) -> Store:

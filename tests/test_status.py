@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from monitor.cli import cli
 from monitor.pipeline import open_workspace
+from monitor.store import SCHEMA_VERSION
 
 from .conftest import BASE_CONFIG
 
@@ -25,3 +26,17 @@ def test_status_shows_spend_against_budget_and_runs(write_config: Callable[..., 
     assert "X this month: 250 of 1000 posts read (25% of the budget), estimated $1.25" in result.output
     assert "collect instagram-tos-2012 x: ok" in result.output
     assert "read 250, new 240, $1.25" in result.output
+
+
+def test_a_database_from_a_newer_version_is_refused_in_one_line(write_config: Callable[..., Path]) -> None:
+    config = write_config()
+    ws = open_workspace(config)
+    with ws.store.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE meta SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'")
+    ws.close()
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"error: database schema version {SCHEMA_VERSION + 1} is newer than this program's {SCHEMA_VERSION}; "
+        "upgrade backlash\n"
+    )

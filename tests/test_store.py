@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from monitor.errors import StoreError
 from monitor.posts import Post
-from monitor.store import SCHEMA_VERSION, CursorUpdate, Store, open_store
+from monitor.store import MIGRATIONS, SCHEMA_VERSION, CursorUpdate, Store, open_store
 
 T0 = datetime(2012, 12, 18, 9, 0, tzinfo=UTC)
 
@@ -101,6 +102,40 @@ def test_schema_version_is_recorded_and_checked(store: Store) -> None:
     assert store.schema_version() == SCHEMA_VERSION
 
 
+def stamp(store: Store, version: int) -> None:
+    """Make the database look as if an older (or newer) version of the program had made it."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'")
+
+
+def test_every_schema_version_after_the_first_has_its_migration() -> None:
+    assert sorted(MIGRATIONS) == list(range(2, SCHEMA_VERSION + 1))
+
+
+def test_an_older_database_is_upgraded_once_on_opening(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    stamp(store, SCHEMA_VERSION - 1)
+    seen: list[int] = []  # the version each run of the migration found
+
+    def migrate(conn: Any) -> None:
+        seen.append(int(conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'schema_version'").scalar()))
+
+    monkeypatch.setitem(MIGRATIONS, SCHEMA_VERSION, migrate)
+    for _ in range(2):
+        opened = open_store(url)
+        assert opened.schema_version() == SCHEMA_VERSION
+        opened.close()
+    assert seen == [SCHEMA_VERSION - 1]
+
+
+def test_a_newer_database_is_refused_and_left_as_it_is(store: Store) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    stamp(store, SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match=f"database schema version {SCHEMA_VERSION + 1} is newer than this program's"):
+        open_store(url)
+    assert store.schema_version() == SCHEMA_VERSION + 1
+
+
 def test_sqlite_uses_wal_and_creates_parent_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "nested" / "folder" / "b.db"
     opened = open_store(f"sqlite:///{path}")
@@ -129,3 +164,28 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path) -> None:
     errors = [process.communicate()[1].decode() for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0, 0], errors
     assert open_store(url).schema_version() == SCHEMA_VERSION
+
+
+def test_processes_opening_an_older_database_at_once_upgrade_it_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = open_store(url)
+    stamp(old, SCHEMA_VERSION - 1)
+    with old.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE upgrades (pid INTEGER)")
+    old.close()
+    code = (
+        "import os; from monitor import store; "
+        "store.MIGRATIONS[store.SCHEMA_VERSION] = "
+        "lambda conn: conn.exec_driver_sql(f'INSERT INTO upgrades VALUES ({os.getpid()})'); "
+        f"store.open_store({url!r}).close()"
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [process.communicate()[1].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], errors
+    upgraded = open_store(url)
+    with upgraded.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM upgrades").scalar() == 1
+    assert upgraded.schema_version() == SCHEMA_VERSION
