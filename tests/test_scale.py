@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
@@ -29,6 +28,13 @@ from tests.analysis_compare import assert_same_analysis
 
 EVENT = "instagram-tos-2012"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def scale_extra() -> None:
+    """Skip a test that needs the [scale] extra (pyarrow, dask[distributed]) when it is not installed."""
+    for module in ("pyarrow", "dask.dataframe", "distributed"):
+        pytest.importorskip(module)
 
 
 def run(config: Path, *args: str) -> Result:
@@ -69,6 +75,7 @@ def _key(ws: Workspace) -> str:
 # ---- Parquet ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("scale_extra")
 def test_parquet_export_is_partitioned_by_event_and_day_and_imports_back(
     workspace_of: Callable[..., Workspace], write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -96,8 +103,10 @@ def test_parquet_export_is_partitioned_by_event_and_day_and_imports_back(
     assert copied == original
 
 
+@pytest.mark.usefixtures("scale_extra")
 def test_a_storm_day_is_written_as_several_files_that_dask_reads_as_several_partitions(tmp_path: Path) -> None:
     import dask.dataframe as dd
+    import pyarrow.parquet as pq
 
     from monitor import parquet
 
@@ -115,6 +124,7 @@ def test_a_storm_day_is_written_as_several_files_that_dask_reads_as_several_part
     assert sorted(frame.compute()["id"].astype(int)) == list(range(250))
 
 
+@pytest.mark.usefixtures("scale_extra")
 def test_parquet_file_import_maps_columns_and_rejects_bad_rows(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -140,6 +150,7 @@ def test_parquet_file_import_maps_columns_and_rejects_bad_rows(
     assert [(row["text"], row["likes"]) for row in rows] == [("Quit Instagram today", 3), ("Sell my photos? no", None)]
 
 
+@pytest.mark.usefixtures("scale_extra")
 def test_parquet_without_a_required_column_is_exit_2(write_config: Callable[..., Path], tmp_path: Path) -> None:
     import pandas as pd
 
@@ -152,6 +163,7 @@ def test_parquet_without_a_required_column_is_exit_2(write_config: Callable[...,
 # ---- Dask against the local path -------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("scale_extra")
 @pytest.mark.slow
 def test_dask_on_a_local_cluster_gives_the_local_scores_and_numbers(
     workspace_of: Callable[..., Workspace], tmp_path: Path
@@ -175,6 +187,7 @@ def test_dask_on_a_local_cluster_gives_the_local_scores_and_numbers(
     assert_same_analysis(found, expected)
 
 
+@pytest.mark.usefixtures("scale_extra")
 @pytest.mark.slow
 def test_report_with_the_dask_engine_writes_the_local_summary(
     write_config: Callable[..., Path], tmp_path: Path, workspace_of: Callable[..., Workspace]
@@ -197,6 +210,7 @@ def test_report_with_the_dask_engine_writes_the_local_summary(
     )
 
 
+@pytest.mark.usefixtures("scale_extra")
 @pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_line(write_config: Callable[..., Path]) -> None:
     result = run(write_config(), "report", "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9")
