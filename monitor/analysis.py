@@ -126,6 +126,7 @@ class Coverage:
     posts: int = 0
     scored: int = 0
     reposts: int = 0
+    quotes: int = 0  # posts quoting another post (their text is their own, unlike reposts)
     not_scored_language: int = 0  # posts in languages outside scoring.languages
     not_scored_other: int = 0  # posts skipped for another reason (e.g. bots) or not scored yet
     per_source: dict[str, int] = field(default_factory=dict)
@@ -215,7 +216,7 @@ _URL_OR_MENTION = re.compile(r"https?://\S+|www\.\S+|@\w+")
 
 POST_COLUMNS = {
     "source": "", "post_id": "", "text": "", "author": None, "lang": None, "likes": 0, "reposts": 0,
-    "replies": 0, "followers": 0, "url": None, "is_repost": False, "status": None, "compound": np.nan,
+    "replies": 0, "followers": 0, "url": None, "is_repost": False, "is_quote": False, "status": None, "compound": np.nan,
     "churn": False, "aspects": "",
 }  # fmt: skip
 
@@ -281,6 +282,7 @@ def prepare_posts(posts: pd.DataFrame, tz: str, bin_size: str = "hour") -> pd.Da
     frame["scored"] = (frame["status"] == "scored") & frame["compound"].notna()
     frame["churn"] = frame["churn"].fillna(False).astype(bool)
     frame["is_repost"] = frame["is_repost"].fillna(False).astype(bool)
+    frame["is_quote"] = frame["is_quote"].fillna(False).astype(bool)
     for name in ("likes", "reposts", "replies", "followers"):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").fillna(0).astype(float)
     frame["engagement"] = frame["likes"] + frame["reposts"] + frame["replies"]
@@ -702,6 +704,7 @@ def coverage(frame: pd.DataFrame, counts: pd.DataFrame | None, simulated: bool, 
         posts=len(frame),
         scored=int(frame["scored"].sum()),
         reposts=int(frame["is_repost"].sum()),
+        quotes=int(frame["is_quote"].sum()),
         not_scored_language=int((status == "skipped:language").sum()),
         per_source={str(k): int(v) for k, v in frame["source"].value_counts().sort_index().items()},
         simulated=simulated,
@@ -1095,6 +1098,7 @@ class AnalysisAccumulator:
         cover.posts += len(frame)
         cover.scored += int(frame["scored"].sum())
         cover.reposts += int(frame["is_repost"].sum())
+        cover.quotes += int(frame["is_quote"].sum())
         cover.not_scored_language += int(language.sum())
         _add_counts(cover.per_source, frame["source"].value_counts())
         _add_counts(cover.languages_excluded, lang[language].value_counts())
@@ -1120,7 +1124,7 @@ class AnalysisAccumulator:
         return self
 
     def _merge_coverage(self, other: AnalysisAccumulator) -> None:
-        for name in ("posts", "scored", "reposts", "not_scored_language"):
+        for name in ("posts", "scored", "reposts", "quotes", "not_scored_language"):
             setattr(self.cover, name, getattr(self.cover, name) + getattr(other.cover, name))
         _add_counts(self.cover.per_source, other.cover.per_source)
         _add_counts(self.cover.languages_excluded, other.cover.languages_excluded)

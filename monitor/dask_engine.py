@@ -24,7 +24,7 @@ LOCAL_WORKERS = 2  # a LocalCluster's worker processes when none is given
 CONNECT_TIMEOUT = "10s"
 SCORE_COLUMNS = ["source", "post_id", "scorer", "status", "lang", "neg", "neu", "pos", "compound", "churn", "aspects"]
 _ANALYSIS_FROM_PARQUET = ["source", "id", "created_at", "text", "author", "lang", "likes", "reposts", "replies",
-    "followers", "url", "is_repost", "status", "compound", "churn", "aspects", "scored_lang"]  # fmt: skip
+    "followers", "url", "is_repost", "is_quote", "status", "compound", "churn", "aspects", "scored_lang"]  # fmt: skip
 
 
 def require_dask() -> None:

@@ -431,6 +431,8 @@ def coverage_lines(analysis: Analysis, spend: Spend | None) -> list[str]:
         lines.append(f"Posts counted by the platform: {thousands(coverage.counted)} — we read {share * 100:.0f} %")
     skipped = coverage.not_scored_language + coverage.not_scored_other
     lines.append(f"Scored: {thousands(coverage.scored)}; not scored: {thousands(skipped)}")
+    if coverage.reposts or coverage.quotes:
+        lines.append(f"Reposts: {thousands(coverage.reposts)}; quotes: {thousands(coverage.quotes)}")
     networks = analysis.network_totals()
     if len(networks) > 1:
         lines.append("By network: " + "; ".join(_network_text(*network) for network in networks))

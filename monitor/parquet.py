@@ -32,6 +32,7 @@ POST_FIELDS: list[tuple[str, str]] = [
     ("followers", "int64"),
     ("url", "string"),
     ("is_repost", "bool"),
+    ("is_quote", "bool"),  # quotes another post (its text is its own)
     ("neg", "float64"),  # scores: empty until scored, and for skipped posts
     ("neu", "float64"),
     ("pos", "float64"),

@@ -183,7 +183,7 @@ class _RejectsFile:
 
 EXPORT_COLUMNS = [
     "source", "id", "created_at", "author", "text", "lang", "likes", "reposts", "replies", "followers",
-    "url", "is_repost", "neg", "neu", "pos", "compound", "churn",
+    "url", "is_repost", "is_quote", "neg", "neu", "pos", "compound", "churn",
 ]  # fmt: skip
 
 
@@ -572,7 +572,7 @@ def count_unscored(ws: Workspace) -> int:
 
 ANALYSIS_COLUMNS = [
     "source", "post_id", "created_at", "text", "author", "lang", "likes", "reposts", "replies", "followers",
-    "url", "is_repost", "status", "compound", "churn", "aspects",
+    "url", "is_repost", "is_quote", "status", "compound", "churn", "aspects",
 ]  # fmt: skip
 
 
@@ -989,6 +989,7 @@ def _parquet_row(row: dict[str, Any]) -> dict[str, Any]:
     exported = _export_row(row)
     exported["created_at"] = row["created_at"]
     exported["is_repost"] = bool(row.get("is_repost"))
+    exported["is_quote"] = bool(row.get("is_quote"))
     exported["aspects"] = row.get("aspects") if row.get("status") == "scored" else None
     exported["status"] = row.get("status")
     exported["scored_lang"] = row.get("scored_lang")

@@ -26,6 +26,7 @@ class Post:
     is_repost: bool = False  # a retweet/boost: the text is the original's
     repost_of: str | None = None  # id of the original when is_repost
     is_bot: bool = False  # the platform flags the account as automated
+    is_quote: bool = False  # it quotes (embeds) another post; unlike a repost, the text is its own
     raw: str | None = None  # the payload it was normalised from (JSON text), for provenance
     collected_at: datetime = field(default_factory=lambda: datetime.now(UTC))  # when we read it
 

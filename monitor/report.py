@@ -120,6 +120,7 @@ def coverage_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
         ("posts", f"{coverage.posts:,}"),
         ("scored", f"{coverage.scored:,}"),
         ("reposts", f"{coverage.reposts:,}"),
+        ("quotes", f"{coverage.quotes:,}"),
         ("not scored (language)", f"{coverage.not_scored_language:,}"),
         ("not scored (other)", f"{coverage.not_scored_other:,}"),
         ("sources", ", ".join(f"{name} {count:,}" for name, count in sorted(coverage.per_source.items())) or "—"),

@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     create_engine,
     event,
+    false,
     func,
     select,
     tuple_,
@@ -35,15 +36,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.schema import DDL, CreateColumn
 
 from monitor.errors import StoreError
 from monitor.posts import Post
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Upgrades of a database made by an older version: MIGRATIONS[n] takes it from version n - 1 to n, on the
 # connection of create_schema's transaction. New tables need no entry (create_all makes them); a new column
 # on an existing table does (an ALTER TABLE … ADD COLUMN), together with SCHEMA_VERSION raised to n.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: lambda conn: _add_column(conn, "posts", "is_quote"),  # quote posts marked
+}
 metadata = MetaData()
 
 meta_table = Table(
@@ -71,6 +75,7 @@ posts_table = Table(
     Column("is_bot", Boolean, nullable=False, default=False),
     Column("raw", Text),
     Column("collected_at", DateTime, nullable=False),
+    Column("is_quote", Boolean, nullable=False, default=False, server_default=false()),  # since schema 2
 )
 event_posts_table = Table(
     "event_posts",
@@ -678,6 +683,12 @@ class Store:
                 return
             values = {"source": source, "account": account, "value": value, "updated_at": utc_naive(datetime.now(UTC))}
             conn.execute(self._upsert(sessions_table, ["source", "account"], values))
+
+
+def _add_column(conn: Connection, table: str, column: str) -> None:
+    """ALTER TABLE … ADD COLUMN for a column as the table above defines it, in the connection's dialect."""
+    definition = CreateColumn(metadata.tables[table].c[column]).compile(dialect=conn.dialect)
+    conn.execute(DDL(f"ALTER TABLE {table} ADD COLUMN {definition}"))
 
 
 _SCORE_FIELDS = ["source", "post_id", "scorer", "status", "lang", "neg", "neu", "pos", "compound", "churn", "aspects"]

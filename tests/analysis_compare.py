@@ -53,6 +53,7 @@ def generated_posts(count: int, seed: int = 7) -> pd.DataFrame:
             "followers": rng.integers(0, 5000, count),
             "url": None,
             "is_repost": rng.random(count) < 0.3,
+            "is_quote": rng.random(count) < 0.1,
             "status": status,
             "compound": np.where(status == "scored", compound, np.nan),
             "churn": rng.random(count) < 0.05,

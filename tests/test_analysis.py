@@ -298,8 +298,8 @@ def test_compound_distribution_is_shares_per_tenth() -> None:
 
 def test_coverage_counts_what_was_not_scored_and_why() -> None:
     rows = [
-        post(hour(18, 1), 0.2, n=1, source="x"),
-        post(hour(18, 2), None, n=2, source="x", status="skipped:language", lang="fr"),
+        post(hour(18, 1), 0.2, n=1, source="x", is_quote=True),
+        post(hour(18, 2), None, n=2, source="x", status="skipped:language", lang="fr", is_quote=True),
         post(hour(18, 3), None, n=3, source="archive", status="skipped:bot"),
         post(hour(18, 4), None, n=4, source="archive", is_repost=True),
     ]
@@ -314,6 +314,7 @@ def test_coverage_counts_what_was_not_scored_and_why() -> None:
         2,
     )
     assert cover.per_source == {"archive": 2, "x": 2} and cover.languages_excluded == {"fr": 1}
+    assert cover.quotes == 2
     assert (cover.first_post, cover.last_post, cover.counted) == (hour(18, 1), hour(18, 4), 120)
     assert list(analysis.bins["counted"]) == [50.0, 70.0, pytest.approx(math.nan, nan_ok=True)] + [
         pytest.approx(math.nan, nan_ok=True)

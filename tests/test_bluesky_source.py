@@ -113,6 +113,7 @@ def test_search_page_normalises_the_recorded_payload() -> None:
     assert first.created_at == datetime(2024, 11, 20, 9, 30, 12, 345000, tzinfo=UTC)
     assert first.url == "https://bsky.app/profile/alice.bsky.social/post/3lbcgmkx5sk2a"
     assert not is_quote(first.raw) and is_quote(quote.raw)
+    assert (first.is_quote, quote.is_quote) == (False, True)
     assert quote.is_bot  # the author carries the self-label "bot"
     assert rejected == [
         "post 'at://did:plc:broken/app.bsky.feed.post/3lbroken': `record.createdAt` is missing or not a string"
@@ -348,6 +349,39 @@ def test_password_and_tokens_never_in_logs_or_status(
     assert not any(secret in caplog.text for secret in secrets)
     status = run_cli(tmp_path, bluesky_config(tmp_path, bsky), "status")
     assert not any(secret in status.output for secret in secrets)
+
+
+# ---- quote posts ------------------------------------------------------------------------------
+
+QUOTED = {"uri": "at://did:plc:instagram/app.bsky.feed.post/3kquoted", "cid": "bafyreiquoted"}
+
+
+def test_quote_posts_from_search_are_stored_flagged(bsky: FakeBluesky, make_ws: Callable[..., Workspace]) -> None:
+    plain, quote, with_media, with_images = make_post_views(4)
+    quote["record"]["embed"] = {"$type": "app.bsky.embed.record", "record": QUOTED}
+    quote["embed"] = {"$type": "app.bsky.embed.record#view", "record": {"$type": "app.bsky.embed.record#viewRecord"}}
+    media = {"$type": "app.bsky.embed.images", "images": []}
+    with_media["record"]["embed"] = {
+        "$type": "app.bsky.embed.recordWithMedia",
+        "record": {"record": QUOTED},
+        "media": media,
+    }
+    with_images["record"]["embed"] = media  # pictures, no quoted post
+    bsky.add_posts([plain, quote, with_media, with_images])
+    ws = make_ws()
+    collect(ws)
+    flags = {row["post_id"]: row["is_quote"] for row in stored(ws)}
+    assert flags == {plain["uri"]: False, quote["uri"]: True, with_media["uri"]: True, with_images["uri"]: False}
+
+
+def test_quote_posts_from_the_stream_are_stored_flagged(bsky: FakeBluesky, make_ws: Callable[..., Workspace]) -> None:
+    events = make_jetstream_events(6)  # events 0 and 3 are about instagram
+    events[3]["commit"]["record"]["embed"] = {"$type": "app.bsky.embed.record", "record": QUOTED}
+    bsky.jetstream.events = list(events)
+    ws = make_ws(mode="stream", stream_max_events=6, stream_page_events=6)
+    collect(ws)
+    flags = {row["post_id"].rsplit("/", 1)[1]: row["is_quote"] for row in stored(ws)}
+    assert flags == {rkey(0): False, rkey(3): True}
 
 
 # ---- stream mode --------------------------------------------------------------------------------

@@ -172,6 +172,38 @@ def test_export_round_trips_what_import_read(write_config: Callable[..., Path], 
     assert "new 0, duplicate 8" in back.output
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_quote_flag_is_imported_exported_and_read_back(
+    write_config: Callable[..., Path], tmp_path: Path, fmt: str
+) -> None:
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow", reason="Parquet needs the [scale] extra")
+    archive = tmp_path / "posts.jsonl"
+    items = [
+        {
+            "id": "q1",
+            "created_at": "2012-12-18T10:00:00Z",
+            "text": "this, exactly. quitting instagram",
+            "is_quote": True,
+        },
+        {"id": "p1", "created_at": "2012-12-18T11:00:00Z", "text": "quitting instagram", "is_quote": False},
+        {"id": "n1", "created_at": "2012-12-18T12:00:00Z", "text": "no flag given"},
+    ]
+    archive.write_text("\n".join(json.dumps(item) for item in items) + "\n", encoding="utf-8")
+    run(write_config(), "import", str(archive), "--event", EVENT)
+    out = tmp_path / "out" / f"export.{fmt}"
+    exported = run(write_config(), "export", "--event", EVENT, "--format", fmt, "--out", str(out))
+    assert exported.exit_code == 0, exported.output
+    if fmt == "csv":
+        with out.open(encoding="utf-8") as handle:
+            flags = {row["id"]: row["is_quote"] for row in csv.DictReader(handle)}
+        assert flags == {"q1": "True", "p1": "False", "n1": "False"}
+    target = write_config(database=f"sqlite:///{tmp_path / 'target.db'}")
+    back = run(target, "import", str(out), "--event", EVENT, "--format", fmt)
+    assert "new 3" in back.output, back.output
+    assert {row["post_id"]: row["is_quote"] for row in stored_rows(target)} == {"q1": True, "p1": False, "n1": False}
+
+
 ONE_EVENT = "events:\n  - {name: e, platform: P, milestones: {announced: 2012-12-17}}\n"
 
 

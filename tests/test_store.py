@@ -10,7 +10,7 @@ import pytest
 
 from monitor.errors import StoreError
 from monitor.posts import Post
-from monitor.store import MIGRATIONS, SCHEMA_VERSION, CursorUpdate, Store, open_store
+from monitor.store import MIGRATIONS, SCHEMA_VERSION, CursorUpdate, Store, metadata, open_store
 
 T0 = datetime(2012, 12, 18, 9, 0, tzinfo=UTC)
 
@@ -137,6 +137,63 @@ def test_a_newer_database_is_refused_and_left_as_it_is(store: Store) -> None:
         assert store.schema_version() == SCHEMA_VERSION + 1
     finally:
         stamp(store, SCHEMA_VERSION)  # the shared PostgreSQL test database must stay openable
+
+
+def test_quote_flag_is_stored(store: Store) -> None:
+    plain, quote = make_posts(2)
+    store.add_posts("e", [plain, dataclasses.replace(quote, is_quote=True)])
+    rows = [row for chunk in store.iter_event_posts("e") for row in chunk]
+    assert [(row["post_id"], row["is_quote"]) for row in rows] == [("0", False), ("1", True)]
+
+
+# The posts table and the schema version as version 1 of this program created them, in plain SQL.
+VERSION_1_SQL = [
+    "CREATE TABLE meta (key VARCHAR(64) NOT NULL, value TEXT NOT NULL, PRIMARY KEY (key))",
+    "CREATE TABLE posts (source VARCHAR(128) NOT NULL, post_id VARCHAR(256) NOT NULL, created_at {time} NOT NULL, "
+    "text TEXT NOT NULL, author VARCHAR(256), lang VARCHAR(16), likes INTEGER, reposts INTEGER, replies INTEGER, "
+    "followers INTEGER, url TEXT, is_repost BOOLEAN NOT NULL, repost_of VARCHAR(256), is_bot BOOLEAN NOT NULL, "
+    "raw TEXT, collected_at {time} NOT NULL, PRIMARY KEY (source, post_id))",
+    "CREATE TABLE event_posts (event VARCHAR(128) NOT NULL, source VARCHAR(128) NOT NULL, "
+    "post_id VARCHAR(256) NOT NULL, PRIMARY KEY (event, source, post_id))",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '1')",
+    "INSERT INTO posts VALUES ('x', '7', '2012-12-18 09:00:00', 'quitting instagram', 'jane', 'en', 3, 1, 0, 50, "
+    "'https://x.com/jane/status/7', {false}, NULL, {false}, NULL, '2012-12-18 10:00:00')",
+    "INSERT INTO event_posts VALUES ('e', 'x', '7')",
+]
+
+
+def make_version_1_database(store: Store) -> str:
+    """Replace the store's tables by a version 1 database with one post; return the URL to open it again."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    metadata.drop_all(store.engine)
+    postgres = store.dialect == "postgresql"
+    time_type, false = ("TIMESTAMP WITHOUT TIME ZONE", "false") if postgres else ("DATETIME", "0")
+    connection = store.engine.raw_connection()
+    cursor = connection.cursor()
+    for statement in VERSION_1_SQL:
+        cursor.execute(statement.format(time=time_type, false=false))
+    connection.commit()
+    connection.close()
+    store.close()
+    return url
+
+
+def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_posts(store: Store) -> None:
+    url = make_version_1_database(store)
+    upgraded = open_store(url)
+    assert upgraded.schema_version() == SCHEMA_VERSION == 2
+    (old,) = [row for chunk in upgraded.iter_event_posts("e") for row in chunk]
+    assert (old["post_id"], old["text"], old["author"], old["likes"], old["is_quote"]) == (
+        "7", "quitting instagram", "jane", 3, False,
+    )  # fmt: skip
+    assert old["created_at"] == datetime(2012, 12, 18, 9, 0, tzinfo=UTC)
+    quote = dataclasses.replace(make_posts(1)[0], is_quote=True)
+    assert upgraded.add_posts("e", [quote]).new == 1
+    upgraded.close()
+    reopened = open_store(url)  # a second open finds version 2 and changes nothing
+    flags = {row["post_id"]: row["is_quote"] for chunk in reopened.iter_event_posts("e") for row in chunk}
+    reopened.close()
+    assert flags == {"7": False, "0": True}
 
 
 def test_sqlite_uses_wal_and_creates_parent_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]

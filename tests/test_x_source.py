@@ -263,6 +263,22 @@ def test_retweet_is_stored_flagged_with_the_original_text(api: FakeXApi, make_ws
     assert row["text"] == "Instagram can sell your photos now. Deleting my account."
 
 
+def test_quote_tweet_is_stored_flagged_as_a_quote_with_its_own_text(
+    api: FakeXApi, make_ws: Callable[..., Workspace]
+) -> None:
+    plain, quote, reply = make_tweets(3)
+    quote |= {"text": "This is why I'm quitting instagram", "referenced_tweets": [{"type": "quoted", "id": "77"}]}
+    reply["referenced_tweets"] = [{"type": "replied_to", "id": "78"}]
+    api.add_tweets([plain, quote, reply])
+    ws = make_ws()
+    collect(ws, EVENT)
+    rows = {row["post_id"]: row for chunk in ws.store.iter_event_posts(EVENT) for row in chunk}
+    assert {post_id: row["is_quote"] for post_id, row in rows.items()} == {
+        plain["id"]: False, quote["id"]: True, reply["id"]: False,
+    }  # fmt: skip
+    assert (rows[quote["id"]]["text"], rows[quote["id"]]["is_repost"]) == ("This is why I'm quitting instagram", False)
+
+
 # ---- failures -----------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "jsonl", "twarc", "parquet")
 REQUIRED_FIELDS = ("created_at", "text")
-OPTIONAL_FIELDS = ("id", "author", "lang", "likes", "reposts", "replies", "followers", "url", "is_repost")
+OPTIONAL_FIELDS = ("id", "author", "lang", "likes", "reposts", "replies", "followers", "url", "is_repost", "is_quote")
 ALL_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 _TRUE = {"1", "true", "yes", "y", "t"}
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -220,7 +220,8 @@ def _post_from_fields(fields: Mapping[str, Any], source: str, tz: tzinfo) -> Pos
         author=author.lstrip("@") if author else None,
         lang=_text_field(fields, "lang") or None,
         url=_text_field(fields, "url") or None,
-        is_repost=(_text_field(fields, "is_repost") or "").strip().lower() in _TRUE,
+        is_repost=_flag_field(fields, "is_repost"),
+        is_quote=_flag_field(fields, "is_quote"),
         likes=_count_field(fields, "likes"),
         reposts=_count_field(fields, "reposts"),
         replies=_count_field(fields, "replies"),
@@ -236,6 +237,10 @@ def _text_field(fields: Mapping[str, Any], name: str) -> str | None:
     if _has_bad_bytes(text):
         raise ValueError(f"{name}: invalid UTF-8")
     return text
+
+
+def _flag_field(fields: Mapping[str, Any], name: str) -> bool:
+    return (_text_field(fields, name) or "").strip().lower() in _TRUE
 
 
 def _count_field(fields: Mapping[str, Any], name: str) -> int | None:

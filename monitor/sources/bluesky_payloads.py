@@ -1,7 +1,6 @@
 """Bluesky payloads (searchPosts post views, Jetstream commit events) → Post records; pure functions, no network.
 
 A quote post is a post that embeds another post's record; it keeps its own text and is not a repost.
-Whether a stored post quotes another is read back from its raw payload with `is_quote`.
 """
 
 from __future__ import annotations
@@ -58,6 +57,7 @@ def normalize_post_view(view: Any, collected_at: datetime, source: str = "bluesk
         replies=_count(view, "replyCount"),
         url=web_link(handle, uri),
         is_bot=_labelled_bot(author),
+        is_quote=is_quote(view),
         raw=_json(view),
         collected_at=collected_at,
     )
@@ -101,6 +101,7 @@ def normalize_jetstream_event(event: Any, collected_at: datetime, source: str = 
         author=did,
         lang=_lang(record),
         url=web_link(did, uri),
+        is_quote=is_quote(event),
         raw=_json(event),
         collected_at=collected_at,
     )
@@ -115,7 +116,7 @@ def web_link(actor: str | None, uri: str) -> str | None:
 
 
 def is_quote(raw: str | Mapping[str, Any] | None) -> bool:
-    """Whether a post (its stored raw payload: a post view or a Jetstream event) quotes another post."""
+    """Whether a post (a post view or a Jetstream event, or its raw JSON) quotes another post."""
     payload = json.loads(raw) if isinstance(raw, str) else raw
     if not isinstance(payload, Mapping):
         return False

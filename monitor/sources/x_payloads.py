@@ -44,7 +44,7 @@ def normalize_tweet(
     tweet_id = _required_text(tweet, "id")
     user = _user(users_by_id, tweet.get("author_id"))
     username = _optional_text(user, "username")
-    repost_of = _retweeted_id(tweet)
+    repost_of = _referenced_id(tweet, "retweeted")
     metrics = _mapping(tweet, "public_metrics")
     return Post(
         source=source,
@@ -60,6 +60,7 @@ def normalize_tweet(
         url=f"https://x.com/{username or 'i/web'}/status/{tweet_id}",
         is_repost=repost_of is not None,
         repost_of=repost_of,
+        is_quote=_referenced_id(tweet, "quoted") is not None,
         raw=json.dumps(tweet, ensure_ascii=False, separators=(",", ":")),
         collected_at=collected_at,
     )
@@ -145,12 +146,13 @@ def _created_at(tweet: Mapping[str, Any]) -> datetime:
         raise MalformedTweetError(f"`created_at`: {error}") from None
 
 
-def _retweeted_id(tweet: Mapping[str, Any]) -> str | None:
+def _referenced_id(tweet: Mapping[str, Any], kind: str) -> str | None:
+    """The id of the tweet this one references as `kind` ("retweeted", "quoted", "replied_to"), or None."""
     references = tweet.get("referenced_tweets")
     if not isinstance(references, list):
         return None
     for reference in references:
-        if isinstance(reference, Mapping) and reference.get("type") == "retweeted" and reference.get("id"):
+        if isinstance(reference, Mapping) and reference.get("type") == kind and reference.get("id"):
             return str(reference["id"])
     return None
 
