@@ -135,6 +135,8 @@ class Coverage:
     last_post: datetime | None = None
     simulated: bool = False
     languages_excluded: dict[str, int] = field(default_factory=dict)  # language → posts not scored for it
+    # feed → statuses read from it (Mastodon: each instance's hashtag timeline), with the feeds that gave no post
+    feeds_read: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -1135,8 +1137,10 @@ class AnalysisAccumulator:
 
     # ---- the numbers ----
 
-    def finish(self, counts: pd.DataFrame | None = None, *, generated_at: datetime) -> Analysis:
-        """The Analysis of every post added (counts: as for analyze())."""
+    def finish(
+        self, counts: pd.DataFrame | None = None, *, generated_at: datetime, feeds_read: dict[str, int] | None = None
+    ) -> Analysis:
+        """The Analysis of every post added (counts: as for analyze(); feeds_read: the store's, for coverage)."""
         bins = self.bins(counts)
         baseline_bins = bins[(bins.index >= self.baseline_start) & (bins.index < self.baseline_end)]
         align_on = self.event.align_on if self.event.align_on in self.milestones else "announced"
@@ -1160,7 +1164,7 @@ class AnalysisAccumulator:
             drivers=rank_drivers(self.focus, self.reference, self.prior, TOP_DRIVERS),
             aspects=self.aspects(),
             top_posts=[_top_post(row) for row in (self.top.to_dict("records") if self.top is not None else [])],
-            coverage=self.coverage(counts),
+            coverage=self.coverage(counts, feeds_read or {}),
             generated_at=generated_at,
             totals={"baseline": self._baseline.tone(), "since_announced": self._since.tone()},
             baseline_fallback=not len(baseline_bins),
@@ -1274,8 +1278,9 @@ class AnalysisAccumulator:
             for name, (posts, total) in self.aspect_sums.items()
         ]
 
-    def coverage(self, counts: pd.DataFrame | None) -> Coverage:
+    def coverage(self, counts: pd.DataFrame | None, feeds_read: dict[str, int]) -> Coverage:
         found = Coverage(**{**asdict(self.cover), "per_source": dict(sorted(self.cover.per_source.items()))})
+        found.feeds_read = dict(sorted(feeds_read.items()))
         found.languages_excluded = dict(Counter(self.cover.languages_excluded).most_common())
         found.not_scored_other = found.posts - found.scored - found.not_scored_language
         if self.first is not None and self.last is not None:

@@ -433,6 +433,9 @@ def coverage_lines(analysis: Analysis, spend: Spend | None) -> list[str]:
     lines.append(f"Scored: {thousands(coverage.scored)}; not scored: {thousands(skipped)}")
     if coverage.reposts or coverage.quotes:
         lines.append(f"Reposts: {thousands(coverage.reposts)}; quotes: {thousands(coverage.quotes)}")
+    if coverage.feeds_read:
+        feeds = ", ".join(f"{feed} ({thousands(n)} read)" for feed, n in coverage.feeds_read.items())
+        lines.append(f"Feeds read: {feeds}")
     networks = analysis.network_totals()
     if len(networks) > 1:
         lines.append("By network: " + "; ".join(_network_text(*network) for network in networks))

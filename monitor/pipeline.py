@@ -451,6 +451,8 @@ def _store_pages(ws: Workspace, event: EventConfig, source: Source, outcome: Sou
         outcome.new += added.new
         outcome.malformed += page.skipped
         outcome.cost_usd += page.cost_usd
+        if page.feed is not None:
+            ws.store.add_feed_read(event.name, source.name, page.feed, page.read)
         if source.read_limit is not None and outcome.read >= source.read_limit:
             outcome.message = f"stopped at the read limit of {source.read_limit} posts; the next run resumes"
             break
@@ -590,7 +592,7 @@ def analyze_event(ws: Workspace, event_name: str) -> Any:
     for chunk in ws.store.iter_event_posts(event.name, scorer_spec(ws).key(), chunk_size=ANALYSIS_CHUNK):
         accumulator.add(pd.DataFrame.from_records([_analysis_row(row) for row in chunk], columns=ANALYSIS_COLUMNS))
     counts = pd.DataFrame(ws.store.counts(event.name), columns=["source", "bucket_start", "count"])
-    return accumulator.finish(counts, generated_at=datetime.now(UTC))
+    return accumulator.finish(counts, generated_at=datetime.now(UTC), feeds_read=ws.store.feeds_read(event.name))
 
 
 ANALYSIS_CHUNK = 50_000  # posts in memory at once while analysing (about 60 MB with their texts)
@@ -1081,7 +1083,7 @@ def analyze_event_dask(ws: Workspace, event_name: str, client: Any, dataset: Pat
     export_parquet(ws, event.name, folder)
     accumulator = dask_engine.analyze_dataset(client, folder / f"event={event.name}", analysis_accumulator(ws, event))
     counts = pd_counts(ws, event.name)
-    return accumulator.finish(counts, generated_at=datetime.now(UTC))
+    return accumulator.finish(counts, generated_at=datetime.now(UTC), feeds_read=ws.store.feeds_read(event.name))
 
 
 def pd_counts(ws: Workspace, event_name: str) -> Any:

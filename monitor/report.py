@@ -127,6 +127,8 @@ def coverage_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
         ("first post", local(coverage.first_post, zone)),
         ("last post", local(coverage.last_post, zone)),
     ]
+    if coverage.feeds_read:
+        rows.append(("feeds read (statuses)", ", ".join(f"{feed} {n:,}" for feed, n in coverage.feeds_read.items())))
     if coverage.counted is not None:
         rows.append(("counted by the platform", f"{coverage.counted:,}"))
     rows.append(("data", "SIMULATED — not real posts" if coverage.simulated else "collected"))

@@ -142,6 +142,15 @@ digests_table = Table(
     Column("message_id", Text),
 )
 
+feeds_table = Table(
+    "feeds_read",
+    metadata,
+    Column("event", String(128), primary_key=True),
+    Column("source", String(128), primary_key=True),
+    Column("feed", String(256), primary_key=True),  # e.g. "mastodon@mastodon.social #instagram"
+    Column("statuses", Integer, nullable=False),  # read from it so far, matching or not
+    Column("last_read_at", DateTime, nullable=False),
+)
 sessions_table = Table(
     "sessions",
     metadata,
@@ -505,6 +514,29 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [(source, start.replace(tzinfo=UTC), count) for source, start, count in conn.execute(query)]
+
+    # ---- feeds read (coverage: a feed read without a matching post still counts) ------------
+
+    def add_feed_read(self, event_name: str, source: str, feed: str, statuses: int) -> None:
+        """Record that a collect read a feed (and how many statuses), even when none of them was kept."""
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        values = {"event": event_name, "source": source, "feed": feed, "statuses": statuses}
+        statement = dialect_insert(feeds_table).values(**values, last_read_at=utc_naive(datetime.now(UTC)))
+        updates = {"statuses": feeds_table.c.statuses + statement.excluded.statuses}
+        updates["last_read_at"] = statement.excluded.last_read_at
+        with self.engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_update(index_elements=["event", "source", "feed"], set_=updates))
+
+    def feeds_read(self, event_name: str) -> dict[str, int]:
+        """Every feed an event's collects have read → statuses read from it, by feed name."""
+        query = (
+            select(feeds_table.c.feed, func.sum(feeds_table.c.statuses))
+            .where(feeds_table.c.event == event_name)
+            .group_by(feeds_table.c.feed)
+            .order_by(feeds_table.c.feed)
+        )
+        with self.engine.connect() as conn:
+            return {feed: int(statuses) for feed, statuses in conn.execute(query)}
 
     # ---- sent digests and alerts -----------------------------------------------------------
 

@@ -171,6 +171,34 @@ def test_two_instances_keep_ids_apart_and_cursors_per_instance(
     }
 
 
+def test_report_and_digest_coverage_name_every_instance_read_even_without_posts(
+    instances: tuple[FakeMastodon, FakeMastodon], make_ws: Callable[..., Workspace]
+) -> None:
+    import json
+
+    from monitor.digest import coverage_lines
+    from monitor.pipeline import analyze_event, report
+
+    first, second = instances
+    first.add_statuses(make_statuses(30, first.host))
+    second.add_statuses(make_statuses(5, second.host, tag="cats"))  # nothing under #instagram there
+    ws = make_ws(hosts=[first.host, second.host])
+    collect(ws)
+    first.add_statuses(make_statuses(4, first.host, first=30))
+    collect(ws)  # statuses read add up per feed: 30, then 4 more
+    assert keys(ws) == ids(first.host, 0, 34)  # the second instance gave no post
+
+    (written,) = report(ws, EVENT)
+    summary = json.loads((written.folder / "summary.json").read_text(encoding="utf-8"))
+    feeds = {f"mastodon@{first.host} #instagram": 34, f"mastodon@{second.host} #instagram": 0}
+    assert summary["coverage"]["feeds_read"] == feeds
+    assert summary["coverage"]["per_source"] == {f"mastodon@{first.host}": 34}
+    page = (written.folder / "index.html").read_text(encoding="utf-8")
+    assert ", ".join(f"{feed} {n}" for feed, n in sorted(feeds.items())) in page  # feeds in name order
+    lines = coverage_lines(analyze_event(ws, EVENT), None)
+    assert "Feeds read: " + ", ".join(f"{feed} ({n} read)" for feed, n in sorted(feeds.items())) in lines
+
+
 def test_bots_are_stored_flagged_and_skipped_by_scoring(
     instances: tuple[FakeMastodon, FakeMastodon], make_ws: Callable[..., Workspace]
 ) -> None:

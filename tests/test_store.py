@@ -196,6 +196,14 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_posts(store: Sto
     assert flags == {"7": False, "0": True}
 
 
+def test_feeds_read_add_up_per_event_and_feed(store: Store) -> None:
+    store.add_feed_read("e", "mastodon", "mastodon@a.example #instagram", 40)
+    store.add_feed_read("e", "mastodon", "mastodon@b.example #instagram", 0)
+    store.add_feed_read("e", "mastodon", "mastodon@a.example #instagram", 3)
+    store.add_feed_read("other", "mastodon", "mastodon@c.example #instagram", 9)
+    assert store.feeds_read("e") == {"mastodon@a.example #instagram": 43, "mastodon@b.example #instagram": 0}
+
+
 def test_sqlite_uses_wal_and_creates_parent_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "nested" / "folder" / "b.db"
     opened = open_store(f"sqlite:///{path}")

@@ -28,6 +28,7 @@ class Page:
     read: int = 0  # posts billed or read from the API for this page (may exceed len(posts))
     cost_usd: float = 0.0  # estimated price of this page
     skipped: int = 0  # malformed items logged and left out
+    feed: str | None = None  # the feed it was read from ("mastodon@host #tag"), recorded for coverage; None: the source
 
 
 @dataclass

@@ -140,7 +140,8 @@ class MastodonSource(Source):
             fed += len(statuses)
             finished = not statuses or next_max is None or older
             max_id = None if finished else next_max
-            yield Page(posts, _cursor(feed, since, max_id, pending), read=len(statuses), skipped=skipped)
+            cursor_update = _cursor(feed, since, max_id, pending)
+            yield Page(posts, cursor_update, read=len(statuses), skipped=skipped, feed=f"{self.name}@{feed.label}")
             if finished:
                 log.info("mastodon %s: %s read, %d statuses", event.name, feed.label, fed)
                 return
