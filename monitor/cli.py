@@ -145,8 +145,8 @@ def import_command(
 ) -> None:
     """Load an archive of posts (CSV, JSON Lines, twarc2 output, Parquet file or dataset folder) into an event.
 
-    CSV needs `created_at,text`; `id,author,lang,likes,reposts,replies,followers,url` are
-    optional. Rows without an id get a stable hash of author + time + text, so importing the
+    CSV needs `created_at,text`; `id,author,lang,likes,reposts,replies,followers,url,is_repost,
+    is_quote` are optional. Rows without an id get a stable hash of author + time + text, so importing the
     same file twice adds nothing. Rejected rows are listed (line and reason), written to
     FILE.rejects.csv, and make the exit code 3; the good rows are kept.
 
