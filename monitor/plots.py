@@ -472,7 +472,8 @@ def headline_shift(shifts: Sequence[Shift]) -> Shift | None:
 
 def draw_distribution(axes: Axes, analysis: Analysis) -> None:
     frame = analysis.distribution
-    if frame.empty:
+    top = float(max(frame["baseline"].max(), frame["after"].max())) if not frame.empty else 0.0
+    if not top > 0:  # also NaN: no scored post in the baseline nor since the announcement
         no_data(axes, "no scored posts yet")
         return
     widths = frame["right"] - frame["left"]
@@ -483,7 +484,7 @@ def draw_distribution(axes: Axes, analysis: Analysis) -> None:
     axes.step(frame["left"], frame["baseline"] * 100, where="post", color=BLUE, linewidth=2)
     axes.step(frame["left"], frame["after"] * 100, where="post", color=ORANGE, linewidth=2)
     axes.set_xlim(-1, 1)
-    axes.set_ylim(0, float(max(frame["baseline"].max(), frame["after"].max())) * 100 * 1.45)
+    axes.set_ylim(0, top * 100 * 1.45)
     axes.set_xlabel("compound score (−1 most negative, +1 most positive)")
     axes.set_ylabel("share of posts, %")
     axes.legend(loc="upper left", frameon=False)
