@@ -16,7 +16,7 @@ from monitor.errors import UsageError
 
 INSTALL_HINT = "pip install 'backlash-monitor[scale]'"
 BATCH_ROWS = 50_000
-FILE_ROWS = 200_000  # at most this many rows per file, so a storm day is several Dask partitions, not one huge one
+FILE_ROWS = 50_000  # rows per file at most: a storm day is many Dask partitions, each about one local analysis chunk
 
 # Columns of an exported dataset (besides the partition columns event and day), one per line:
 POST_FIELDS: list[tuple[str, str]] = [
