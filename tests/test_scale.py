@@ -170,10 +170,10 @@ def test_dask_on_a_local_cluster_gives_the_local_scores_and_numbers(
 ) -> None:
     from monitor import dask_engine
 
-    # chunks of 700: several partitions, spread over both workers
+    # chunks of 700: several partitions, spread over two worker processes as `--engine dask` starts them
     local, distributed = workspace_of("local", 3000), workspace_of("dask", 3000, scoring={"chunk_size": 700})
     local_result = score(local, workers=1)
-    dask_result = score_dask(distributed, dataset=tmp_path / "parquet", workers=2, processes=False)
+    dask_result = score_dask(distributed, dataset=tmp_path / "parquet", workers=2, processes=True)
     assert (dask_result.scored, dask_result.skipped, dask_result.total, dask_result.workers) == (
         local_result.scored, local_result.skipped, local_result.total, 2,
     )  # fmt: skip
@@ -181,7 +181,7 @@ def test_dask_on_a_local_cluster_gives_the_local_scores_and_numbers(
     assert score_dask(distributed, dataset=tmp_path / "parquet", workers=2, processes=False).total == 0
 
     expected = analyze_event(local, EVENT)
-    with dask_engine.connect(None, workers=2, processes=False) as client:
+    with dask_engine.connect(None, workers=2, processes=True) as client:
         found = analyze_event_dask(distributed, EVENT, client, tmp_path / "parquet")
     assert found.coverage.posts == 3000 and found.coverage.scored == local_result.scored
     assert_same_analysis(found, expected)
