@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -614,9 +614,17 @@ def _term_counts(texts: Iterable[str]) -> Counter[str]:
     return counts
 
 
-def log_odds_z(focus: Counter[str], reference: Counter[str], prior: Counter[str]) -> dict[str, float]:
-    """z-scores of the log-odds ratio of each term, focus against reference (Monroe et al. 2008, eq. 22)."""
-    n_focus, n_reference, alpha_total = sum(focus.values()), sum(reference.values()), sum(prior.values())
+def log_odds_z(
+    focus: Counter[str], reference: Counter[str], prior: Counter[str], dropped: Mapping[str, int] | None = None
+) -> dict[str, float]:
+    """z-scores of the log-odds ratio of each term, focus against reference (Monroe et al. 2008, eq. 22).
+
+    `dropped` holds the counts of terms no longer in the counters (see TermCounts), so the totals stay whole.
+    """
+    extra = dropped or {}
+    n_focus = sum(focus.values()) + extra.get("focus", 0)
+    n_reference = sum(reference.values()) + extra.get("reference", 0)
+    alpha_total = sum(prior.values()) + extra.get("prior", 0)
     scores = {}
     for term in focus:
         alpha = prior[term]
@@ -650,9 +658,15 @@ def drivers(
     return rank_drivers(focus, reference, prior, top)
 
 
-def rank_drivers(focus: Counter[str], reference: Counter[str], prior: Counter[str], top: int) -> list[Driver]:
+def rank_drivers(
+    focus: Counter[str],
+    reference: Counter[str],
+    prior: Counter[str],
+    top: int,
+    dropped: Mapping[str, int] | None = None,
+) -> list[Driver]:
     """The top terms by log-odds z among those used at least twice in the focus posts."""
-    ranked = sorted(log_odds_z(focus, reference, prior).items(), key=lambda item: (-item[1], item[0]))
+    ranked = sorted(log_odds_z(focus, reference, prior, dropped).items(), key=lambda item: (-item[1], item[0]))
     chosen = [(term, z) for term, z in ranked if z > 0 and focus[term] >= 2][:top]
     return [Driver(term, float(z), focus[term], reference[term]) for term, z in chosen]
 
@@ -992,6 +1006,48 @@ _TOP_COLUMNS = ["created_at", "source", "post_id", "author", "text", "url", "com
 _TOP_ORDER = {"engagement": False, "compound": True, "created_at": True, "source": True, "post_id": True}
 
 
+TERM_LIMIT = 300_000  # distinct terms kept for the drivers; past it the rarest are dropped
+
+
+@dataclass
+class TermCounts:
+    """The drivers' term counts (focus, reference, prior), bounded in memory.
+
+    The vocabulary of millions of posts keeps growing (typos, hashtags, names). Past `limit` distinct
+    terms, the terms seen least often overall are dropped until half the limit is left; their counts
+    stay in `dropped`, so the totals in the log-odds are whole. A dropped term was rarer than every
+    kept one, far from the top drivers; below the limit nothing is dropped and the numbers are exact.
+    """
+
+    limit: int = TERM_LIMIT
+    focus: Counter[str] = field(default_factory=Counter)  # terms of negative scored posts since the announcement
+    reference: Counter[str] = field(default_factory=Counter)  # terms of scored baseline posts
+    prior: Counter[str] = field(default_factory=Counter)  # terms of all scored posts
+    dropped: Counter[str] = field(default_factory=Counter)  # counter name → counts of the dropped terms
+
+    def add(self, focus: Counter[str], reference: Counter[str], prior: Counter[str]) -> None:
+        self.focus.update(focus)
+        self.reference.update(reference)
+        self.prior.update(prior)
+        self._bound()
+
+    def merge(self, other: TermCounts) -> None:
+        self.dropped.update(other.dropped)
+        self.add(other.focus, other.reference, other.prior)
+
+    def _bound(self) -> None:
+        floor = 0
+        while len(self.prior) > (self.limit // 2 if floor else self.limit):
+            floor += 1
+            rare = [term for term, count in self.prior.items() if count <= floor]
+            for name in ("focus", "reference", "prior"):
+                counter: Counter[str] = getattr(self, name)
+                self.dropped[name] += sum(counter.pop(term, 0) for term in rare)
+
+    def drivers(self, top: int) -> list[Driver]:
+        return rank_drivers(self.focus, self.reference, self.prior, top, self.dropped)
+
+
 class AnalysisAccumulator:
     """analyze() fed chunk by chunk, in bounded memory: per-bin and per-window sums, term counts, a few top posts.
 
@@ -1000,7 +1056,15 @@ class AnalysisAccumulator:
     the posts at once — counts and terms identical, means and variances up to floating-point summation order.
     """
 
-    def __init__(self, *, event: EventConfig, milestones: dict[str, datetime], tz: str, alerts: AlertsConfig) -> None:
+    def __init__(
+        self,
+        *,
+        event: EventConfig,
+        milestones: dict[str, datetime],
+        tz: str,
+        alerts: AlertsConfig,
+        term_limit: int = TERM_LIMIT,
+    ) -> None:
         self.event, self.tz, self.alerts = event, tz, alerts
         self.milestones = dict(sorted(milestones.items(), key=lambda item: item[1]))
         self.announced = self.milestones.get("announced", next(iter(self.milestones.values())))
@@ -1009,9 +1073,7 @@ class AnalysisAccumulator:
         self.windows = {span: WindowSums(*span) for span in self._spans()}
         self.bin_sums: pd.DataFrame | None = None
         self.source_sums: pd.DataFrame | None = None
-        self.focus: Counter[str] = Counter()  # terms of negative scored posts since the announcement
-        self.reference: Counter[str] = Counter()  # terms of scored baseline posts
-        self.prior: Counter[str] = Counter()  # terms of all scored posts
+        self.terms = TermCounts(limit=term_limit)
         self.aspect_sums = {name: (0, 0.0) for name in event.aspects}  # tagged posts since announced, compound sum
         self.top: pd.DataFrame | None = None
         self.cover = Coverage(simulated=event.simulated)
@@ -1072,10 +1134,10 @@ class AnalysisAccumulator:
         scored = frame[frame["scored"]]
         tokenized = {text: tokens(text) for text in scored["text"].unique()}  # reposts repeat texts: once each
         since = scored[scored["created_at"] >= pd.Timestamp(self.announced)]
-        self.prior.update(_counted_terms(scored["text"], tokenized))
-        self.focus.update(_counted_terms(since[since["compound"] <= NEGATIVE_AT]["text"], tokenized))
-        self.reference.update(
-            _counted_terms(_between(scored, self.baseline_start, self.baseline_end)["text"], tokenized)
+        self.terms.add(
+            focus=_counted_terms(since[since["compound"] <= NEGATIVE_AT]["text"], tokenized),
+            reference=_counted_terms(_between(scored, self.baseline_start, self.baseline_end)["text"], tokenized),
+            prior=_counted_terms(scored["text"], tokenized),
         )
 
     def _add_aspects(self, frame: pd.DataFrame) -> None:
@@ -1114,9 +1176,7 @@ class AnalysisAccumulator:
         self.source_sums = _add_sums(self.source_sums, other.source_sums)
         for span, window in other.windows.items():
             self.windows[span].merge(window)
-        self.focus.update(other.focus)
-        self.reference.update(other.reference)
-        self.prior.update(other.prior)
+        self.terms.merge(other.terms)
         for name, (posts, total) in other.aspect_sums.items():
             mine = self.aspect_sums[name]
             self.aspect_sums[name] = (mine[0] + posts, mine[1] + total)
@@ -1161,7 +1221,7 @@ class AnalysisAccumulator:
             shifts=self.shifts(),
             spikes=find_spikes(bins, baseline_bins if len(baseline_bins) else bins, self.alerts),
             shapes=self.shapes(bins),
-            drivers=rank_drivers(self.focus, self.reference, self.prior, TOP_DRIVERS),
+            drivers=self.terms.drivers(TOP_DRIVERS),
             aspects=self.aspects(),
             top_posts=[_top_post(row) for row in (self.top.to_dict("records") if self.top is not None else [])],
             coverage=self.coverage(counts, feeds_read or {}),

@@ -440,3 +440,34 @@ def test_accumulators_of_parts_merge_into_the_whole() -> None:
         merged.merge(part)
     expected = analyze(frame, generated_at=GENERATED, **options)
     assert_same_analysis(merged.finish(None, generated_at=GENERATED), expected)
+
+
+def test_term_counts_stay_bounded_and_the_drivers_exact_on_a_growing_vocabulary() -> None:
+    from monitor.analysis import TermCounts
+    from tests.analysis_compare import generated_posts
+
+    if PATHS["path"] == "chunked":
+        pytest.skip("compares both paths itself")
+    frame = generated_posts(20_000)
+    rare = ["rare" + "".join(chr(97 + int(digit)) for digit in f"{i:05d}") for i in range(len(frame))]
+    frame["text"] = frame["text"] + " " + pd.Series(rare, index=frame.index)  # every post adds a new word
+    expected = analyze(
+        frame, event=EVENT, milestones=MILESTONES, tz="UTC", alerts=AlertsConfig(), generated_at=GENERATED
+    )
+    accumulator = AnalysisAccumulator(
+        event=EVENT, milestones=MILESTONES, tz="UTC", alerts=AlertsConfig(), term_limit=1_000
+    )
+    unbounded = TermCounts(limit=10**9)
+    for start in range(0, len(frame), 997):
+        chunk = frame.iloc[start : start + 997]
+        accumulator.add(chunk)
+        unbounded.merge(
+            AnalysisAccumulator(event=EVENT, milestones=MILESTONES, tz="UTC", alerts=AlertsConfig()).add(chunk).terms
+        )
+        assert len(accumulator.terms.prior) <= 1_000
+    terms = accumulator.terms
+    assert len(unbounded.prior) > 18_000  # the vocabulary the bound kept out of memory
+    assert sum(terms.prior.values()) + terms.dropped["prior"] == sum(unbounded.prior.values())
+    assert sum(terms.focus.values()) + terms.dropped["focus"] == sum(unbounded.focus.values())
+    found = accumulator.finish(None, generated_at=GENERATED)
+    assert len(found.drivers) == 8 and found.drivers == expected.drivers  # the same terms and z, exactly
