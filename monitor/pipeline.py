@@ -546,15 +546,13 @@ def _score_chunks(ws: Workspace, batch: Any, result: ScoreResult, on_progress: P
         # the next chunk goes to the workers before the last one is written, so they never wait for the database
         submitted = batch.submit(chunk)
         if pending is not None:
-            _write_chunk(ws, batch, batch.collect(pending), result, on_progress)
+            _write_chunk(ws, batch.collect(pending), result, on_progress)
         pending = submitted
     if pending is not None:
-        _write_chunk(ws, batch, batch.collect(pending), result, on_progress)
+        _write_chunk(ws, batch.collect(pending), result, on_progress)
 
 
-def _write_chunk(
-    ws: Workspace, batch: Any, chunk: Any, result: ScoreResult, on_progress: ProgressCallback | None
-) -> None:
+def _write_chunk(ws: Workspace, chunk: Any, result: ScoreResult, on_progress: ProgressCallback | None) -> None:
     ws.store.add_scores(chunk.rows)
     result.scored += chunk.scored
     result.reused += chunk.reused
@@ -583,16 +581,21 @@ def analyze_event(ws: Workspace, event_name: str) -> Any:
 
     Only per-bin and per-window sums, term counts and the top posts stay in memory, never all the texts.
     """
-    from datetime import UTC, datetime
-
     import pandas as pd
 
     event = ws.config.event(event_name)
     accumulator = analysis_accumulator(ws, event)
     for chunk in ws.store.iter_event_posts(event.name, scorer_spec(ws).key(), chunk_size=ANALYSIS_CHUNK):
         accumulator.add(pd.DataFrame.from_records([_analysis_row(row) for row in chunk], columns=ANALYSIS_COLUMNS))
-    counts = pd.DataFrame(ws.store.counts(event.name), columns=["source", "bucket_start", "count"])
-    return accumulator.finish(counts, generated_at=datetime.now(UTC), feeds_read=ws.store.feeds_read(event.name))
+    return finish_analysis(ws, event.name, accumulator)
+
+
+def finish_analysis(ws: Workspace, event_name: str, accumulator: Any) -> Any:
+    """The Analysis of a fed accumulator, with the event's stored hourly counts and the feeds read."""
+    import pandas as pd
+
+    counts = pd.DataFrame(ws.store.counts(event_name), columns=["source", "bucket_start", "count"])
+    return accumulator.finish(counts, generated_at=datetime.now(UTC), feeds_read=ws.store.feeds_read(event_name))
 
 
 ANALYSIS_CHUNK = 50_000  # posts in memory at once while analysing (about 60 MB with their texts)
@@ -798,13 +801,10 @@ def send_due_digests(
     A period whose send failed (server down on the day) is therefore sent by the next run, even when
     that run falls in a later period. A first digest ever, a dry run or --force covers the latest only.
     """
-    from monitor import digest as mail
-
     now = now or datetime.now(UTC)
-    as_of = mail.data_as_of(analysis, now)
-    if as_of is None:
+    latest = _latest_period(ws, analysis, now)
+    if latest is None:
         return [DigestResult(analysis.event, "skipped", "no posts yet")]
-    latest = mail.latest_period(as_of, ws.config.email.period, ws.config.tz)
     periods = [latest] if dry_run or force else _unsent_periods(ws, analysis, latest)
     results: list[DigestResult] = []
     for period in periods:
@@ -812,6 +812,14 @@ def send_due_digests(
         if results[-1].status == "failed":
             break  # the server is down: the rest waits for the next run, in order
     return results
+
+
+def _latest_period(ws: Workspace, analysis: Analysis, now: datetime) -> Period | None:
+    """The last whole period the event's data covers, or None before its first post."""
+    from monitor import digest as mail
+
+    as_of = mail.data_as_of(analysis, now)
+    return None if as_of is None else mail.latest_period(as_of, ws.config.email.period, ws.config.tz)
 
 
 def _unsent_periods(ws: Workspace, analysis: Analysis, latest: Period) -> list[Period]:
@@ -841,10 +849,9 @@ def send_digest(
     from monitor import digest as mail
 
     now = now or datetime.now(UTC)
-    as_of = mail.data_as_of(analysis, now)
-    if as_of is None:
+    period = period or _latest_period(ws, analysis, now)
+    if period is None:
         return DigestResult(analysis.event, "skipped", "no posts yet")
-    period = period or mail.latest_period(as_of, ws.config.email.period, ws.config.tz)
     if not dry_run and not force and ws.store.was_sent(analysis.event, "digest", period.key):
         return DigestResult(analysis.event, "skipped", f"{period.key} already sent (--force sends again)", period.key)
     message = mail.build_digest(
@@ -1034,6 +1041,7 @@ def score_dask(
     import shutil
 
     from monitor import dask_engine, parquet
+    from monitor.scoring import ChunkScores
 
     dask_engine.require_dask()
     spec = scorer_spec(ws)
@@ -1049,7 +1057,7 @@ def score_dask(
         with dask_engine.connect(scheduler, workers or dask_engine.LOCAL_WORKERS, processes) as client:
             result.workers = dask_engine.worker_count(client)
             for rows in dask_engine.score_dataset(client, folder, spec):
-                _write_dask_scores(ws, rows, result, on_progress)
+                _write_chunk(ws, ChunkScores.of_rows(rows), result, on_progress)
     except BaseException as error:
         ws.store.finish_run(run_id, "failed", result.total, result.scored, message=str(error)[:500])
         raise
@@ -1057,20 +1065,6 @@ def score_dask(
         shutil.rmtree(folder, ignore_errors=True)
     ws.store.finish_run(run_id, "ok", result.total, result.scored, message=f"scorer {result.scorer} on dask")
     return result
-
-
-def _write_dask_scores(
-    ws: Workspace, rows: list[dict[str, Any]], result: ScoreResult, on_progress: ProgressCallback | None
-) -> None:
-    ws.store.add_scores(rows)
-    result.total += len(rows)
-    for row in rows:
-        if row["status"] == "scored":
-            result.scored += 1
-        else:
-            result.skipped[row["status"]] = result.skipped.get(row["status"], 0) + 1
-    if on_progress is not None:
-        on_progress(len(rows))
 
 
 def analyze_event_dask(ws: Workspace, event_name: str, client: Any, dataset: Path | None = None) -> Any:
@@ -1082,15 +1076,7 @@ def analyze_event_dask(ws: Workspace, event_name: str, client: Any, dataset: Pat
     folder = (dataset or dask_dataset(ws)) / "posts"
     export_parquet(ws, event.name, folder)
     accumulator = dask_engine.analyze_dataset(client, folder / f"event={event.name}", analysis_accumulator(ws, event))
-    counts = pd_counts(ws, event.name)
-    return accumulator.finish(counts, generated_at=datetime.now(UTC), feeds_read=ws.store.feeds_read(event.name))
-
-
-def pd_counts(ws: Workspace, event_name: str) -> Any:
-    """The event's stored hourly counts as a frame (source, bucket_start, count)."""
-    import pandas as pd
-
-    return pd.DataFrame(ws.store.counts(event_name), columns=["source", "bucket_start", "count"])
+    return finish_analysis(ws, event.name, accumulator)
 
 
 def report_dask(

@@ -474,6 +474,17 @@ class ChunkScores:
     skipped: dict[str, int] = field(default_factory=dict)  # reason → posts
     reused: int = 0  # posts whose text was already scored (in this chunk or a recent one)
 
+    @classmethod
+    def of_rows(cls, rows: list[dict[str, Any]]) -> ChunkScores:
+        """Score rows made elsewhere (e.g. on a Dask worker), counted by their status."""
+        chunk = cls(rows=rows)
+        for row in rows:
+            if row["status"] == "scored":
+                chunk.scored += 1
+            else:
+                chunk.skipped[row["status"]] = chunk.skipped.get(row["status"], 0) + 1
+        return chunk
+
 
 @dataclass
 class _Pending:
