@@ -233,7 +233,10 @@ def analyze(
     counts: pd.DataFrame | None = None,
     generated_at: datetime,
 ) -> Analysis:
-    """Every number of the Analysis for one event's posts (one row per post, with its score columns).
+    """Every number of the Analysis for one event's posts (one row per post, with its score columns), in memory.
+
+    The pipeline streams through AnalysisAccumulator instead; this plain version is the reference the
+    accumulator is tested against (tests/test_analysis.py runs every hand-worked case through both).
 
     posts needs created_at (aware, or naive UTC) and text; the other POST_COLUMNS are filled in when missing.
     counts, when given, has columns source, bucket_start, count (hourly counts from a counts endpoint).

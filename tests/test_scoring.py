@@ -267,18 +267,30 @@ def test_small_chunks_cover_every_post_once(tmp_path: Path) -> None:
     ws.close()
 
 
-def test_worker_processes_give_the_same_scores_as_one_process(tmp_path: Path) -> None:
-    texts = generated_texts(2600, seed=11)
+def scored_with_one_and_two_workers(
+    folder: Path, texts: list[str], chunk_size: int
+) -> list[tuple[Any, dict[Any, tuple[Any, ...]]]]:
+    """Score the same posts in two stores, with 1 and with 2 worker processes: (outcome, stored scores) each."""
     posts = [make_post(n, text, lang="en") for n, text in enumerate(texts)]
     results = []
-    for workers, folder in ((1, "one"), (2, "two")):
-        ws = workspace(tmp_path / folder, scoring={"chunk_size": 3000})
+    for workers in (1, 2):
+        ws = workspace(folder / f"workers-{workers}", scoring={"chunk_size": chunk_size})
         ws.store.add_posts(EVENT, posts)
         outcome = score(ws, workers=workers)
-        assert outcome.workers == workers and outcome.scored == 2600
-        results.append({key: (row["compound"], row["neg"], row["churn"]) for key, row in stored_scores(ws).items()})
+        scores = {
+            key: (row["compound"], row["neg"], row["pos"], row["churn"]) for key, row in stored_scores(ws).items()
+        }
+        results.append((outcome, scores))
         ws.close()
-    assert results[0] == results[1]
+    return results
+
+
+def test_worker_processes_give_the_same_scores_as_one_process(tmp_path: Path) -> None:
+    (one, one_scores), (two, two_scores) = scored_with_one_and_two_workers(
+        tmp_path, generated_texts(2600, seed=11), 3000
+    )
+    assert (one.workers, one.scored, two.workers, two.scored) == (1, 2600, 2, 2600)
+    assert one_scores == two_scores
 
 
 def test_score_command_prints_a_one_line_summary(write_config: Callable[..., Path], tmp_path: Path) -> None:
@@ -327,16 +339,10 @@ def test_chunks_in_flight_on_workers_reuse_each_others_texts(tmp_path: Path) -> 
     texts = [
         rng.choice(originals[max(0, n - 300) : n + 1]) if rng.random() < 0.4 else originals[n] for n in range(4500)
     ]
-    posts = [make_post(n, text, lang="en") for n, text in enumerate(texts)]
-    results = []
-    for workers, folder in ((1, "one"), (2, "two")):
-        ws = workspace(tmp_path / folder, scoring={"chunk_size": 2200})
-        ws.store.add_posts(EVENT, posts)
-        outcome = score(ws, workers=workers)
+    (one, one_scores), (two, two_scores) = scored_with_one_and_two_workers(tmp_path, texts, 2200)
+    for outcome in (one, two):
         assert (outcome.total, outcome.scored, outcome.reused) == (4500, 4500, 4500 - len(set(texts)))
-        results.append({key: (row["compound"], row["pos"], row["churn"]) for key, row in stored_scores(ws).items()})
-        ws.close()
-    assert results[0] == results[1]
+    assert one_scores == two_scores
 
 
 def test_bulk_score_writes_keep_the_first_score_and_read_back_unchanged(store: Any) -> None:
