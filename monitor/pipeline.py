@@ -446,13 +446,14 @@ def _store_pages(ws: Workspace, event: EventConfig, source: Source, outcome: Sou
     cursor = _stored_cursor(ws, event.name, source.name)
     for page in source.search(event, cursor):
         updates = [CursorUpdate(event.name, source.name, kind, value) for kind, value in page.cursor.items()]
-        added = ws.store.add_posts(event.name, page.posts, cursors=updates, progress=_progress(outcome, page))
+        feed_read = (source.name, page.feed, page.read) if page.feed is not None else None
+        added = ws.store.add_posts(
+            event.name, page.posts, cursors=updates, progress=_progress(outcome, page), feed_read=feed_read
+        )
         outcome.read += page.read
         outcome.new += added.new
         outcome.malformed += page.skipped
         outcome.cost_usd += page.cost_usd
-        if page.feed is not None:
-            ws.store.add_feed_read(event.name, source.name, page.feed, page.read)
         if source.read_limit is not None and outcome.read >= source.read_limit:
             outcome.message = f"stopped at the read limit of {source.read_limit} posts; the next run resumes"
             break

@@ -299,12 +299,14 @@ class Store:
         posts: Sequence[Post],
         cursors: Iterable[CursorUpdate] = (),
         progress: RunProgress | None = None,
+        feed_read: tuple[str, str, int] | None = None,
     ) -> AddResult:
         """Store a batch of posts for an event, and the cursors that go with it, in one transaction.
 
         A post already stored (same source and id) is not changed, only linked to the event, so
         inserting twice changes nothing. Either the whole batch and its cursors are written, or none;
-        the run's progress, when given, is written in the same transaction.
+        the run's progress and the feed the page came from (source, feed, statuses read), when given,
+        are written in the same transaction.
         """
         unique = list({(post.source, post.id): post for post in posts}.values())
         try:
@@ -322,6 +324,8 @@ class Store:
                     self._write_cursor(conn, cursor)
                 if progress is not None:
                     _write_progress(conn, progress, len(fresh))
+                if feed_read is not None:
+                    self._write_feed_read(conn, event_name, *feed_read)
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store posts: {_error_text(error)}") from None
         return AddResult(new=len(fresh), duplicate=len(posts) - len(fresh))
@@ -519,13 +523,16 @@ class Store:
 
     def add_feed_read(self, event_name: str, source: str, feed: str, statuses: int) -> None:
         """Record that a collect read a feed (and how many statuses), even when none of them was kept."""
+        with self.engine.begin() as conn:
+            self._write_feed_read(conn, event_name, source, feed, statuses)
+
+    def _write_feed_read(self, conn: Connection, event_name: str, source: str, feed: str, statuses: int) -> None:
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         values = {"event": event_name, "source": source, "feed": feed, "statuses": statuses}
         statement = dialect_insert(feeds_table).values(**values, last_read_at=utc_naive(datetime.now(UTC)))
         updates = {"statuses": feeds_table.c.statuses + statement.excluded.statuses}
         updates["last_read_at"] = statement.excluded.last_read_at
-        with self.engine.begin() as conn:
-            conn.execute(statement.on_conflict_do_update(index_elements=["event", "source", "feed"], set_=updates))
+        conn.execute(statement.on_conflict_do_update(index_elements=["event", "source", "feed"], set_=updates))
 
     def feeds_read(self, event_name: str) -> dict[str, int]:
         """Every feed an event's collects have read → statuses read from it, by feed name."""

@@ -17,9 +17,9 @@ class StoreKilledOnThirdPage(Store):
     calls = 0
     run_at_kill: Any = None  # the run-log row as a SIGKILL would leave it
 
-    def add_posts(self, event_name: str, posts: Any, cursors: Any = (), progress: Any = None) -> AddResult:
+    def add_posts(self, event_name: str, posts: Any, *args: Any, **kwargs: Any) -> AddResult:
         type(self).calls += 1
         if type(self).calls == 3:
             type(self).run_at_kill = self.recent_runs(1)[0]
             raise KilledError
-        return super().add_posts(event_name, posts, cursors, progress)
+        return super().add_posts(event_name, posts, *args, **kwargs)
