@@ -12,9 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+
+from monitor.config import event_window
+from monitor.language import UNDETERMINED
+from monitor.scoring import primary_language
 
 if TYPE_CHECKING:
     from monitor.config import AlertsConfig, EventConfig
@@ -129,6 +134,11 @@ class Coverage:
     quotes: int = 0  # posts quoting another post (their text is their own, unlike reposts)
     not_scored_language: int = 0  # posts in languages outside scoring.languages
     not_scored_other: int = 0  # posts skipped for another reason (e.g. bots) or not scored yet
+    before_window: int = 0  # posts stored for the event but older than its window: not analysed
+    after_window: int = 0  # posts at or after the window's end: not analysed
+    language_tagged: int = 0  # scored or skipped posts whose source gave a language tag
+    language_guessed: int = 0  # posts without a tag whose language was identified with confidence
+    language_undetermined: int = 0  # posts without a tag and too little or unclear text: kept as "und" and scored
     per_source: dict[str, int] = field(default_factory=dict)
     counted: int | None = None  # posts a counts endpoint counted in the hours from first_post to last_post, if known
     first_post: datetime | None = None
@@ -137,6 +147,10 @@ class Coverage:
     languages_excluded: dict[str, int] = field(default_factory=dict)  # language → posts not scored for it
     # feed → statuses read from it (Mastodon: each instance's hashtag timeline), with the feeds that gave no post
     feeds_read: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def outside_window(self) -> int:
+        return self.before_window + self.after_window
 
 
 @dataclass
@@ -167,7 +181,11 @@ class Analysis:
     # overall numbers: mean_compound, negative_share, positive_share, churn_share for the baseline and
     # since the announcement (keys "baseline" and "since_announced"), None where no post was scored
     totals: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    baseline_fallback: bool = False  # no bins in the baseline window: spikes are judged against all bins
+    # fewer than MIN_BASELINE_POSTS posts in the baseline: spikes are judged against every bin of the window
+    baseline_fallback: bool = False
+    baseline_posts: int = 0  # posts in the baseline window
+    window_start: datetime | None = None  # the analysed span (Config.window_utc); posts outside are only counted
+    window_end: datetime | None = None
 
     def per_network(self) -> pd.DataFrame:
         """Per-source series summed per network ("mastodon@a" and "mastodon@b" are both "mastodon").
@@ -196,6 +214,7 @@ class Analysis:
 
 NEGATIVE_AT = -0.05  # VADER's thresholds for a negative / positive text
 POSITIVE_AT = 0.05
+MIN_BASELINE_POSTS = 30  # fewer posts than this in the baseline and its median hour says nothing
 SHIFT_WINDOWS = {"24h": timedelta(hours=24), "72h": timedelta(hours=72), "7d": timedelta(days=7)}
 SHIFT_METRICS = ("mean_compound", "negative_share", "volume")
 BIN_WIDTH = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -219,7 +238,7 @@ _URL_OR_MENTION = re.compile(r"https?://\S+|www\.\S+|@\w+")
 POST_COLUMNS = {
     "source": "", "post_id": "", "text": "", "author": None, "lang": None, "likes": 0, "reposts": 0,
     "replies": 0, "followers": 0, "url": None, "is_repost": False, "is_quote": False, "status": None, "compound": np.nan,
-    "churn": False, "aspects": "",
+    "churn": False, "aspects": "", "lang_tag": None,
 }  # fmt: skip
 
 
@@ -245,9 +264,12 @@ def analyze(
     announced = ordered.get("announced", next(iter(ordered.values())))
     baseline_end = min(ordered.values())
     baseline_start = baseline_end - timedelta(days=event.baseline_days)
-    frame = prepare_posts(posts, tz, event.bin)
+    window = event_window(event, ordered, ZoneInfo(tz))
+    frame, before, after = split_window(prepare_posts(posts, tz, event.bin), *window)
     bins = bin_series(frame, tz, event.bin, counts)
-    baseline_bins = bins[(bins.index >= baseline_start) & (bins.index < baseline_end)]
+    reference, baseline_posts = spike_reference(bins, baseline_start, baseline_end)
+    found = coverage(frame, counts, event.simulated, event.name)
+    found.before_window, found.after_window = before, after
     align_on = event.align_on if event.align_on in ordered else "announced"
     return Analysis(
         event=event.name,
@@ -264,16 +286,37 @@ def analyze(
         days_from=days_from(bins, ordered[align_on]),
         distribution=compound_distribution(frame, baseline_start, baseline_end, announced),
         shifts=shifts(frame, ordered, baseline_start, baseline_end),
-        spikes=find_spikes(bins, baseline_bins if len(baseline_bins) else bins, alerts),
+        spikes=find_spikes(bins, reference, alerts),
         shapes=milestone_shapes(frame, bins, ordered, event.bin),
         drivers=drivers(frame, baseline_start, baseline_end, announced),
         aspects=aspect_stats(frame, list(event.aspects), announced),
-        top_posts=top_negative_posts(frame),
-        coverage=coverage(frame, counts, event.simulated, event.name),
+        top_posts=top_negative_posts(frame[frame["created_at"] >= pd.Timestamp(announced)]),
+        coverage=found,
         generated_at=generated_at,
         totals=totals(frame, baseline_start, baseline_end, announced),
-        baseline_fallback=not len(baseline_bins),
+        baseline_fallback=baseline_posts < MIN_BASELINE_POSTS,
+        baseline_posts=baseline_posts,
+        window_start=window[0],
+        window_end=window[1],
     )
+
+
+def split_window(frame: pd.DataFrame, start: datetime, end: datetime) -> tuple[pd.DataFrame, int, int]:
+    """The posts inside [start, end), and how many fall before and after it (counted, never binned)."""
+    before = frame["created_at"] < pd.Timestamp(start)
+    after = frame["created_at"] >= pd.Timestamp(end)
+    return frame[~(before | after)].reset_index(drop=True), int(before.sum()), int(after.sum())
+
+
+def spike_reference(bins: pd.DataFrame, baseline_start: datetime, baseline_end: datetime) -> tuple[pd.DataFrame, int]:
+    """The bins spikes are judged against, and the posts in the baseline.
+
+    The baseline's bins when it holds at least MIN_BASELINE_POSTS posts; otherwise every bin of the window,
+    and every page, chart and mail then says so instead of calling anything "× the baseline".
+    """
+    baseline = bins[(bins.index >= baseline_start) & (bins.index < baseline_end)]
+    posts = int(baseline["volume"].sum())
+    return (baseline if posts >= MIN_BASELINE_POSTS else bins), posts
 
 
 def prepare_posts(posts: pd.DataFrame, tz: str, bin_size: str = "hour") -> pd.DataFrame:
@@ -729,11 +772,23 @@ def coverage(frame: pd.DataFrame, counts: pd.DataFrame | None, simulated: bool, 
         simulated=simulated,
         languages_excluded={str(k): int(v) for k, v in excluded.items()},
     )
+    _count_languages(found, frame)
     found.not_scored_other = found.posts - found.scored - found.not_scored_language
     if not frame.empty:
         found.first_post, found.last_post = _utc(frame["created_at"].min()), _utc(frame["created_at"].max())
     found.counted = _counted_between(counts, found.first_post, found.last_post)
     return found
+
+
+def _count_languages(cover: Coverage, frame: pd.DataFrame) -> None:
+    """How the language of each judged post was known: the source's tag, our confident guess, or "und"."""
+    tags = frame["lang_tag"]
+    tagged = tags.isin([tag for tag in tags.dropna().unique() if primary_language(str(tag)) is not None])
+    judged = frame["status"].notna() & frame["lang"].notna()
+    undetermined = judged & ~tagged & (frame["lang"] == UNDETERMINED)
+    cover.language_tagged += int((judged & tagged).sum())
+    cover.language_undetermined += int(undetermined.sum())
+    cover.language_guessed += int((judged & ~tagged).sum()) - int(undetermined.sum())
 
 
 def _counted_between(counts: pd.DataFrame | None, first: datetime | None, last: datetime | None) -> int | None:
@@ -788,9 +843,10 @@ def _summary(analysis: Analysis) -> dict[str, Any]:
         "generated_at": analysis.generated_at,
         "milestones": analysis.milestones,
         "align_on": analysis.align_on,
-        "baseline": {"start": analysis.baseline_start, "end": analysis.baseline_end},
+        "window": {"start": analysis.window_start, "end": analysis.window_end},
+        "baseline": {"start": analysis.baseline_start, "end": analysis.baseline_end, "posts": analysis.baseline_posts},
         "baseline_fallback": analysis.baseline_fallback,
-        "coverage": asdict(analysis.coverage),
+        "coverage": asdict(analysis.coverage) | {"outside_window": analysis.coverage.outside_window},
         "totals": analysis.totals,
         "bins": len(analysis.bins),
         "latest_bin": _latest_bin(analysis.bins),
@@ -1073,6 +1129,7 @@ class AnalysisAccumulator:
         self.announced = self.milestones.get("announced", next(iter(self.milestones.values())))
         self.baseline_end = min(self.milestones.values())
         self.baseline_start = self.baseline_end - timedelta(days=event.baseline_days)
+        self.window = event_window(event, self.milestones, ZoneInfo(tz))
         self.windows = {span: WindowSums(*span) for span in self._spans()}
         self.bin_sums: pd.DataFrame | None = None
         self.source_sums: pd.DataFrame | None = None
@@ -1099,14 +1156,19 @@ class AnalysisAccumulator:
         """Fold one chunk of posts in."""
         if posts.empty:
             return self
-        frame = prepare_posts(posts, self.tz, self.event.bin)
+        frame, before, after = split_window(prepare_posts(posts, self.tz, self.event.bin), *self.window)
+        self.cover.before_window += before
+        self.cover.after_window += after
+        if frame.empty:
+            return self
         self._add_bins(frame)
         arrays = ChunkArrays.of(frame)
         for window in self.windows.values():
             window.add(arrays)
         self._add_terms(frame)
         self._add_aspects(frame)
-        self._add_top(frame[frame["scored"] & (frame["compound"] <= NEGATIVE_AT)][_TOP_COLUMNS])
+        since = frame["created_at"] >= pd.Timestamp(self.announced)
+        self._add_top(frame[since & frame["scored"] & (frame["compound"] <= NEGATIVE_AT)][_TOP_COLUMNS])
         self._add_coverage(frame)
         return self
 
@@ -1169,6 +1231,7 @@ class AnalysisAccumulator:
         cover.not_scored_language += int(language.sum())
         _add_counts(cover.per_source, frame["source"].value_counts())
         _add_counts(cover.languages_excluded, lang[language].value_counts())
+        _count_languages(cover, frame)
         first, last = frame["created_at"].min(), frame["created_at"].max()
         self.first = first if self.first is None else min(self.first, first)
         self.last = last if self.last is None else max(self.last, last)
@@ -1189,7 +1252,7 @@ class AnalysisAccumulator:
         return self
 
     def _merge_coverage(self, other: AnalysisAccumulator) -> None:
-        for name in ("posts", "scored", "reposts", "quotes", "not_scored_language"):
+        for name in _COVERAGE_COUNTS:
             setattr(self.cover, name, getattr(self.cover, name) + getattr(other.cover, name))
         _add_counts(self.cover.per_source, other.cover.per_source)
         _add_counts(self.cover.languages_excluded, other.cover.languages_excluded)
@@ -1205,7 +1268,7 @@ class AnalysisAccumulator:
     ) -> Analysis:
         """The Analysis of every post added (counts: as for analyze(); feeds_read: the store's, for coverage)."""
         bins = self.bins(counts)
-        baseline_bins = bins[(bins.index >= self.baseline_start) & (bins.index < self.baseline_end)]
+        reference, baseline_posts = spike_reference(bins, self.baseline_start, self.baseline_end)
         align_on = self.event.align_on if self.event.align_on in self.milestones else "announced"
         return Analysis(
             event=self.event.name,
@@ -1222,7 +1285,7 @@ class AnalysisAccumulator:
             days_from=days_from(bins, self.milestones[align_on]),
             distribution=self.distribution(),
             shifts=self.shifts(),
-            spikes=find_spikes(bins, baseline_bins if len(baseline_bins) else bins, self.alerts),
+            spikes=find_spikes(bins, reference, self.alerts),
             shapes=self.shapes(bins),
             drivers=self.terms.drivers(TOP_DRIVERS),
             aspects=self.aspects(),
@@ -1230,7 +1293,10 @@ class AnalysisAccumulator:
             coverage=self.coverage(counts, feeds_read or {}),
             generated_at=generated_at,
             totals={"baseline": self._baseline.tone(), "since_announced": self._since.tone()},
-            baseline_fallback=not len(baseline_bins),
+            baseline_fallback=baseline_posts < MIN_BASELINE_POSTS,
+            baseline_posts=baseline_posts,
+            window_start=self.window[0],
+            window_end=self.window[1],
         )
 
     @property
@@ -1350,6 +1416,12 @@ class AnalysisAccumulator:
             found.first_post, found.last_post = _utc(self.first), _utc(self.last)
         found.counted = _counted_between(counts, found.first_post, found.last_post)
         return found
+
+
+_COVERAGE_COUNTS = (
+    "posts", "scored", "reposts", "quotes", "not_scored_language", "before_window", "after_window",
+    "language_tagged", "language_guessed", "language_undetermined",
+)  # fmt: skip
 
 
 def bins_from_sums(sums: pd.DataFrame, counted: pd.Series) -> pd.DataFrame:

@@ -412,6 +412,8 @@ def report_command(
         for path in result.files:
             if path != result.index:
                 click.echo(f"  {path}")
+        for note in result.notes:
+            click.echo(f"{result.event}: {note}", err=True)
 
 
 @cli.command("demo")

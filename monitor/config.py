@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -89,6 +89,9 @@ class EventConfig(Section):
         description="Named dates or date-times; `announced` is required and the earliest"
     )
     baseline_days: int = Field(7, ge=1, le=365, description="Days before the first milestone used as the baseline")
+    follow_days: int = Field(
+        14, ge=1, le=365, description="Days after the last milestone that the analysis and charts cover (unless `end`)"
+    )
     query: str = Field("", description="Search query sent to live sources")
     sources: list[str] = Field(default_factory=list, description="Live sources to collect from; [] = imports only")
     aspects: dict[str, list[str]] = Field(
@@ -98,8 +101,12 @@ class EventConfig(Section):
     align_on: str = Field(
         "effective", description="Milestone that is day 0 when events are compared (announced if no effective)"
     )
-    start: MilestoneValue | None = Field(None, description="Earliest post time for full-archive backfills")
-    end: MilestoneValue | None = Field(None, description="Latest post time for full-archive backfills")
+    start: MilestoneValue | None = Field(
+        None, description="Start of the analysed window and of full-archive backfills (default: the baseline's start)"
+    )
+    end: MilestoneValue | None = Field(
+        None, description="End of the analysed window and of full-archive backfills (default: last milestone + follow_days)"
+    )
     simulated: bool = Field(False, description="The event is fed by the built-in simulation (labelled as such)")
     source_queries: dict[str, str] = Field(
         default_factory=dict,
@@ -119,6 +126,12 @@ class EventConfig(Section):
         if "announced" not in value:
             raise ValueError("needs an `announced` milestone")
         return value
+
+    @model_validator(mode="after")
+    def _window_forward(self) -> EventConfig:
+        if self.start is not None and self.end is not None and to_aware(self.end, UTC) <= to_aware(self.start, UTC):
+            raise ValueError("end must be after start")
+        return self
 
     @field_validator("sources")
     @classmethod
@@ -344,6 +357,10 @@ class Config(Section):
         """The event's milestones as aware datetimes, dates read as midnight in the config's zone."""
         return {name: to_aware(value, self.tz) for name, value in event.milestones.items()}
 
+    def window_utc(self, event: EventConfig) -> tuple[datetime, datetime]:
+        """The span the event's analysis and charts cover (start inclusive, end exclusive)."""
+        return event_window(event, self.milestones_utc(event), self.tz)
+
     def resolve_path(self, path: Path) -> Path:
         """A path from the config, relative paths taken from the config file's folder."""
         return path if path.is_absolute() else self.base_dir / path
@@ -361,7 +378,18 @@ class Config(Section):
         return self.resolve_path(self.reports.out_dir)
 
 
-def to_aware(value: date | datetime, tz: ZoneInfo) -> datetime:
+def event_window(event: EventConfig, milestones: dict[str, datetime], tz: tzinfo) -> tuple[datetime, datetime]:
+    """`start` (default: the baseline's start) up to `end` (default: the last milestone + follow_days).
+
+    A hashtag archive holds years of older uses of the tag; only this window is analysed and charted.
+    """
+    first, last = min(milestones.values()), max(milestones.values())
+    start = to_aware(event.start, tz) if event.start is not None else first - timedelta(days=event.baseline_days)
+    end = to_aware(event.end, tz) if event.end is not None else last + timedelta(days=event.follow_days)
+    return start, end
+
+
+def to_aware(value: date | datetime, tz: tzinfo) -> datetime:
     """A date is midnight in tz; a naive date-time is read in tz; an aware one is kept."""
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(0, 0))

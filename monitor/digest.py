@@ -5,7 +5,6 @@ The only module that imports smtplib. Building a message is pure; `send` is the 
 
 from __future__ import annotations
 
-import math
 import smtplib
 import socket
 import ssl
@@ -25,6 +24,7 @@ import pandas as pd
 from monitor.analysis import Analysis, Spike, TopPost
 from monitor.config import EmailConfig
 from monitor.errors import ConfigError, DeliveryError
+from monitor.wording import baseline_note, spike_size, window_note
 
 NO_RECIPIENTS = "undisclosed-recipients:;"  # RFC 5322 empty group: a dry run without configured recipients
 TOP_POSTS_SHOWN = 5
@@ -108,6 +108,9 @@ class WindowStats:
         return self.posts * hours / self.hours if self.hours else 0.0
 
 
+NO_BASELINE = WindowStats(posts=0, scored=0, hours=0.0, mean_compound=None, negative_share=None, churn_share=None)
+
+
 def window_stats(bins: pd.DataFrame, start: datetime, end: datetime) -> WindowStats:
     """Sum volume and average the tone (weighted by scored posts) of the bins starting in [start, end)."""
     window = bins[(bins.index >= start) & (bins.index < end)]
@@ -178,16 +181,16 @@ def when(moment: datetime, tz: ZoneInfo) -> str:
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
-def describe_spike(spike: Spike, tz: ZoneInfo, bin_name: str = "hour") -> str:
-    """One sentence: what, when, how big."""
+def describe_spike(spike: Spike, analysis: Analysis) -> str:
+    """One sentence: what, when, how big (against what)."""
+    tz = ZoneInfo(analysis.timezone)
     span = f"{when(spike.start, tz)} to {when(spike.end, tz)}" if spike.end != spike.start else when(spike.start, tz)
     z = f"z {spike.z:.1f}".replace("-", "−")
     if spike.kind == "volume":
-        size = f"×{spike.size:.1f} the baseline" if math.isfinite(spike.size) else "from a silent baseline"
-        peak = f"peak {thousands(spike.peak_value)} posts per {bin_name} at {when(spike.peak, tz)}"
-        return f"Volume spike {span}: {peak} ({size}, {z})"
+        peak = f"peak {thousands(spike.peak_value)} posts per {analysis.bin} at {when(spike.peak, tz)}"
+        return f"Volume spike {span}: {peak} ({spike_size(spike, analysis)}, {z})"
     peak = f"mean sentiment {signed(spike.peak_value)} at {when(spike.peak, tz)}"
-    return f"Sentiment dip {span}: {peak} ({signed(spike.size)} vs the baseline, {z})"
+    return f"Sentiment dip {span}: {peak} ({spike_size(spike, analysis)}, {z})"
 
 
 # ---- the timeline in words ---------------------------------------------------------------------------
@@ -331,10 +334,15 @@ class DigestView:
     chart_cid: str | None = None
     drivers: list[str] = field(default_factory=list)
     timeline: list[TimelineRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # a thin baseline, posts outside the window
 
 
-def comparison_rows(current: WindowStats, previous: WindowStats, baseline: WindowStats) -> list[TableRow]:
-    """Posts, mean sentiment, negative and churn share: this period vs the previous period and the baseline."""
+def comparison_rows(current: WindowStats, previous: WindowStats, baseline: WindowStats | None) -> list[TableRow]:
+    """Posts, mean sentiment, negative and churn share: this period vs the previous period and the baseline.
+
+    Without a usable baseline its columns say "–": the note above the table says why.
+    """
+    baseline = baseline or NO_BASELINE
     typical = baseline.posts_over(current.hours) if baseline.hours else None
     return [
         TableRow(
@@ -373,7 +381,7 @@ def _share_row(label: str, current: float | None, previous: float | None, baseli
     )
 
 
-def headline(current: WindowStats, baseline: WindowStats, spike_count: int) -> str:
+def headline(current: WindowStats, baseline: WindowStats | None, spike_count: int) -> str:
     """'negativity up 38 % vs baseline, 2 spikes' — the subject line's news."""
     parts = [_tone_headline(current, baseline)]
     if spike_count:
@@ -381,7 +389,8 @@ def headline(current: WindowStats, baseline: WindowStats, spike_count: int) -> s
     return ", ".join(parts)
 
 
-def _tone_headline(current: WindowStats, baseline: WindowStats) -> str:
+def _tone_headline(current: WindowStats, baseline: WindowStats | None) -> str:
+    baseline = baseline or NO_BASELINE
     now, before = current.negative_share, baseline.negative_share
     if now is not None and before:
         change = (now / before - 1) * 100
@@ -397,8 +406,11 @@ def _tone_headline(current: WindowStats, baseline: WindowStats) -> str:
     return f"{thousands(current.posts)} posts"
 
 
-def lead(current: WindowStats, baseline: WindowStats) -> str:
+def lead(current: WindowStats, baseline: WindowStats | None) -> str:
     """'1 108 posts (a typical day before the announcement: 69); 58 % negative (baseline 18 %).'"""
+    if baseline is None:
+        tone = "none scored yet" if current.negative_share is None else f"{percent(current.negative_share)} negative"
+        return f"{thousands(current.posts)} posts; {tone}."
     typical = baseline.posts_over(current.hours) if baseline.hours else None
     span = "day" if current.hours <= 24 else f"{current.hours / 24:.0f} days"
     volume = f"{thousands(current.posts)} posts"
@@ -463,7 +475,7 @@ def digest_view(
     current = window_stats(analysis.bins, period.start, period.end)
     previous_period = period.previous()
     previous = window_stats(analysis.bins, previous_period.start, previous_period.end)
-    baseline = window_stats(analysis.bins, analysis.baseline_start, analysis.baseline_end)
+    baseline = None if analysis.baseline_fallback else window_stats(analysis.bins, analysis.baseline_start, analysis.baseline_end)
     spikes = spikes_in(analysis.spikes, period.start, period.end)
     heading, posts = _top_posts(analysis, period, tz)
     return DigestView(
@@ -474,11 +486,12 @@ def digest_view(
         previous_label=previous_period.label(),
         timezone=analysis.timezone,
         rows=comparison_rows(current, previous, baseline),
-        spikes=[describe_spike(spike, tz, analysis.bin) for spike in spikes],
+        spikes=[describe_spike(spike, analysis) for spike in spikes],
         churn=percent(current.churn_share),
         posts_heading=heading,
         posts=posts,
         coverage=coverage_lines(analysis, spend),
+        notes=[note for note in (baseline_note(analysis), window_note(analysis)) if note],
         dashboard_link=dashboard_link,
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
         simulated=analysis.coverage.simulated,
@@ -575,10 +588,9 @@ def build_alert(
     now: datetime | None = None,
 ) -> EmailMessage:
     """A short email about spikes that just started: what, when, how big, the chart and the driving terms."""
-    tz = ZoneInfo(analysis.timezone)
     view = AlertView(
         title=analysis.title or analysis.event,
-        spikes=[describe_spike(spike, tz, analysis.bin) for spike in spikes],
+        spikes=[describe_spike(spike, analysis) for spike in spikes],
         drivers=_driver_terms(analysis),
         dashboard_link=dashboard_link,
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
@@ -590,18 +602,14 @@ def build_alert(
     chart_cid = make_msgid("timeline", _domain(sender)) if timeline_png else None
     view.chart_cid = chart_cid[1:-1] if chart_cid else None
     prefix = "[simulated] " if view.simulated else ""
-    subject = f"{prefix}Alert: {view.title} — {_alert_headline(spikes)}"
+    subject = f"{prefix}Alert: {view.title} — {_alert_headline(spikes, analysis)}"
     text, html = render("alert.txt", view=view), render("alert.html", view=view)
     return _compose(subject, text, html, timeline_png, chart_cid, sender, recipients, now)
 
 
-def _alert_headline(spikes: Sequence[Spike]) -> str:
+def _alert_headline(spikes: Sequence[Spike], analysis: Analysis) -> str:
     first = spikes[0]
-    if first.kind == "volume":
-        size = f"×{first.size:.1f} the baseline" if math.isfinite(first.size) else "from silence"
-        news = f"volume spike ({size})"
-    else:
-        news = f"sentiment dip ({signed(first.size)})"
+    news = f"{'volume spike' if first.kind == 'volume' else 'sentiment dip'} ({spike_size(first, analysis)})"
     return news + (f" and {len(spikes) - 1} more" if len(spikes) > 1 else "")
 
 

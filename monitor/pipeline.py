@@ -573,7 +573,7 @@ def count_unscored(ws: Workspace) -> int:
 
 ANALYSIS_COLUMNS = [
     "source", "post_id", "created_at", "text", "author", "lang", "likes", "reposts", "replies", "followers",
-    "url", "is_repost", "is_quote", "status", "compound", "churn", "aspects",
+    "url", "is_repost", "is_quote", "status", "compound", "churn", "aspects", "lang_tag",
 ]  # fmt: skip
 
 
@@ -615,6 +615,7 @@ def _analysis_row(row: dict[str, Any]) -> dict[str, Any]:
     """A stored post with its scores; `lang` is the language the scorer used (the tag, or its guess)."""
     values = {name: row.get(name) for name in ANALYSIS_COLUMNS}
     values["lang"] = row.get("scored_lang") or row.get("lang")
+    values["lang_tag"] = row.get("lang")
     return values
 
 

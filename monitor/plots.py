@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import Analysis, Shift
+from monitor.wording import short_spike_size
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -250,7 +251,8 @@ def draw_volume(axes: Axes, analysis: Analysis) -> None:
     mark_volume_spikes(axes, analysis)
     axes.set_ylabel(f"posts per {analysis.bin}")
     axes.set_ylim(0, max(float(bins["volume"].max()), float(bins["counted"].max(skipna=True) or 0), 1) * 1.5)
-    axes.text(num(analysis.baseline_start), 0.45, " baseline", transform=_blend(axes), fontsize=14, color="#555555")
+    baseline = f" baseline ({analysis.baseline_posts:,} posts)" if analysis.baseline_fallback else " baseline"
+    axes.text(num(analysis.baseline_start), 0.45, baseline, transform=_blend(axes), fontsize=14, color="#555555")
     axes.legend(loc="upper left", frameon=True, framealpha=0.9, edgecolor="none")
 
 
@@ -273,7 +275,7 @@ def mark_volume_spikes(axes: Axes, analysis: Analysis) -> None:
             continue
         labelled_at = peak
         axes.annotate(
-            f"spike ×{spike.size:.0f}", (peak, spike.peak_value * 1.06), xytext=(10, 2),
+            f"spike {short_spike_size(spike, analysis)}", (peak, spike.peak_value * 1.06), xytext=(10, 2),
             textcoords="offset points", fontsize=14, color=VERMILLION, fontweight="bold", va="bottom",
         )  # fmt: skip
 
@@ -391,6 +393,8 @@ def compare_figure(analyses: Sequence[Analysis]) -> Figure:
     for row in axes:
         row[0].axvline(0, color=BLACK, linewidth=1.6, linestyle="--")
     volume_axes.set_ylabel("posts per hour\n× baseline rate")
+    if any(analysis.baseline_fallback for analysis in analyses):
+        volume_axes.set_ylabel("posts per hour × baseline rate\n(or × median, see legend)")
     tone_axes.set_ylabel("mean compound")
     tone_axes.set_ylim(-1, 1)
     tone_axes.axhline(0, color=GREY, linewidth=1)
@@ -404,10 +408,11 @@ def compare_lines(volume_axes: Axes, tone_axes: Axes, analysis: Analysis, colour
     if frame.empty:
         return
     per_hour = frame["volume"] / (24.0 if analysis.bin == "day" else 1.0)
-    baseline = baseline_rate(analysis)
     days = frame.index.to_numpy(dtype=float)
     label = f"{analysis.event} ({analysis.platform})"
-    volume_axes.plot(days, smooth(per_hour / baseline, analysis.bin), color=colour, linewidth=2.2, label=label)
+    if analysis.baseline_fallback:
+        label += f"\n× its median {analysis.bin}: baseline holds {analysis.baseline_posts:,} posts"
+    volume_axes.plot(days, smooth(per_hour / reference_rate(analysis), analysis.bin), color=colour, linewidth=2.2, label=label)
     tone_axes.plot(days, smooth(frame["mean_compound"], analysis.bin), color=colour, linewidth=2.2)
     for offset in milestone_offsets(analysis).values():
         for row in (volume_axes, tone_axes):
@@ -432,12 +437,17 @@ def label_other_milestones(axes: Axes, analyses: Sequence[Analysis]) -> None:
     top_labels(axes, [offset for offset, _ in marks], [label for _, label in marks])
 
 
-def baseline_rate(analysis: Analysis) -> float:
-    """Mean posts per hour over the baseline window (at least one, so ratios stay finite)."""
+def reference_rate(analysis: Analysis) -> float:
+    """Posts per hour an event's volume is divided by: the baseline's mean rate, or the window's median busy
+    bin when the baseline is too thin to say anything (the legend then says so). 1 only without any post."""
     bins = analysis.bins
-    window = bins[(bins.index >= analysis.baseline_start) & (bins.index < analysis.baseline_end)]
     hours = 24.0 if analysis.bin == "day" else 1.0
-    rate = float(window["volume"].mean()) / hours if len(window) else 0.0
+    if analysis.baseline_fallback:
+        busy = bins["volume"][bins["volume"] > 0]
+        rate = float(busy.median()) / hours if len(busy) else 0.0
+    else:
+        window = bins[(bins.index >= analysis.baseline_start) & (bins.index < analysis.baseline_end)]
+        rate = float(window["volume"].mean()) / hours if len(window) else 0.0
     return rate if rate > 0 else 1.0
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import Analysis, Shift, Spike
+from monitor.wording import baseline_note, language_note, spike_size, window_note
 
 TEMPLATE = "report.html.j2"
 METRIC_NAMES = {"mean_compound": "mean compound", "negative_share": "negative share", "volume": "posts per hour"}
@@ -31,6 +32,7 @@ class ReportResult:
     files: list[Path]
     posts: int = 0  # posts the report covers
     scored: int = 0  # of which scored by the current scorer
+    notes: tuple[str, ...] = ()  # what the reader must know first (a thin baseline, posts outside the window)
 
     @property
     def index(self) -> Path:
@@ -56,7 +58,8 @@ def write_report(analysis: Analysis, every_event: list[Analysis], out_dir: Path)
     names = [*(chart.name for chart in charts), "index.html", "summary.json"]
     files = [target / name for name in names]
     coverage = analysis.coverage
-    return ReportResult(analysis.event, target, files, posts=coverage.posts, scored=coverage.scored)
+    notes = tuple(page_notes(analysis))
+    return ReportResult(analysis.event, target, files, posts=coverage.posts, scored=coverage.scored, notes=notes)
 
 
 def swap_folder(fresh: Path, target: Path) -> None:
@@ -92,7 +95,8 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
         "networks": network_rows(analysis),
         "headline": headline_rows(analysis, zone),
         "shifts": [shift_row(shift) for shift in analysis.shifts],
-        "spikes": [spike_row(spike, zone) for spike in analysis.spikes],
+        "notes": page_notes(analysis),
+        "spikes": [spike_row(spike, analysis, zone) for spike in analysis.spikes],
         "milestones": [(name, local(moment, zone)) for name, moment in sorted(analysis.milestones.items(), key=lambda i: i[1])],
         "posts": [
             {**post.__dict__, "when": local(post.created_at, zone), "compound": f"{post.compound:+.2f}"}
@@ -100,6 +104,11 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
         ],
         "generated_at": local(analysis.generated_at, zone),
     }  # fmt: skip
+
+
+def page_notes(analysis: Analysis) -> list[str]:
+    """What the reader must know before trusting the numbers: a thin baseline, posts left out."""
+    return [note for note in (baseline_note(analysis), window_note(analysis)) if note]
 
 
 def local(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -123,6 +132,8 @@ def coverage_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
         ("quotes", f"{coverage.quotes:,}"),
         ("not scored (language)", f"{coverage.not_scored_language:,}"),
         ("not scored (other)", f"{coverage.not_scored_other:,}"),
+        ("language", language_note(analysis)),
+        ("outside the event window", f"{coverage.before_window:,} before, {coverage.after_window:,} after"),
         ("sources", ", ".join(f"{name} {count:,}" for name, count in sorted(coverage.per_source.items())) or "—"),
         ("first post", local(coverage.first_post, zone)),
         ("last post", local(coverage.last_post, zone)),
@@ -196,8 +207,7 @@ def shift_judgement(shift: Shift) -> str:
     return "worse" if worse else "better"
 
 
-def spike_row(spike: Spike, zone: ZoneInfo) -> dict[str, str]:
-    size = f"×{spike.size:.1f} the baseline" if spike.kind == "volume" else f"{spike.size:+.2f} vs baseline"
+def spike_row(spike: Spike, analysis: Analysis, zone: ZoneInfo) -> dict[str, str]:
     peak = f"{spike.peak_value:,.0f}" if spike.kind == "volume" else f"{spike.peak_value:+.2f}"
     return {
         "kind": spike.kind,
@@ -205,6 +215,6 @@ def spike_row(spike: Spike, zone: ZoneInfo) -> dict[str, str]:
         "peak": local(spike.peak, zone),
         "end": local(spike.end, zone),
         "peak_value": peak,
-        "size": size,
+        "size": spike_size(spike, analysis),
         "z": f"{spike.z:.1f}",
     }

@@ -7,7 +7,6 @@ changing the config rescores and nothing else is ever scored twice. Pure: no dat
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import re
 import string
@@ -24,8 +23,7 @@ _LANG_UNKNOWN = {"", "und", "zxx", "mul", "xx"}
 
 
 def preprocess(text: str) -> str:
-    """What makes social text fair to VADER: entities unescaped, URLs and a leading "RT @user:" removed."""
-    text = html.unescape(text)
+    """What makes social text fair to VADER: URLs and a leading "RT @user:" removed (sources decode entities)."""
     text = _RETWEET_PREFIX.sub("", text, count=1)
     if "http" in text or "www." in text:
         text = _URL.sub("", text)

@@ -105,7 +105,7 @@ def test_summary_json_holds_the_analysis_numbers(report_dir: Path) -> None:
         "reversed": "2012-12-20T00:00:00Z",
         "effective": "2013-01-16T00:00:00Z",
     }
-    assert summary["baseline"] == {"start": "2012-12-10T00:00:00Z", "end": "2012-12-17T00:00:00Z"}
+    assert summary["baseline"] == {"start": "2012-12-10T00:00:00Z", "end": "2012-12-17T00:00:00Z", "posts": 0}
     assert summary["bins"] == 44 * 24 + 1  # hourly, 2012-12-10 00:00 to 2013-01-23 00:00 inclusive
     assert summary["latest_bin"]["start"] == "2013-01-23T00:00:00Z"
     assert summary["latest_bin"]["counted"] is None  # NaN (no counts endpoint) is null, not invalid JSON

@@ -7,6 +7,7 @@ the record starts on, so a 2 GB archive is imported in bounded memory and every 
 from __future__ import annotations
 
 import csv
+import html
 import json
 import logging
 import re
@@ -211,12 +212,13 @@ def _post_from_fields(fields: Mapping[str, Any], source: str, tz: tzinfo) -> Pos
     except ValueError as error:
         raise ValueError(f"created_at: {error}") from None
     author = _text_field(fields, "author") or None
+    # the id hashes the text as the file has it, so archives imported before entities were decoded keep their ids
     post_id = _text_field(fields, "id") or stable_post_id(author, created_at, text)
     return Post(
         source=source,
         id=post_id,
         created_at=created_at,
-        text=text,
+        text=html.unescape(text),  # scrapers keep X's "&amp;": stored as people read it, escaped once on output
         author=author.lstrip("@") if author else None,
         lang=_text_field(fields, "lang") or None,
         url=_text_field(fields, "url") or None,

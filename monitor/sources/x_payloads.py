@@ -5,6 +5,7 @@ Kept apart from sources/x.py so the archive importer can read twarc2 output with
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -158,12 +159,13 @@ def _referenced_id(tweet: Mapping[str, Any], kind: str) -> str | None:
 
 
 def _text(tweet: Mapping[str, Any], repost_of: str | None, tweets_by_id: Mapping[str, Mapping[str, Any]]) -> str:
-    """The tweet's text; for a retweet the original's full text when included (a retweet's own is cut at 140)."""
+    """The tweet's text as people read it: X sends `&`, `<` and `>` as HTML entities; for a retweet, the
+    original's full text when included (a retweet's own is cut at 140)."""
     text = _required_text(tweet, "text")
     original = tweets_by_id.get(repost_of) if repost_of else None
     if isinstance(original, Mapping) and isinstance(original.get("text"), str) and original["text"]:
-        return str(original["text"])
-    return text
+        text = str(original["text"])
+    return html.unescape(text)
 
 
 def _lang(tweet: Mapping[str, Any]) -> str | None:
