@@ -23,18 +23,41 @@ DEFAULT_CONFIG = "config.yaml"
 KNOWN_SOURCES = ("x", "bluesky", "mastodon", "simulated")
 _OTHER_PLATFORMS = (
     r"(flickr|twitter|tumblr|vsco|eyeem|pinterest|facebook|snapchat|bluesky|mastodon|threads|pixelfed|tiktok"
-    r"|vero|ello|google\+?|500px|glass|instagram|x)\b"
+    r"|vero|ello|google\+?|500px|glass|instagram|x|hive|counter\s?social|post\.news|tribel|spoutible|cohost"
+    r"|truth\s?social|gab|parler|gettr|discord|reddit|linkedin|youtube)(?:social)?\b"
 )
+# Churn intent is a first-person statement (or a conditional threat) of leaving, never a report, a question,
+# advice to others or a hashtag alone: patterns name the author as subject, or stand at a sentence's start
+# where the subject is implied ("Deleting my account tonight."). monitor/churn.py skips questions and
+# matches preceded by a third-person subject or a negation. Measured in the README ("Churn intent").
+_SELF = r"\b(?:i|we)(?:['’]?m|['’]ll|['’]d|['’]ve|['’]re| am| will| would| are| have| shall)?"
+_MODAL = (
+    r"(?:(?:am|are|will|would|shall|should|could|might|may|must|can|gonna|going|about|have|has|need|want|plan"
+    r"|planning|considering|consider|thinking|think|seriously|finally|officially|just|really|definitely|probably"
+    r"|soon|now|be|so|also|then|hereby|ready|inclined|tempted|of|to|actually|literally|totally|already|on)\s+){0,4}"
+)
+_LEAVE = r"(?:leav(?:e|ing)|left|quit(?:ting)?|delet(?:e|ed|ing)|deactivat(?:e|ed|ing)|clos(?:e|ed|ing)|abandon(?:ing)?|ditch(?:ing)?|(?:get|getting|come|coming|log|logging|sign|signing)\s+off)"
+_TARGET = (
+    r"(?:\s+(?:from|off|of|on))?\s+(?:(?:my|our|the|this)\s+)?(?:@?{platform}\b|(?:app|platform|site|place|hellsite)\b"
+    r"|(?:\w+\s+)?(?:account|profile)s?\b)"
+)
+_CLAUSE_END = r"(?=\s*(?:[,.!;:)]|$|\s+(?:soon|now|for good|too|today|tonight|tomorrow|asap|then)\b))"
+_NOT_A_SUBJECT = r"(?!\s+(?:is|was|isn['’]t|would|will|has|seems|sounds|means)\b)"  # "Leaving Twitter is the new ..."
+_OPENING = r"(?:^|[,;:–—]\s*|\s[-–]\s+)\W*(?:(?:just|finally|officially|welp|well|ok|okay|so|and|now|today|tonight|seriously|time to|it['’]?s time to|going to|gonna|about to|think|done)\W+){0,3}"
 DEFAULT_CHURN_PATTERNS = [
-    r"(?<!not )(?<!n't )(?<!never )\b(quit|quitting|leaving|leave|left|delet\w*|deactivat\w*|abandon\w*|ditch\w*)"
-    r"\s+(my\s+)?{platform}\b",
-    r"\b(delet\w*|deactivat\w*|clos\w*|kill\w*)\s+(my|our)\s+(\w+\s+)?account",
-    r"#(delete|quit|boycott|leave|bye){platform}\b",
-    r"\bmov\w*\s+(over\s+)?to\s+(?!{platform}\b)" + _OTHER_PLATFORMS,
-    r"\bswitch\w*\s+(over\s+)?to\s+(?!{platform}\b)" + _OTHER_PLATFORMS,
-    r"\b(bye|goodbye|farewell)\s+{platform}\b",
-    r"\b(done|through|finished)\s+with\s+{platform}\b",
-    r"\bnever\s+(use|using|open|opening|post\w*\s+on)\s+{platform}\s+again",
+    _SELF + r"\s+" + _MODAL + _LEAVE + _TARGET,  # I'm deleting my account / we are leaving twitter
+    _SELF + r"\s+" + _MODAL + r"(?:leav(?:e|ing)|quit(?:ting)?)" + _CLAUSE_END,  # I'm inclined to leave.
+    r"\bi['’]?m\s+(?:so\s+|just\s+|officially\s+|definitely\s+|seriously\s+)?(?:out(?!\s+(?:of|for|with|in|on|there)\b(?!\s+here))|outta\s+here|out\s+of\s+here|gone|done\s+with\s+(?:@?{platform}|this\s+(?:app|platform|place|site)))\b",
+    _SELF + r"\s+" + _MODAL + r"(?:say(?:ing)?\s+good\s*bye|shut(?:ting)?\s+(?:this|it|my\s+\w+)\s+down|never\s+(?:use|using|open|post\w*\s+on)\s+{platform}\s+again|(?:come|coming|get|getting)\s+off\s+{platform})",
+    _OPENING + _LEAVE + _TARGET + _NOT_A_SUBJECT,  # sentence start, subject implied: "Deleting my account tonight."
+    r"\b(?:it['’]?s|it\s+is)\s+(?:high\s+)?time\s+(?:for\s+me\s+)?to\s+" + _LEAVE + _TARGET,  # ... I think it's time to leave
+    _OPENING + r"(?:mov(?:e|ing)|switch(?:ing)?|migrat(?:e|ing)|head(?:ing)?|jump(?:ing)?\s+ship)\s+(?:over\s+|back\s+)?to\s+#?(?!{platform}\b)" + _OTHER_PLATFORMS,
+    _SELF + r"\s+" + _MODAL + r"(?:mov(?:e|ing)|switch(?:ing)?|migrat(?:e|ing)|head(?:ing)?|join(?:ed|ing)?)\s+(?:over\s+|back\s+)?(?:to\s+)?#?(?!{platform}\b)" + _OTHER_PLATFORMS,
+    r"^\W*(?:just\s+)?joined\s+#?(?!{platform}\b)" + _OTHER_PLATFORMS,
+    r"\b(?:see\s+(?:you|ya|y['’]?all)|find\s+me|catch\s+me|join\s+me|be\s+found|reach\s+me)\s+(?:all\s+)?(?:on|over\s+on|at|over\s+at|in)\s+#?(?!{platform}\b)" + _OTHER_PLATFORMS,
+    r"\bmy\s+(?:very\s+)?(?:last|final)\s+(?:tweet|post|toot)s?\b",
+    r"\b(?:good\s*bye|bye(?:\s+bye)?|farewell|so\s+long|adios)\s+@?{platform}\b",
+    r"\bit\s+was\s+(?:nice|fun|good|great)\s+(?:knowing\s+you|while\s+it\s+lasted)",
 ]
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

@@ -13,7 +13,10 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from monitor.churn import ChurnDetector
 
 NEGATIVE_AT = -0.05  # VADER's own thresholds for a negative / positive text
 POSITIVE_AT = 0.05
@@ -68,13 +71,8 @@ def compile_aspect(keywords: Iterable[str]) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)(?:" + "|".join(parts or ["(?!)"]) + r")(?!\w)", re.IGNORECASE)
 
 
-def compile_churn(patterns: Sequence[str], platforms: Iterable[str]) -> re.Pattern[str]:
-    """Every pattern once per platform ({platform} → the lower-cased, escaped name), joined into one regex."""
-    return re.compile("|".join(f"(?:{p})" for p in churn_parts(patterns, platforms)) or "(?!)", re.IGNORECASE)
-
-
 def churn_parts(patterns: Sequence[str], platforms: Iterable[str]) -> list[str]:
-    """The alternatives compile_churn joins: each pattern filled in once per platform, sorted."""
+    """The churn patterns filled in once per platform ({platform} → the lower-cased, escaped name), sorted."""
     filled = {p.replace("{platform}", re.escape(name.lower())) for p in patterns for name in platforms}
     filled |= {p for p in patterns if "{platform}" not in p}
     return sorted(filled)
@@ -392,18 +390,14 @@ class Scorer:
         self.languages = frozenset(spec.languages)
 
     @cached_property
-    def churn(self) -> re.Pattern[str]:
-        return compile_churn(self.spec.churn_patterns, self.spec.platforms)
-
-    @cached_property
     def aspect_patterns(self) -> list[tuple[str, re.Pattern[str]]]:
         return [(name, compile_aspect(words)) for name, words in sorted(self.spec.aspects.items())]
 
     @cached_property
-    def churn_gate(self) -> GatedSearch:
-        """The churn regex's alternatives, each gated: finds a match exactly when `churn` does."""
-        parts = churn_parts(self.spec.churn_patterns, self.spec.platforms)
-        return GatedSearch([re.compile(part, re.IGNORECASE) for part in parts])
+    def churn_detector(self) -> ChurnDetector:
+        from monitor.churn import ChurnDetector
+
+        return ChurnDetector(self.spec.churn_patterns, self.spec.platforms)
 
     @cached_property
     def aspect_gates(self) -> list[tuple[str, GatedSearch]]:
@@ -414,7 +408,7 @@ class Scorer:
         return dict(self.analyzer.polarity_scores(preprocess(text)))
 
     def is_churn(self, text: str) -> bool:
-        return self.churn.search(preprocess(text)) is not None
+        return self.churn_detector.found(preprocess(text))
 
     def aspects_of(self, text: str) -> list[str]:
         return [name for name, gate in self.aspect_gates if gate.found(text)]
@@ -432,7 +426,7 @@ class Scorer:
             neu=polarity["neu"],
             pos=polarity["pos"],
             compound=polarity["compound"],
-            churn=self.churn_gate.found(text),
+            churn=self.churn_detector.found(text),
             aspects=",".join(self.aspects_of(text)),
         )
 

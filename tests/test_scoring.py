@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from monitor.cli import cli
 from monitor.config import DEFAULT_CHURN_PATTERNS, parse_config
 from monitor.pipeline import Workspace, open_workspace, score
 from monitor.posts import Post
-from monitor.scoring import Scorer, ScorerSpec, compile_aspect, preprocess, primary_language
+from monitor.scoring import Scorer, ScorerSpec, churn_parts, compile_aspect, preprocess, primary_language
 from tests.conftest import BASE_CONFIG
 
 EVENT = "instagram-tos-2012"
@@ -125,8 +126,8 @@ CHURN_SENTENCES = [
     ("Deactivating my instagram account right now", True),
     ("just deleted my account, bye", True),
     ("Going to delete my account tomorrow", True),
-    ("#deleteinstagram", True),
-    ("time to #QuitInstagram", True),
+    ("#deleteinstagram", False),  # a hashtag alone says nothing about its author
+    ("time to #QuitInstagram", False),
     ("Moving to Flickr, see you there", True),
     ("moving over to Flickr", True),
     ("Bye bye Instagram, it was nice", True),
@@ -147,6 +148,23 @@ CHURN_SENTENCES = [
     ("Not leaving Instagram, the backlash is overblown", False),
     ("Instagram left out the ads clause", False),
     ("I will keep my Instagram account", False),
+    # the kinds of real posts that fooled the old keyword patterns, and those they missed (issue 12)
+    ("Everyone is leaving Instagram because of the new terms", False),
+    ("Planning to Quit Instagram? Here are Top 5 Alternatives", False),
+    ("CEO Begs Bots Not to Quit Instagram", False),
+    ("#ByeInstagram", False),
+    ("Calling the CEO names every day until he deletes my account", False),
+    ("Will you leave Instagram for another platform?", False),
+    ("I'm not leaving Instagram, the backlash is overblown", False),
+    ("you should all move to Flickr", False),
+    ("This will be my last tweet", True),
+    ("See you on Hive!", True),
+    ("Welp it happened, moving to HIVE", True),
+    ("Deleting this app !", True),
+    ("I'm out. Moving to Flickr", True),
+    ("If they sell my photos, I'm out", True),
+    ("I'm considering deleting my profile", True),
+    ("Leaving Instagram is the new moving to Canada", False),
 ]
 
 
@@ -158,7 +176,7 @@ def test_default_churn_patterns_on_hand_labelled_sentences(sentence: str, expect
 
 def test_churn_patterns_use_each_configured_platform() -> None:
     scorer = Scorer(ScorerSpec(churn_patterns=tuple(DEFAULT_CHURN_PATTERNS), platforms=("Instagram", "X")))
-    assert scorer.is_churn("quitting X for good") and scorer.is_churn("#DeleteInstagram")
+    assert scorer.is_churn("quitting X for good") and scorer.is_churn("Deleting my Instagram account")
     assert not Scorer(ScorerSpec(churn_patterns=tuple(DEFAULT_CHURN_PATTERNS), platforms=("Instagram",))).is_churn(
         "quitting X for good"
     )
@@ -368,6 +386,7 @@ def test_gated_churn_and_aspect_search_agree_with_the_plain_regexes() -> None:
     )
     scorer = Scorer(spec)
     churn_words = ["quit", "Deleting", "my", "account", "INSTAGRAM", "#deleteInstagram", "moving", "to", "twitter"]
+    churn_words += ["I'm", "I", "leaving", "out", "app", "this", ",", "see", "you", "on", "last", "tweet"]
     churn_words += [
         "not",
         "never",
@@ -384,7 +403,9 @@ def test_gated_churn_and_aspect_search_agree_with_the_plain_regexes() -> None:
     rng = random.Random(9)
     texts = [" ".join(rng.choices(churn_words + WORDS, k=rng.randint(2, 12))) for _ in range(3000)]
     texts += [sentence for sentence, _ in CHURN_SENTENCES] + hard_texts(500)
-    assert sum(scorer.churn_gate.found(text) for text in texts) > 100
+    gate = scorer.churn_detector.gate
+    plain = re.compile("|".join(f"(?:{part})" for part in churn_parts(spec.churn_patterns, spec.platforms)), re.I | re.M)
+    assert sum(gate.found(text) for text in texts) > 50  # enough matches to compare on
     for text in texts:
-        assert scorer.churn_gate.found(text) == (scorer.churn.search(text) is not None), text
+        assert gate.found(text) == (plain.search(text) is not None), text
         assert scorer.aspects_of(text) == [name for name, regex in scorer.aspect_patterns if regex.search(text)], text
