@@ -7,11 +7,13 @@ store, then, each in its own process so peak RSS is its own:
           process, timing the apply alone (no reading or writing: the baseline is flattered, not ours)
 
     python benchmarks/score.py --size 1000000 --workers 2
+    python benchmarks/score.py --size 300000 --untagged 1 --texts ../shared/data/elonmusktwitter-2022.csv
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import random
 import resource
@@ -48,7 +50,8 @@ def config_document(database: str, chunk_size: int) -> dict[str, object]:
     }
 
 
-def generated_posts(size: int, seed: int = 7):  # type: ignore[no-untyped-def]
+def generated_posts(size: int, untagged: float, texts: list[str], seed: int = 7):  # type: ignore[no-untyped-def]
+    """Posts of word soup, or of real texts (cycled) when given; `untagged` of them without a language tag."""
     from monitor.posts import Post
 
     rng = random.Random(seed)
@@ -57,21 +60,36 @@ def generated_posts(size: int, seed: int = 7):  # type: ignore[no-untyped-def]
     for number in range(size):
         if recent and rng.random() < 0.3:
             text = f"RT @u{rng.randrange(1000)}: " + rng.choice(recent)
+        elif texts:  # a letters-only tag per post: no cache (ours or the identifier's) sees a text twice
+            text = f"{texts[number % len(texts)]} {letters(number)}"
+            recent = [*recent[-4999:], text]
         else:
             words = rng.choices(WORDS, k=rng.randint(5, 25)) + rng.choices(EXTRAS, k=rng.randint(0, 2))
             rng.shuffle(words)
             text = " ".join(words) + f" {number}"  # the number keeps originals unique
             recent = [*recent[-4999:], text]
-        lang = None if rng.random() < 0.05 else "en"
+        lang = None if rng.random() < untagged else "en"
         yield Post(source="x", id=f"{number:09d}", created_at=start + timedelta(seconds=number), text=text, lang=lang)
 
 
-def fill_store(database: str, size: int) -> None:
+def letters(number: int) -> str:
+    """12345 → 'bdwj': digits as letters, so a text's language evidence differs from every other's."""
+    return "".join(chr(ord("a") + int(digit)) for digit in str(number))
+
+
+def real_texts(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [row["text"] for row in csv.DictReader(handle) if row.get("text")]
+
+
+def fill_store(database: str, size: int, untagged: float, texts: list[str]) -> None:
     from monitor.store import open_store
 
     store = open_store(database)
     batch = []
-    for post in generated_posts(size):
+    for post in generated_posts(size, untagged, texts):
         batch.append(post)
         if len(batch) == 10_000:
             store.add_posts(EVENT, batch)
@@ -139,6 +157,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk-size", type=int, default=20_000)
+    parser.add_argument("--untagged", type=float, default=0.05, help="share of posts without a language tag")
+    parser.add_argument("--texts", type=Path, help="a CSV with a text column (e.g. a real archive) to cycle through")
     parser.add_argument("--measure", choices=["ours", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -151,12 +171,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         database = f"sqlite:///{Path(folder) / 'bench.db'}"
         started = time.perf_counter()
-        fill_store(database, options.size)
+        fill_store(database, options.size, options.untagged, real_texts(options.texts))
         print(f"generated {options.size} posts in {time.perf_counter() - started:.0f}s", file=sys.stderr)
         common = ["--database", database, "--workers", str(options.workers), "--chunk-size", str(options.chunk_size)]
         ours = in_child("--measure", "ours", *common)
         naive = in_child("--measure", "naive", *common)
-    print(json.dumps({"size": options.size, "workers": options.workers, "ours": ours, "naive": naive}, indent=2))
+    shape = {"size": options.size, "workers": options.workers, "untagged": options.untagged, "texts": str(options.texts)}
+    print(json.dumps(shape | {"ours": ours, "naive": naive}, indent=2))
     print(
         f"ours {ours['posts_per_s']:.0f} posts/s (peak {ours['peak_total_mb']:.0f} MB over all processes), "
         f"naive {naive['posts_per_s']:.0f} posts/s (peak {naive['peak_mb']:.0f} MB): "

@@ -24,7 +24,7 @@ import pandas as pd
 from monitor.analysis import Analysis, Spike, TopPost
 from monitor.config import EmailConfig
 from monitor.errors import ConfigError, DeliveryError
-from monitor.wording import baseline_note, spike_size, window_note
+from monitor.wording import baseline_note, language_note, spike_size, window_note
 
 NO_RECIPIENTS = "undisclosed-recipients:;"  # RFC 5322 empty group: a dry run without configured recipients
 TOP_POSTS_SHOWN = 5
@@ -443,6 +443,8 @@ def coverage_lines(analysis: Analysis, spend: Spend | None) -> list[str]:
         lines.append(f"Posts counted by the platform: {thousands(coverage.counted)} — we read {share * 100:.0f} %")
     skipped = coverage.not_scored_language + coverage.not_scored_other
     lines.append(f"Scored: {thousands(coverage.scored)}; not scored: {thousands(skipped)}")
+    if coverage.language_guessed or coverage.language_undetermined:
+        lines.append(f"Language: {language_note(analysis)}")
     if coverage.reposts or coverage.quotes:
         lines.append(f"Reposts: {thousands(coverage.reposts)}; quotes: {thousands(coverage.quotes)}")
     if coverage.feeds_read:

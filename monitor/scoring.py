@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from monitor.language import IDENTIFIER, UNDETERMINED, guess_language
+
 if TYPE_CHECKING:
     from monitor.churn import ChurnDetector
 
@@ -39,13 +41,6 @@ def primary_language(tag: str | None) -> str | None:
         return None
     primary = tag.strip().lower().replace("_", "-").split("-")[0]
     return None if primary in _LANG_UNKNOWN else primary
-
-
-def guess_language(text: str) -> str:
-    """The language py3langid finds most likely (its model ships with the package)."""
-    import py3langid
-
-    return str(py3langid.classify(text)[0])
 
 
 def vader_version() -> str:
@@ -166,6 +161,7 @@ class ScorerSpec:
             "aspects": sorted((name, sorted(words)) for name, words in self.aspects.items()),
             "languages": sorted(self.languages),
             "include_bots": self.include_bots,
+            "language_identifier": IDENTIFIER,
         }
         digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode("utf-8")).hexdigest()
         return f"vader-{self.vader}:{digest[:16]}"
@@ -414,9 +410,13 @@ class Scorer:
         return [name for name, gate in self.aspect_gates if gate.found(text)]
 
     def score_text(self, text: str, tag: str | None) -> TextScore:
-        """A preprocessed text with its primary language tag → TextScore (language guessed when no tag)."""
+        """A preprocessed text with its primary language tag → TextScore.
+
+        Without a tag the language is guessed; a text too short or unclear to tell ("und") is scored,
+        so only a confident guess of another language excludes a post.
+        """
         lang = tag or guess_language(text)
-        if lang not in self.languages:
+        if lang not in self.languages and lang != UNDETERMINED:
             return TextScore(lang=lang, scored=False)
         polarity = self.analyzer.polarity_scores(text)
         return TextScore(

@@ -27,6 +27,7 @@ SOLE_IMPORTERS = {
     "dask": {"dask_engine.py"},
     "distributed": {"dask_engine.py"},
     "pyarrow": {"parquet.py"},
+    "pycld2": {"language.py"},
 }
 
 

@@ -170,3 +170,31 @@ def test_reimporting_a_scraped_archive_adds_nothing(write_config: Callable[..., 
     archive = scraped_archive(tmp_path / "again.csv", rows)
     run(config, "import", str(archive), "--event", EVENT)
     assert "new 0, duplicate 5" in run(config, "import", str(archive), "--event", EVENT).output
+
+
+def test_untagged_short_english_is_scored_and_only_confident_guesses_excluded(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    texts = [
+        "#TwitterIsDead",
+        "Any one up?? #twitterisdead",
+        "LMAO, AMAZING!",
+        "WTF?",
+        "bad mood. :'(",
+        "Damn it Braves! Damn Damn Damn!",
+        "Hot Take on Elon Musk. RT to beat shadow ban pls.",
+        "I really don't like what they did with the new terms, it is awful",
+        "No me gusta nada lo que hicieron con las nuevas condiciones, es horrible",
+    ]
+    rows = [(ANNOUNCED + timedelta(hours=n), text, 0) for n, text in enumerate(texts)]
+    config = write_config()
+    run(config, "import", str(scraped_archive(tmp_path / "untagged.csv", rows)), "--event", EVENT)
+    run(config, "score")
+    run(config, "report")
+    coverage = summary(tmp_path)["coverage"]
+    assert coverage["not_scored_language"] == 1 and coverage["languages_excluded"] == {"es": 1}
+    assert coverage["scored"] == len(texts) - 1
+    assert coverage["language_tagged"] == 0
+    assert coverage["language_undetermined"] >= 2  # "#TwitterIsDead", "WTF?": too little left to tell
+    assert coverage["language_guessed"] + coverage["language_undetermined"] == len(texts)
+    assert "undetermined (too little text: kept and scored)" in page(tmp_path)
