@@ -444,7 +444,7 @@ def coverage_lines(analysis: Analysis, spend: Spend | None) -> list[str]:
     skipped = coverage.not_scored_language + coverage.not_scored_other
     lines.append(f"Scored: {thousands(coverage.scored)}; not scored: {thousands(skipped)}")
     if coverage.language_guessed or coverage.language_undetermined:
-        lines.append(f"Language: {language_note(analysis)}")
+        lines.append(f"Language: {language_note(analysis, thousands)}")
     if coverage.reposts or coverage.quotes:
         lines.append(f"Reposts: {thousands(coverage.reposts)}; quotes: {thousands(coverage.quotes)}")
     if coverage.feeds_read:

@@ -7,6 +7,7 @@ otherwise every output names what the factor really is against, and says why.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -64,12 +65,12 @@ def window_note(analysis: Analysis) -> str | None:
     return f"{' and '.join(parts)} {verb} outside the event window and not analysed."
 
 
-def language_note(analysis: Analysis) -> str:
-    """How each post's language was known: 'language: 120 tagged by the source, 9,500 identified, 300 undetermined (scored)'."""
+def language_note(analysis: Analysis, number: Callable[[int], str] = "{:,}".format) -> str:
+    """How each post's language was known: '120 tagged by the source, 9,500 identified, 300 undetermined …'."""
     coverage = analysis.coverage
     return (
-        f"{coverage.language_tagged:,} tagged by the source, {coverage.language_guessed:,} identified, "
-        f"{coverage.language_undetermined:,} undetermined (too little text: kept and scored)"
+        f"{number(coverage.language_tagged)} tagged by the source, {number(coverage.language_guessed)} identified, "
+        f"{number(coverage.language_undetermined)} undetermined (too little text: kept and scored)"
     )
 
 
