@@ -114,7 +114,7 @@ def score_dataset(client: Any, folder: Path, spec: Any) -> Iterator[list[dict[st
 
 
 def analysis_frame(parquet_posts: Any) -> Any:
-    """A partition of an exported dataset → the post frame analyze() reads (lang: the scorer's language)."""
+    """A partition of an exported dataset → the post frame AnalysisAccumulator.add() reads (lang: the scorer's language)."""
     frame = parquet_posts.astype(object).where(parquet_posts.notna(), None).rename(columns={"id": "post_id"})
     frame["lang_tag"] = frame["lang"]
     frame["lang"] = frame["scored_lang"].where(frame["scored_lang"].notna(), frame["lang"])

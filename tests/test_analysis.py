@@ -12,10 +12,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from monitor.analysis import BIN_COLUMNS, Analysis, AnalysisAccumulator, analyze, bin_starts, drivers, welch
+from monitor.analysis import BIN_COLUMNS, Analysis, AnalysisAccumulator, bin_starts, welch
 from monitor.config import AlertsConfig, EventConfig, parse_config
 from monitor.pipeline import analyze_event, open_workspace, score
 from monitor.posts import Post
+from tests.analysis_reference import analyze, drivers
 from tests.conftest import BASE_CONFIG
 
 ANNOUNCED = datetime(2012, 12, 17, tzinfo=UTC)
@@ -383,7 +384,7 @@ def test_analyze_event_reads_the_store_with_current_scores(tmp_path: Path) -> No
 
 def test_networks_pool_instances_and_weigh_tone_by_scored_posts() -> None:
     """Two Mastodon instances are one network; tone is the mean over all its scored posts."""
-    from monitor.analysis import per_source_series
+    from tests.analysis_reference import per_source_series
 
     bin_start = pd.Timestamp("2012-12-18 10:00", tz="UTC")
     frame = pd.DataFrame(
