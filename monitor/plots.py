@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import Analysis, Shift
-from monitor.wording import short_spike_size
+from monitor.wording import p_value, short_spike_size
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -513,10 +513,10 @@ def shift_sentence(shift: Shift) -> str:
             f"mean compound, {shift.window} after {shift.milestone}:\n"
             f"no comparison — {shift.n_baseline:,} scored posts in the baseline, {shift.n_after:,} after"
         )
-    p_value = "" if shift.p_value is None else f", p {'< 0.001' if shift.p_value < 0.001 else f'= {shift.p_value:.3f}'}"
+    p_text = "" if shift.p_value is None else f", {p_value(shift.p_value)}"
     return (
         f"mean compound, {shift.window} after {shift.milestone}\n"
-        f"vs baseline: {shift.diff:+.2f}\n(95 % CI {shift.ci_low:+.2f} to {shift.ci_high:+.2f}{p_value})\n"
+        f"vs baseline: {shift.diff:+.2f}\n(95 % CI {shift.ci_low:+.2f} to {shift.ci_high:+.2f}{p_text})\n"
         f"{shift.baseline:+.2f} → {shift.after:+.2f}, n = {shift.n_baseline:,} / {shift.n_after:,}"
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import Analysis, Shift, Spike
-from monitor.wording import baseline_note, language_note, spike_size, window_note
+from monitor.wording import baseline_note, language_note, p_value, spike_size, window_note
 
 TEMPLATE = "report.html.j2"
 METRIC_NAMES = {"mean_compound": "mean compound", "negative_share": "negative share", "volume": "posts per hour"}
@@ -153,21 +153,11 @@ def headline_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
         return [("posts", "none yet")]
     peak_at = bins.index[int(bins["volume"].to_numpy().argmax())].to_pydatetime()
     rows = [("peak volume", f"{int(bins['volume'].max()):,} posts per {analysis.bin}, at {local(peak_at, zone)}")]
-    churn = churn_share_since(analysis)
+    churn = analysis.totals.get("since_announced", {}).get("churn_share")
     if churn is not None:
         rows.append(("say they will leave (since the announcement)", f"{churn:.1%} of scored posts"))
     rows.append(("spikes", str(len(analysis.spikes))))
     return rows
-
-
-def churn_share_since(analysis: Analysis) -> float | None:
-    """Churn-intent share of all scored posts since the announcement (bins weighted by scored posts)."""
-    announced = analysis.milestones.get("announced")
-    bins = analysis.bins if announced is None else analysis.bins[analysis.bins.index >= announced]
-    scored = float(bins["scored"].sum())
-    if scored == 0:
-        return None
-    return float((bins["churn_share"].fillna(0) * bins["scored"]).sum()) / scored
 
 
 def shift_row(shift: Shift) -> dict[str, str]:
@@ -181,7 +171,6 @@ def shift_row(shift: Shift) -> dict[str, str]:
             return f"{value * 100:{'+' if sign else ''}.1f} pts" if sign else f"{value:.1%}"
         return f"{value:{'+' if sign else ''}.{digits}f}"
 
-    p_value = "—" if shift.p_value is None else ("< 0.001" if shift.p_value < 0.001 else f"{shift.p_value:.3f}")
     interval = f"{show(shift.ci_low, sign=True)} to {show(shift.ci_high, sign=True)}"
     return {
         "when": f"{shift.window} after {shift.milestone}",
@@ -190,7 +179,7 @@ def shift_row(shift: Shift) -> dict[str, str]:
         "after": show(shift.after),
         "diff": show(shift.diff, sign=True),
         "interval": interval if math.isfinite(shift.ci_low) else "no posts on one side",
-        "p": p_value,
+        "p": p_value(shift.p_value),
         "n": f"{shift.n_baseline:,} / {shift.n_after:,}",
         "direction": shift_judgement(shift),
     }

@@ -14,6 +14,13 @@ from zoneinfo import ZoneInfo
 from monitor.analysis import MIN_BASELINE_POSTS, Analysis, Spike
 
 
+def p_value(value: float | None) -> str:
+    """'p < 0.001', 'p = 0.042', or '—' when a side had too few posts for a test."""
+    if value is None:
+        return "—"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
 def reference_name(analysis: Analysis) -> str:
     """What spike sizes are measured against: the baseline, or the window's median bin when it is thin."""
     return f"the window's median {analysis.bin}" if analysis.baseline_fallback else "the baseline"
