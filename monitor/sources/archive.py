@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from monitor.errors import UsageError
-from monitor.posts import Post, parse_timestamp, stable_post_id
+from monitor.posts import MAX_TEXT_CHARS, Post, parse_timestamp, stable_post_id
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ REQUIRED_FIELDS = ("created_at", "text")
 OPTIONAL_FIELDS = ("id", "author", "lang", "likes", "reposts", "replies", "followers", "url", "is_repost", "is_quote")
 ALL_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 _TRUE = {"1", "true", "yes", "y", "t"}
-_SURROGATE = re.compile("[\udc80-\udcff]")
+# a lone surrogate: bytes that were not UTF-8 (read with surrogateescape), or a lone \ud83d escape in JSON
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class _CountingLines:
 def _read_csv(
     lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
 ) -> Iterator[Record]:
+    csv.field_size_limit(MAX_TEXT_CHARS)  # Python's default, made explicit: it is the text limit of every format
     reader = csv.reader(iter(lines), strict=True)
     try:
         header = next(reader)
@@ -120,7 +122,7 @@ def _read_csv(
             return
         except csv.Error as error:
             last_line = reader.line_num
-            yield Reject(start, f"broken CSV quoting: {error}")
+            yield Reject(start, _csv_problem(error))
             continue
         last_line = reader.line_num
         if not row:
@@ -129,6 +131,12 @@ def _read_csv(
             yield Reject(start, f"expected {len(header)} columns, found {len(row)}")
             continue
         yield _record({name: row[index] for name, index in columns.items()}, start, source, tz)
+
+
+def _csv_problem(error: csv.Error) -> str:
+    if "field larger than field limit" in str(error):
+        return f"a field of more than {MAX_TEXT_CHARS} characters, the limit of a text"
+    return f"broken CSV quoting: {error}"
 
 
 def _column_positions(header: list[str], mapping: Mapping[str, str], path: Path) -> dict[str, int]:
@@ -169,7 +177,7 @@ def _json_line(line: str, number: int) -> dict[str, Any] | Reject | None:
     if not line.strip():
         return None
     if _has_bad_bytes(line):
-        return Reject(number, "invalid UTF-8")
+        return Reject(number, "invalid UTF-8")  # the line's bytes; a \ud83d escape is caught per field
     try:
         item = json.loads(line)
     except json.JSONDecodeError as error:
@@ -235,7 +243,7 @@ def _text_field(fields: Mapping[str, Any], name: str) -> str | None:
         return None
     text = value if isinstance(value, str) else str(value)
     if _has_bad_bytes(text):
-        raise ValueError(f"{name}: invalid UTF-8")
+        raise ValueError(f"{name}: invalid UTF-8 or a lone surrogate")
     return text
 
 
@@ -248,12 +256,20 @@ def _count_field(fields: Mapping[str, Any], name: str) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
-        number = int(float(value))
-    except (TypeError, ValueError):
+        return _whole_number(value)
+    except (TypeError, ValueError, OverflowError):  # 'many', nan, inf, 1e400
         raise ValueError(f"{name}: {str(value)[:20]!r} is not a number") from None
-    if number < 0:
-        raise ValueError(f"{name}: {number} is negative")
-    return number
+
+
+def _whole_number(value: Any) -> int:
+    """12, '12', '12.0', 1.2e3 → an int (Post then checks that the store can hold it)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))
 
 
 def _has_bad_bytes(text: str) -> bool:

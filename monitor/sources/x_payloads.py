@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from monitor.posts import Post, parse_timestamp
+from monitor.posts import InvalidPostError, Post, parse_timestamp
 from monitor.sources.payload_fields import count as _count
 from monitor.sources.payload_fields import mapping as _mapping
 from monitor.sources.payload_fields import optional_text as _optional_text
@@ -105,7 +105,7 @@ def _post_or_reason(
 ) -> Post | str:
     try:
         return normalize_tweet(tweet, users, collected_at, tweets, source)
-    except MalformedTweetError as error:
+    except (MalformedTweetError, InvalidPostError) as error:
         tweet_id = tweet.get("id") if isinstance(tweet, Mapping) else None
         return f"tweet {tweet_id!r}: {error}" if tweet_id is not None else str(error)
 
