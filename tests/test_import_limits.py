@@ -233,3 +233,53 @@ def test_a_text_at_the_limit_is_kept(write_config: Callable[..., Path], tmp_path
     config = write_config()
     assert run(config, "import", str(archive), "--event", EVENT).exit_code == 0
     assert len(stored(config)[0]["text"]) == MAX_TEXT_CHARS
+
+
+# ---- a spreadsheet's CSV, --map mistakes (items 12 and 13) ----------------------------------------
+
+
+def test_csv_with_a_byte_order_mark_is_read(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    archive = tmp_path / "excel.csv"
+    archive.write_bytes(b"\xef\xbb\xbfcreated_at,text\r\n2012-12-18 10:00,quit instagram\r\n")
+    config = write_config()
+    result = run(config, "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 0, result.output
+    assert [row["text"] for row in stored(config)] == ["quit instagram"]
+
+
+def test_map_to_a_column_that_is_not_there_is_exit_2_naming_it(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    archive = write_csv(tmp_path / "a.csv", [{**GOOD, "id": "1"}])
+    config = write_config()
+    result = run(config, "import", str(archive), "--event", EVENT, "--map", "author=NoSuchColumn")
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {archive}: --map author=NoSuchColumn: no column 'NoSuchColumn'; "
+        "columns found: 'id', 'created_at', 'text', 'author', 'likes'\n"
+    )
+    assert stored(config) == []
+
+
+def test_missing_required_column_lists_the_columns_found(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    archive = tmp_path / "a.csv"
+    archive.write_text("when,Tweet\n2012-12-18,hello\n", encoding="utf-8")
+    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {archive}: no column 'created_at' for required field 'created_at' "
+        "(use --map created_at=COLUMN); columns found: 'when', 'Tweet'\n"
+    )
+
+
+def test_map_with_twarc_is_refused_and_a_jsonl_key_never_seen_is_named(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    archive = write_jsonl(tmp_path / "a.jsonl", [{**GOOD, "id": "1"}])
+    config = write_config()
+    twarc = run(config, "import", str(archive), "--event", EVENT, "--format", "twarc", "--map", "text=full_text")
+    assert twarc.exit_code == 2
+    assert twarc.output == "error: --map does not apply to --format twarc: its fields are X's own\n"
+    result = run(config, "import", str(archive), "--event", EVENT, "--map", "author=user_name")
+    assert result.exit_code == 0
+    assert "--map author=user_name: no line has the key 'user_name'" in result.output

@@ -81,8 +81,11 @@ def read_archive(
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "twarc": _read_twarc}
     if fmt not in readers:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt == "twarc" and mapping:
+        raise UsageError("--map does not apply to --format twarc: its fields are X's own")
     try:
-        handle = path.open("r", encoding="utf-8", errors="surrogateescape", newline="")
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        handle = path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as error:
         raise UsageError(f"{path}: cannot read the archive ({error.strerror or error})") from None
     with handle:
@@ -147,21 +150,37 @@ def _column_positions(header: list[str], mapping: Mapping[str, str], path: Path)
         column = mapping.get(field_name, field_name)
         if column in positions:
             columns[field_name] = positions[column]
+        elif field_name in mapping:
+            raise UsageError(f"{path}: --map {field_name}={column}: no column {column!r}; {_found(positions)}")
         elif field_name in REQUIRED_FIELDS:
-            hint = f" (use --map {field_name}=COLUMN)" if field_name not in mapping else ""
-            raise UsageError(f"{path}: no column {column!r} for required field {field_name!r}{hint}")
+            raise UsageError(
+                f"{path}: no column {column!r} for required field {field_name!r} (use --map {field_name}=COLUMN); "
+                f"{_found(positions)}"
+            )
     return columns
+
+
+def _found(positions: Mapping[str, int], shown: int = 20) -> str:
+    """'columns found: 'when', 'text'' — the header as read, so a misspelt --map is easy to see."""
+    names = [repr(name[:40]) for name in list(positions)[:shown]]
+    more = f" and {len(positions) - shown} more" if len(positions) > shown else ""
+    return f"columns found: {', '.join(names) or 'none'}{more}"
 
 
 def _read_jsonl(
     lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
 ) -> Iterator[Record]:
+    unseen = set(mapping.values())
     for number, item in _json_objects(lines):
         if isinstance(item, Reject):
             yield item
             continue
+        unseen.difference_update([key for key in unseen if key in item])
         fields = {name: item.get(mapping.get(name, name)) for name in ALL_FIELDS}
         yield _record(fields, number, source, tz)
+    for field_name, key in mapping.items():
+        if key in unseen:  # JSON Lines have no header to check first: say so once the file is read
+            log.warning("%s: --map %s=%s: no line has the key %r", path, field_name, key, key)
 
 
 def _json_objects(lines: _CountingLines) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
