@@ -283,3 +283,34 @@ def test_map_with_twarc_is_refused_and_a_jsonl_key_never_seen_is_named(
     result = run(config, "import", str(archive), "--event", EVENT, "--map", "author=user_name")
     assert result.exit_code == 0
     assert "--map author=user_name: no line has the key 'user_name'" in result.output
+
+
+# ---- the rejects file (item 14) ------------------------------------------------------------------
+
+
+def test_a_rejects_file_that_is_a_symbolic_link_is_never_written_through(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    archive = write_csv(tmp_path / "a.csv", [{**GOOD, "id": "1"}, {**GOOD, "id": "2", "created_at": "never"}])
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n", encoding="utf-8")
+    (tmp_path / "a.csv.rejects.csv").symlink_to(precious)
+    config = write_config()
+    result = run(config, "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: {tmp_path / 'a.csv.rejects.csv'}: is a symbolic link; rejects are never written through one "
+        "(remove it)\n"
+    )
+    assert precious.read_text(encoding="utf-8") == "keep me\n"
+    assert stored(config) == []
+
+
+def test_a_rejects_path_that_is_not_a_plain_file_is_refused_before_reading(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    archive = write_csv(tmp_path / "a.csv", [{**GOOD, "id": "1"}])
+    (tmp_path / "a.csv.rejects.csv").mkdir()
+    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 2
+    assert result.output == f"error: {tmp_path / 'a.csv.rejects.csv'}: exists and is not a regular file (remove it)\n"
