@@ -314,3 +314,47 @@ def test_a_rejects_path_that_is_not_a_plain_file_is_refused_before_reading(
     result = run(write_config(), "import", str(archive), "--event", EVENT)
     assert result.exit_code == 2
     assert result.output == f"error: {tmp_path / 'a.csv.rejects.csv'}: exists and is not a regular file (remove it)\n"
+
+
+# ---- Parquet folders (item 18) -------------------------------------------------------------------
+
+
+def _parquet_folder(tmp_path: Path) -> Path:
+    pa = pytest.importorskip("pyarrow", reason="Parquet needs the [scale] extra")
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "dataset"
+    (folder / "day=2012-12-18").mkdir(parents=True)
+    table = pa.table({"id": ["p1", "p2"], "created_at": [GOOD["created_at"]] * 2, "text": ["one", "two"]})
+    pq.write_table(table, folder / "day=2012-12-18" / "part-0.parquet")
+    return folder
+
+
+def test_parquet_folder_skips_files_that_are_not_parquet_naming_each(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = _parquet_folder(tmp_path)
+    (folder / "README.txt").write_text("notes about the dataset", encoding="utf-8")
+    (folder / "day=2012-12-18" / "export.log").write_text("log", encoding="utf-8")
+    (folder / "_SUCCESS").write_text("", encoding="utf-8")
+    config = write_config()
+    result = run(config, "import", str(folder), "--event", EVENT)
+    assert result.exit_code == 0, result.output
+    assert f"{folder / 'README.txt'}: skipped, not a .parquet file" in result.output
+    assert f"{folder / 'day=2012-12-18' / 'export.log'}: skipped, not a .parquet file" in result.output
+    assert "_SUCCESS" not in result.output
+    assert sorted(row["post_id"] for row in stored(config)) == ["p1", "p2"]
+
+
+def test_a_corrupt_parquet_file_is_exit_2_naming_it_before_anything_is_stored(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    folder = _parquet_folder(tmp_path)
+    broken = folder / "day=2012-12-18" / "part-1.parquet"
+    broken.write_bytes(b"PAR1 this is not really parquet")
+    config = write_config()
+    result = run(config, "import", str(folder), "--event", EVENT)
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {broken}: not a readable Parquet file (")
+    assert len(result.output.strip().splitlines()) == 1
+    assert stored(config) == []
