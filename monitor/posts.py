@@ -93,7 +93,8 @@ def _count_problem(post: Post) -> str | None:
     for name in _COUNT_FIELDS:
         value = getattr(post, name)
         if value is not None and not valid_count(value):
-            return f"{name}: {value} is negative" if value < 0 else f"{name}: {value} is more than {MAX_COUNT}"
+            shown = str(value) if len(str(value)) <= 24 else f"{str(value)[:20]}… ({len(str(value))} digits)"
+            return f"{name}: {shown} is negative" if value < 0 else f"{name}: {shown} is more than {MAX_COUNT}"
     return None
 
 

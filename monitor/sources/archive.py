@@ -201,6 +201,10 @@ def _json_line(line: str, number: int) -> dict[str, Any] | Reject | None:
         item = json.loads(line)
     except json.JSONDecodeError as error:
         return Reject(number, f"not valid JSON: {error.msg} at column {error.colno}")
+    except ValueError as error:  # a number of more than 4,300 digits
+        return Reject(number, f"not valid JSON: {str(error).split(';')[0]}")
+    except RecursionError:  # [[[[… thousands deep: no post looks like that
+        return Reject(number, "not valid JSON: nested too deeply")
     if not isinstance(item, dict):
         return Reject(number, "not a JSON object")
     return item
