@@ -69,10 +69,11 @@ def clean_text(text: str) -> str:
 
 def _post_problem(post: Post) -> str | None:
     """Why the store cannot take this post, or None."""
-    return _time_problem(post.created_at) or _length_problem(post) or _count_problem(post)
+    return time_problem(post.created_at) or _length_problem(post) or _count_problem(post)
 
 
-def _time_problem(created_at: datetime) -> str | None:
+def time_problem(created_at: datetime) -> str | None:
+    """Why no post can have been made at this time (before 1990, or in the future), or None."""
     moment = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
     if moment < EARLIEST_POST:
         return f"created_at: {moment.isoformat()} is before {EARLIEST_POST.date()}, the earliest accepted"

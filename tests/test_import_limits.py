@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from monitor.pipeline import open_workspace
 from monitor.posts import MAX_COUNT, MAX_TEXT_CHARS, InvalidPostError, Post
-from monitor.sources.x_payloads import normalize_page_items
+from monitor.sources.x_payloads import normalize_counts, normalize_page_items
 from monitor.store import Store
 from tests.conftest import POSTGRES_URL, _reset_postgres
 from tests.workspaces import event_rows
@@ -358,3 +358,33 @@ def test_a_corrupt_parquet_file_is_exit_2_naming_it_before_anything_is_stored(
     assert result.output.startswith(f"error: {broken}: not a readable Parquet file (")
     assert len(result.output.strip().splitlines()) == 1
     assert stored(config) == []
+
+
+def test_x_counts_out_of_range_are_skipped_not_stored() -> None:
+    def bucket(start: str, count: Any) -> dict[str, Any]:
+        return {"start": start, "end": start, "tweet_count": count}
+
+    payload = {
+        "data": [
+            bucket("2012-12-18T09:00:00.000Z", 4),
+            bucket("0001-01-01T00:00:00.000Z", 1),  # would fill every hour since year 1
+            bucket("2012-12-18T10:00:00.000Z", float("inf")),
+            bucket("2012-12-18T11:00:00.000Z", MAX_COUNT + 1),
+            bucket("2012-12-18T12:00:00.000Z", 1),
+        ]
+    }
+    assert [(start.hour, count) for start, count in normalize_counts(payload)] == [(9, 4), (10, 0), (11, 0), (12, 1)]
+
+
+def test_json_nested_too_deeply_or_with_an_endless_number_is_a_rejected_line(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    archive = tmp_path / "deep.jsonl"
+    lines = ["[" * 100_000, '{"created_at": "2012-12-18", "text": "x", "likes": ' + "9" * 5000 + "}", json.dumps(GOOD)]
+    archive.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = write_config()
+    result = run(config, "import", str(archive), "--event", EVENT)
+    assert result.exit_code == 3, result.output
+    assert "line 1: not valid JSON: nested too deeply" in result.output
+    assert "line 2: not valid JSON: Exceeds the limit (4300 digits) for integer string conversion" in result.output
+    assert len(stored(config)) == 1
