@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitor.errors import ConfigError
+from monitor.posts import EARLIEST_POST
 
 DEFAULT_CONFIG = "config.yaml"
 KNOWN_SOURCES = ("x", "bluesky", "mastodon", "simulated")
@@ -103,7 +104,8 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-EARLIEST_DATE, LATEST_DATE = date(1990, 1, 1), date(2100, 1, 1)  # milestones, start and end: far from any overflow
+# milestones, start and end: from the earliest post an archive may hold, to far from any overflow
+EARLIEST_DATE, LATEST_DATE = EARLIEST_POST.date(), date(2100, 1, 1)
 _DATE_RANGE = f"{EARLIEST_DATE} to {LATEST_DATE}"
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.config import Config, EventConfig, load_config
 from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageCapError, UsageError
-from monitor.posts import Post
+from monitor.posts import MAX_FIELD_CHARS, Post, clean_text
 from monitor.sources.archive import Reject
 from monitor.sources.base import Page, Source
 from monitor.store import CursorUpdate, RunProgress, RunRecord, Store, open_store
@@ -88,7 +88,7 @@ def import_archive(
 
     event = ws.config.event(event_name)
     fmt = fmt or archive.guess_format(path)
-    source = source or ("x" if fmt == "twarc" else "archive")
+    source = _source_name(source or ("x" if fmt == "twarc" else "archive"))
     result = ImportResult(path=path, event=event.name, source=source)
     rejects = _RejectsFile(path)
     run_id = ws.store.start_run("import", event.name, source)
@@ -103,6 +103,13 @@ def import_archive(
     status = "partial" if result.rejected else "ok"
     ws.store.finish_run(run_id, status, result.read, result.new, message=f"{result.rejected} rejected")
     return result
+
+
+def _source_name(source: str) -> str:
+    """--source as stored with every post: a usage error now rather than every row rejected later."""
+    if not source.strip() or len(source) > MAX_FIELD_CHARS["source"] or clean_text(source) != source:
+        raise UsageError(f"--source {source[:40]!r}: expected a name of 1 to {MAX_FIELD_CHARS['source']} characters")
+    return source
 
 
 def _store_records(

@@ -388,3 +388,14 @@ def test_json_nested_too_deeply_or_with_an_endless_number_is_a_rejected_line(
     assert "line 1: not valid JSON: nested too deeply" in result.output
     assert "line 2: not valid JSON: Exceeds the limit (4300 digits) for integer string conversion" in result.output
     assert len(stored(config)) == 1
+
+
+@pytest.mark.parametrize("source", ["   ", "s" * 129, "tab\x1bname"])
+def test_a_source_name_the_store_cannot_hold_is_exit_2_before_reading(
+    write_config: Callable[..., Path], tmp_path: Path, source: str
+) -> None:
+    archive = write_csv(tmp_path / "a.csv", [{**GOOD, "id": "1"}])
+    result = run(write_config(), "import", str(archive), "--event", EVENT, "--source", source)
+    assert result.exit_code == 2
+    assert "expected a name of 1 to 128 characters" in result.output
+    assert len(result.output.strip().splitlines()) == 1
