@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from monitor.pipeline import open_workspace
 from monitor.posts import MAX_COUNT, MAX_TEXT_CHARS, InvalidPostError, Post
+from monitor.sources import archive
 from monitor.sources.x_payloads import normalize_counts, normalize_page_items
 from monitor.store import Store
 from tests.conftest import POSTGRES_URL, _reset_postgres
@@ -399,3 +400,25 @@ def test_a_source_name_the_store_cannot_hold_is_exit_2_before_reading(
     assert result.exit_code == 2
     assert "expected a name of 1 to 128 characters" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_an_endless_line_is_cut_and_rejected_not_held_in_memory(
+    write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    monkeypatch.setattr(archive, "MAX_LINE_CHARS", 1000)  # the real limit is 64 MiB: the same code, a smaller file
+    if fmt == "jsonl":
+        lines = [json.dumps({**GOOD, "id": "before"}), json.dumps({**GOOD, "id": "long", "text": "x" * 5000})]
+        lines.append(json.dumps({**GOOD, "id": "after"}))
+        expected = "line 2: a line of more than 1,000 characters (cut there, the rest not read)"
+    else:
+        lines = ["id,created_at,text", f"before,{GOOD['created_at']},a", f"long,{GOOD['created_at']},{'x' * 5000}"]
+        lines.append(f"after,{GOOD['created_at']},b")
+        expected = "line 3: a line of more than 1,000 characters (cut there, the rest not read)"
+    path = tmp_path / f"endless.{fmt}"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = write_config()
+    result = run(config, "import", str(path), "--event", EVENT)
+    assert result.exit_code == 3, result.output
+    assert expected in result.output
+    assert sorted(row["post_id"] for row in stored(config)) == ["after", "before"]

@@ -26,6 +26,7 @@ REQUIRED_FIELDS = ("created_at", "text")
 OPTIONAL_FIELDS = ("id", "author", "lang", "likes", "reposts", "replies", "followers", "url", "is_repost", "is_quote")
 ALL_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 _TRUE = {"1", "true", "yes", "y", "t"}
+MAX_LINE_CHARS = 64 * 1024 * 1024  # one line (a JSON object, a twarc page) at most: bounded memory for any file
 # a lone surrogate: bytes that were not UTF-8 (read with surrogateescape), or a lone \ud83d escape in JSON
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -93,17 +94,38 @@ def read_archive(
 
 
 class _CountingLines:
-    """Iterates a text file's lines, reporting bytes read to a progress callback."""
+    """Iterates a text file's lines, reporting bytes read to a progress callback.
+
+    A line longer than MAX_LINE_CHARS is cut there (the rest is read and dropped), so one endless line
+    cannot take all memory; `take_cut()` tells the reader to reject the record it was part of.
+    """
 
     def __init__(self, handle: IO[str], on_bytes: ProgressBytes | None) -> None:
         self.handle = handle
         self.on_bytes = on_bytes
+        self.cut = False
 
     def __iter__(self) -> Iterator[str]:
-        for line in self.handle:
-            if self.on_bytes is not None:
-                self.on_bytes(len(line.encode("utf-8", "surrogateescape")))
+        while line := self.handle.readline(MAX_LINE_CHARS + 1):
+            self._count(line)
+            if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+                self._drop_rest_of_line()
+                self.cut, line = True, line + "\n"
             yield line
+
+    def take_cut(self) -> bool:
+        """Whether a line was cut since the last call."""
+        cut, self.cut = self.cut, False
+        return cut
+
+    def _drop_rest_of_line(self) -> None:
+        while (rest := self.handle.readline(MAX_LINE_CHARS)) and not rest.endswith("\n"):
+            self._count(rest)
+        self._count(rest)
+
+    def _count(self, text: str) -> None:
+        if self.on_bytes is not None:
+            self.on_bytes(len(text.encode("utf-8", "surrogateescape")))
 
 
 def _read_csv(
@@ -125,15 +147,22 @@ def _read_csv(
             return
         except csv.Error as error:
             last_line = reader.line_num
-            yield Reject(start, _csv_problem(error))
+            yield Reject(start, _line_too_long() if lines.take_cut() else _csv_problem(error))
             continue
         last_line = reader.line_num
+        if lines.take_cut():
+            yield Reject(start, _line_too_long())
+            continue
         if not row:
             continue
         if len(row) != len(header):
             yield Reject(start, f"expected {len(header)} columns, found {len(row)}")
             continue
         yield _record({name: row[index] for name, index in columns.items()}, start, source, tz)
+
+
+def _line_too_long() -> str:
+    return f"a line of more than {MAX_LINE_CHARS:,} characters (cut there, the rest not read)"
 
 
 def _csv_problem(error: csv.Error) -> str:
@@ -186,7 +215,7 @@ def _read_jsonl(
 def _json_objects(lines: _CountingLines) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     """(line number, the line's JSON object or why it is rejected), blank lines skipped."""
     for number, line in enumerate(lines, start=1):
-        item = _json_line(line, number)
+        item = Reject(number, _line_too_long()) if lines.take_cut() else _json_line(line, number)
         if item is not None:
             yield number, item
 
