@@ -346,8 +346,13 @@ DATASET_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
 )  # fmt: skip
 
 
+MAX_WORKERS = 256  # as config.MAX_WORKERS (scoring.workers); kept here so `--help` does not load the config stack
+
+
 @cli.command("score")
-@click.option("--workers", type=click.IntRange(min=0), default=None, help="Worker processes (0 = all cores).")
+@click.option(
+    "--workers", type=click.IntRange(min=0, max=MAX_WORKERS), default=None, help="Worker processes (0 = all cores)."
+)
 @click.option(*ENGINE_OPTION[0], **ENGINE_OPTION[1])
 @click.option(*SCHEDULER_OPTION[0], **SCHEDULER_OPTION[1])
 @click.option(*DATASET_OPTION[0], **DATASET_OPTION[1])
@@ -422,7 +427,9 @@ def report_command(
     help="Folder that receives data/demo.db and dashboards/.",
 )  # fmt: skip
 @click.option("--seed", type=int, default=None, help="Seed of the simulation (default 2012).")
-@click.option("--posts", type=click.IntRange(min=100), default=None, help="Simulated posts (default 6000).")
+@click.option(
+    "--posts", type=click.IntRange(min=100, max=1_000_000), default=None, help="Simulated posts (default 6000)."
+)
 @handle_errors
 def demo_command(base_dir: Path, seed: int | None, posts: int | None) -> None:
     """Run the whole pipeline on a simulated backlash: no credentials, no config file needed.

@@ -6,6 +6,7 @@ Secrets never live in the file: `*_env` settings name environment variables.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitor.errors import ConfigError
+from monitor.posts import EARLIEST_POST
 
 DEFAULT_CONFIG = "config.yaml"
 KNOWN_SOURCES = ("x", "bluesky", "mastodon", "simulated")
@@ -64,30 +66,81 @@ _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_duration(value: Any) -> timedelta:
-    """'30s', '15m', '2h', '1d' (or a number of seconds) → timedelta."""
+    """'30s', '15m', '2h', '1d' (or a number of seconds) → timedelta; ValueError unless finite and above zero."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return _positive_duration(value, "seconds", value)
     match = _DURATION.match(str(value))
     if not match:
         raise ValueError(f"{value!r} is not a duration such as 30s, 15m, 2h or 1d")
     amount, unit = match.groups()
-    if int(amount) <= 0:
-        raise ValueError(f"{value!r} must be longer than zero")
-    return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+    return _positive_duration(int(amount), _DURATION_UNITS[unit], value)
+
+
+def show_duration(value: timedelta) -> str:
+    """A duration as the config spells it: 1d, 2h, 15m, 30s (0.01s below a second)."""
+    seconds = value.total_seconds()
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds) // size}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _positive_duration(amount: float, unit: str, given: Any) -> timedelta:
+    if not math.isfinite(amount):
+        raise ValueError(f"{given!r} is not a finite duration")
+    if amount <= 0:
+        raise ValueError(f"{given!r} must be longer than zero")
+    try:
+        return timedelta(**{unit: amount})
+    except OverflowError:
+        raise ValueError(f"{given!r} is far too long") from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+SECOND, MINUTE, HOUR, DAY = timedelta(seconds=1), timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+_TEST_WAIT = timedelta(milliseconds=10)  # waits a test server makes short; below a second is never useful in production
+MAX_POSTS = 10_000_000  # posts one run may read: far above any platform's free or paid allowance
+MAX_WORKERS = 256
+
+
+def bounded(default: Any, least: Any, most: Any, description: str) -> Any:
+    """A setting's Field whose value must lie from `least` to `most`; the description says so (the README shows it)."""
+    return Field(
+        default, ge=least, le=most, description=f"{description}; from {show_bound(least)} to {show_bound(most)}"
+    )
+
+
+def show_bound(value: Any) -> str:
+    """A bound as the config would spell it: 1s, 15m, 1d for durations, 1,000,000 for counts."""
+    if isinstance(value, timedelta):
+        return show_duration(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def _milestone_value(value: Any) -> date | datetime | str:
+# milestones, start and end: from the earliest post an archive may hold, to far from any overflow
+EARLIEST_DATE, LATEST_DATE = EARLIEST_POST.date(), date(2100, 1, 1)
+_DATE_RANGE = f"{EARLIEST_DATE} to {LATEST_DATE}"
+
+
+def _milestone_value(value: Any) -> date | datetime:
+    moment = _date_or_datetime(value)
+    day = moment.date() if isinstance(moment, datetime) else moment
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"{value!r} is outside {_DATE_RANGE}")
+    return moment
+
+
+def _date_or_datetime(value: Any) -> date | datetime:
     if isinstance(value, date | datetime):
         return value
     if isinstance(value, str):
@@ -109,12 +162,10 @@ class EventConfig(Section):
     platform: str = Field(description="The platform whose policy changed, e.g. Instagram")
     title: str = Field("", description="Human title of the change, shown on charts and in email")
     milestones: dict[str, MilestoneValue] = Field(
-        description="Named dates or date-times; `announced` is required and the earliest"
+        description=f"Named dates or date-times ({_DATE_RANGE}); `announced` is required and the earliest"
     )
-    baseline_days: int = Field(7, ge=1, le=365, description="Days before the first milestone used as the baseline")
-    follow_days: int = Field(
-        14, ge=1, le=365, description="Days after the last milestone that the analysis and charts cover (unless `end`)"
-    )
+    baseline_days: int = bounded(7, 1, 365, "Days before the first milestone used as the baseline")
+    follow_days: int = bounded(14, 1, 365, "Days after the last milestone that the analysis and charts cover (unless `end`)")
     query: str = Field("", description="Search query sent to live sources")
     sources: list[str] = Field(default_factory=list, description="Live sources to collect from; [] = imports only")
     aspects: dict[str, list[str]] = Field(
@@ -125,10 +176,12 @@ class EventConfig(Section):
         "effective", description="Milestone that is day 0 when events are compared (announced if no effective)"
     )
     start: MilestoneValue | None = Field(
-        None, description="Start of the analysed window and of full-archive backfills (default: the baseline's start)"
+        None,
+        description=f"Start of the analysed window and of full-archive backfills (default: the baseline's start; {_DATE_RANGE})",
     )
     end: MilestoneValue | None = Field(
-        None, description="End of the analysed window and of full-archive backfills (default: last milestone + follow_days)"
+        None,
+        description=f"End of the analysed window and of full-archive backfills (default: last milestone + follow_days; {_DATE_RANGE})",
     )
     simulated: bool = Field(False, description="The event is fed by the built-in simulation (labelled as such)")
     source_queries: dict[str, str] = Field(
@@ -175,13 +228,16 @@ class EventConfig(Section):
 class RetryingSourceSettings(Section):
     """Settings every live source shares: how long to wait and how often to retry."""
 
-    max_rate_limit_wait: Duration = Field(
-        timedelta(minutes=15), description="Longest wait for a rate-limit reset before giving up this run"
+    max_rate_limit_wait: Duration = bounded(
+        timedelta(minutes=15), _TEST_WAIT, DAY, "Longest wait for a rate-limit reset before giving up this run"
     )
-    retries: int = Field(5, ge=0, le=20, description="Retries of a 5xx or connection error before giving up the run")
-    timeout: Duration = Field(timedelta(seconds=30), description="HTTP (and WebSocket) timeout per request")
-    backoff_base: Duration = Field(
-        timedelta(seconds=2), description="First wait before retrying a 5xx or connection error; doubles each retry"
+    retries: int = bounded(5, 0, 20, "Retries of a 5xx or connection error before giving up the run")
+    timeout: Duration = bounded(timedelta(seconds=30), SECOND, HOUR, "HTTP (and WebSocket) timeout per request")
+    backoff_base: Duration = bounded(
+        timedelta(seconds=2),
+        _TEST_WAIT,
+        HOUR,
+        "First wait before retrying a 5xx or connection error; doubles each retry",
     )
 
 
@@ -191,12 +247,14 @@ class XSourceConfig(RetryingSourceSettings):
     bearer_token_env: str = Field("X_BEARER_TOKEN", description="Environment variable holding the bearer token")
     endpoint: Literal["recent", "all"] = Field("recent", description="recent (7 days) or all (full archive)")
     api_base: str = Field("https://api.twitter.com", description="Base URL; for gateways, proxies and tests")
-    max_posts_per_run: int = Field(10_000, ge=1, description="Stop a collect run after reading this many posts")
-    monthly_post_budget: int = Field(100_000, ge=0, description="Posts the month may read; collect stops at the budget")
-    cost_per_post_usd: float = Field(0.005, ge=0, description="Estimated price of one post read")
-    cost_per_counts_request_usd: float = Field(0.01, ge=0, description="Estimated price of one counts request")
-    full_archive_interval: Duration = Field(
-        timedelta(seconds=1), description="Least time between two full-archive requests (X allows one per second)"
+    max_posts_per_run: int = bounded(10_000, 1, MAX_POSTS, "Stop a collect run after reading this many posts")
+    monthly_post_budget: int = bounded(
+        100_000, 0, 1_000_000_000, "Posts the month may read; collect stops at the budget"
+    )
+    cost_per_post_usd: float = bounded(0.005, 0, 100, "Estimated price of one post read")
+    cost_per_counts_request_usd: float = bounded(0.01, 0, 100, "Estimated price of one counts request")
+    full_archive_interval: Duration = bounded(
+        timedelta(seconds=1), _TEST_WAIT, HOUR, "Least time between two full-archive requests (X allows one per second)"
     )
 
 
@@ -208,13 +266,13 @@ class BlueskySourceConfig(RetryingSourceSettings):
     app_password_env: str = Field("BLUESKY_APP_PASSWORD", description="Environment variable holding an app password")
     api_base: str = Field("https://bsky.social", description="XRPC base URL")
     stream_url: str = Field("wss://jetstream2.us-east.bsky.network/subscribe", description="Jetstream URL")
-    max_posts_per_run: int = Field(10_000, ge=1, description="Stop a Bluesky search run after reading this many posts")
-    stream_max_events: int = Field(100_000, ge=1, description="Stream mode: Jetstream events read per run at most")
-    stream_max_duration: Duration = Field(
-        timedelta(minutes=2), description="Stream mode: longest a run reads Jetstream before it returns"
+    max_posts_per_run: int = bounded(10_000, 1, MAX_POSTS, "Stop a Bluesky search run after reading this many posts")
+    stream_max_events: int = bounded(100_000, 1, MAX_POSTS, "Stream mode: Jetstream events read per run at most")
+    stream_max_duration: Duration = bounded(
+        timedelta(minutes=2), SECOND, DAY, "Stream mode: longest a run reads Jetstream before it returns"
     )
-    stream_page_events: int = Field(
-        2_000, ge=1, description="Stream mode: events read between two commits of posts and the time_us cursor"
+    stream_page_events: int = bounded(
+        2_000, 1, 100_000, "Stream mode: events read between two commits of posts and the time_us cursor"
     )
 
 
@@ -230,12 +288,12 @@ class MastodonSourceConfig(RetryingSourceSettings):
     include_bots: bool = Field(False, description="Score posts from accounts flagged as bots")
     search: bool = Field(True, description="Also search the event's query (search_v2) when a token is set")
     scheme: Literal["https", "http"] = Field("https", description="Scheme of the instance URLs (http for tests)")
-    max_posts_per_run: int = Field(5_000, ge=1, description="Stop a Mastodon run after reading this many posts")
-    min_remaining_requests: int = Field(
-        5, ge=0, description="Wait for the rate-limit reset when fewer requests than this are left (300 per 5 min)"
+    max_posts_per_run: int = bounded(5_000, 1, MAX_POSTS, "Stop a Mastodon run after reading this many posts")
+    min_remaining_requests: int = bounded(
+        5, 0, 300, "Wait for the rate-limit reset when fewer requests than this are left (300 per 5 min)"
     )
-    max_rate_limit_wait: Duration = Field(
-        timedelta(minutes=5), description="Longest wait for a rate-limit reset before giving up this run"
+    max_rate_limit_wait: Duration = bounded(
+        timedelta(minutes=5), _TEST_WAIT, DAY, "Longest wait for a rate-limit reset before giving up this run"
     )
 
     @field_validator("hashtags")
@@ -256,13 +314,16 @@ class ScoringConfig(Section):
     """How text becomes scores."""
 
     languages: list[str] = Field(default_factory=lambda: ["en"], description="Languages scored; others are counted")
-    lexicon: dict[str, float] = Field(default_factory=dict, description="Words (or #hashtags) added to VADER's lexicon")
+    lexicon: dict[str, Annotated[float, Field(ge=-4, le=4)]] = Field(
+        default_factory=dict,
+        description="Words (or #hashtags) added to VADER's lexicon, valued from -4 to 4 like VADER's own",
+    )
     churn_patterns: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CHURN_PATTERNS),
         description="Case-insensitive regular expressions marking intent to leave; {platform} is the event's platform",
     )
-    workers: int = Field(0, ge=0, description="Worker processes for large batches; 0 = all cores")
-    chunk_size: int = Field(20_000, ge=100, description="Posts read, scored and written per chunk")
+    workers: int = bounded(0, 0, MAX_WORKERS, "Worker processes for large batches; 0 = all cores")
+    chunk_size: int = bounded(20_000, 100, 1_000_000, "Posts read, scored and written per chunk")
 
     @field_validator("churn_patterns")
     @classmethod
@@ -278,19 +339,22 @@ class ScoringConfig(Section):
 class AlertsConfig(Section):
     """When a spike is worth an email."""
 
-    z_threshold: float = Field(3.5, gt=0, description="Robust z-score (median/MAD) a bin must exceed")
-    min_volume: int = Field(20, ge=0, description="Bins with fewer posts never count as spikes")
-    cooldown: Duration = Field(timedelta(hours=6), description="Quiet time between two alerts of one event")
-    max_age: Duration = Field(
-        timedelta(hours=24), description="Spikes that ended longer ago are not alerted (the digest still lists them)"
+    z_threshold: float = bounded(3.5, 0.5, 100, "Robust z-score (median/MAD) a bin must exceed")
+    min_volume: int = bounded(20, 0, 1_000_000, "Bins with fewer posts never count as spikes")
+    cooldown: Duration = bounded(timedelta(hours=6), MINUTE, 30 * DAY, "Quiet time between two alerts of one event")
+    max_age: Duration = bounded(
+        timedelta(hours=24),
+        MINUTE,
+        30 * DAY,
+        "Spikes that ended longer ago are not alerted (the digest still lists them)",
     )
 
 
 class ScheduleConfig(Section):
     """What the daemon runs when."""
 
-    collect_every: Duration = Field(
-        timedelta(minutes=15), description="Collect (then score and check alerts) this often"
+    collect_every: Duration = bounded(
+        timedelta(minutes=15), SECOND, DAY, "Collect (then score and check alerts) this often"
     )
     report_cron: str = Field(
         "0 * * * *", description="Crontab expression for `report` (5 fields, or 6 with seconds first)"
@@ -298,20 +362,20 @@ class ScheduleConfig(Section):
     digest_cron: str = Field(
         "0 8 * * *", description="Crontab expression for `digest` (5 fields, or 6 with seconds first)"
     )
-    misfire_grace: Duration = Field(timedelta(minutes=10), description="A job late by more than this is skipped")
+    misfire_grace: Duration = bounded(timedelta(minutes=10), SECOND, DAY, "A job late by more than this is skipped")
 
 
 class EmailConfig(Section):
     """SMTP delivery of digests and alerts."""
 
     smtp_host: str = Field("localhost", description="SMTP server")
-    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")
+    smtp_port: int = bounded(587, 1, 65535, "SMTP port")
     security: Literal["starttls", "ssl", "none"] = Field("starttls", description="Transport security")
     username_env: str | None = Field("SMTP_USER", description="Environment variable with the SMTP user")
     password_env: str | None = Field("SMTP_PASSWORD", description="Environment variable with the SMTP password")
     sender: str = Field("monitor@example.org", description="From address")
     recipients: list[str] = Field(default_factory=list, description="To addresses; none = digests switched off")
-    timeout: Duration = Field(timedelta(seconds=30), description="SMTP timeout")
+    timeout: Duration = bounded(timedelta(seconds=30), SECOND, HOUR, "SMTP timeout")
     period: Literal["day", "week"] = Field("day", description="What one digest covers")
     dashboard_url: str | None = Field(None, description="Web address of dashboards/, linked from the email")
     ca_file: Path | None = Field(
@@ -450,7 +514,24 @@ def _first_error(error: ValidationError) -> str:
         message = "unknown setting" + _secret_hint(location)
     elif detail["type"] == "missing":
         message = "is required"
+    elif detail["type"] == "finite_number":
+        message = f"{detail['input']} is not a finite number"
+    elif detail["type"] in _OUT_OF_RANGE:
+        limit = next(iter(detail.get("ctx", {}).values()), "?")
+        message = f"{_shown_input(detail['input'])} is out of range: {_OUT_OF_RANGE[detail['type']]} {limit}"
     return f"{location}: {message}"
+
+
+def _shown_input(value: Any) -> str:
+    return show_duration(value) if isinstance(value, timedelta) else str(value)[:40]
+
+
+_OUT_OF_RANGE = {
+    "greater_than_equal": "the least allowed is",
+    "greater_than": "must be more than",
+    "less_than_equal": "the most allowed is",
+    "less_than": "must be less than",
+}
 
 
 def _secret_hint(location: str) -> str:
@@ -533,11 +614,7 @@ def _walk_settings(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, s
 
 def _show_default(value: Any) -> str:
     if isinstance(value, timedelta):
-        seconds = int(value.total_seconds())
-        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-            if seconds % size == 0:
-                return f"{seconds // size}{unit}"
-        return f"{seconds}s"
+        return show_duration(value)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, list) and len(str(value)) > 60:

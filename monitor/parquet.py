@@ -6,6 +6,7 @@ dataset of any size is written or read in bounded memory.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'backlash-monitor[scale]'"
 BATCH_ROWS = 50_000
@@ -127,19 +130,55 @@ def write_parts(chunks: Iterable[list[dict[str, Any]]], folder: Path, fields: li
 
 
 def read_rows(path: Path, batch_rows: int = BATCH_ROWS) -> tuple[list[str], Iterator[dict[str, Any]]]:
-    """The column names of a Parquet file or dataset folder, and its rows as dicts, batch by batch."""
+    """The column names of a Parquet file or dataset folder, and its rows as dicts, batch by batch.
+
+    In a folder, files that are not .parquet are skipped with a warning naming each; a .parquet file that
+    cannot be read is a usage error naming it, raised before any row is read.
+    """
     pa = pyarrow_module()
+    files = dataset_files(path)
+    for file in files:
+        _check_readable(pa, file)
+    base = {"partition_base_dir": str(path)} if path.is_dir() else {}
     try:
-        dataset = pa.dataset.dataset(path, format="parquet", partitioning="hive", ignore_prefixes=[".", "_"])
-    except (OSError, pa.ArrowInvalid) as error:
+        dataset = pa.dataset.dataset([str(file) for file in files], format="parquet", partitioning="hive", **base)
+    except (OSError, pa.ArrowException) as error:
         raise UsageError(f"{path}: not a readable Parquet file or dataset ({error})") from None
-    return list(dataset.schema.names), _rows(dataset, batch_rows)
+    return list(dataset.schema.names), _rows(pa, path, dataset, batch_rows)
 
 
-def _rows(dataset: Any, batch_rows: int) -> Iterator[dict[str, Any]]:
-    for batch in dataset.to_batches(batch_size=batch_rows):
-        for row in batch.to_pylist():
-            yield {key: _plain(value) for key, value in row.items()}
+def dataset_files(path: Path) -> list[Path]:
+    """The .parquet files of a dataset folder (or the one file), hidden and _-prefixed parts left out."""
+    if not path.is_dir():
+        return [path]
+    files: list[Path] = []
+    for file in sorted(path.rglob("*")):
+        hidden = any(part.startswith((".", "_")) for part in file.relative_to(path).parts)
+        if hidden or not file.is_file():
+            continue
+        if file.suffix.lower() == ".parquet":
+            files.append(file)
+        else:
+            log.warning("%s: skipped, not a .parquet file", file)
+    if not files:
+        raise UsageError(f"{path}: no .parquet files in this folder")
+    return files
+
+
+def _check_readable(pa: Any, file: Path) -> None:
+    try:
+        pa.parquet.read_metadata(file)
+    except (OSError, pa.ArrowException) as error:
+        raise UsageError(f"{file}: not a readable Parquet file ({error})") from None
+
+
+def _rows(pa: Any, path: Path, dataset: Any, batch_rows: int) -> Iterator[dict[str, Any]]:
+    try:
+        for batch in dataset.to_batches(batch_size=batch_rows):
+            for row in batch.to_pylist():
+                yield {key: _plain(value) for key, value in row.items()}
+    except (OSError, pa.ArrowException) as error:  # a damaged page, or files whose columns disagree
+        raise UsageError(f"{path}: cannot read the Parquet data ({error})") from None
 
 
 def _plain(value: Any) -> Any:

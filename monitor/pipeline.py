@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.config import Config, EventConfig, load_config
 from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageCapError, UsageError
-from monitor.posts import Post
+from monitor.posts import MAX_FIELD_CHARS, Post, clean_text
 from monitor.sources.archive import Reject
 from monitor.sources.base import Page, Source
 from monitor.store import CursorUpdate, RunProgress, RunRecord, Store, open_store
@@ -87,11 +88,11 @@ def import_archive(
 
     event = ws.config.event(event_name)
     fmt = fmt or archive.guess_format(path)
-    source = source or ("x" if fmt == "twarc" else "archive")
+    source = _source_name(source or ("x" if fmt == "twarc" else "archive"))
     result = ImportResult(path=path, event=event.name, source=source)
+    rejects = _RejectsFile(path)
     run_id = ws.store.start_run("import", event.name, source)
     records = archive.read_archive(path, fmt, source, mapping or {}, ws.config.tz, on_bytes)
-    rejects = _RejectsFile(path)
     try:
         _store_records(ws, records, result, rejects)
     except BaseException as error:
@@ -102,6 +103,13 @@ def import_archive(
     status = "partial" if result.rejected else "ok"
     ws.store.finish_run(run_id, status, result.read, result.new, message=f"{result.rejected} rejected")
     return result
+
+
+def _source_name(source: str) -> str:
+    """--source as stored with every post: a usage error now rather than every row rejected later."""
+    if not source.strip() or len(source) > MAX_FIELD_CHARS["source"] or clean_text(source) != source:
+        raise UsageError(f"--source {source[:40]!r}: expected a name of 1 to {MAX_FIELD_CHARS['source']} characters")
+    return source
 
 
 def _store_records(
@@ -139,12 +147,14 @@ class _RejectsFile:
     """<archive>.rejects.csv beside the archive (or in the cwd if that is read-only), written as rejects come.
 
     Opened on the first reject, so a clean import leaves no file; flushed with every stored batch,
-    so an import killed half-way leaves the rejects of the batches it stored.
+    so an import killed half-way leaves the rejects of the batches it stored. Never written through a
+    symbolic link (it could point at any file the user may write): one there is refused before the import.
     """
 
     def __init__(self, archive: Path) -> None:
         name = archive.name + ".rejects.csv"
         self._targets = [archive.with_name(name), Path.cwd() / name]
+        _refuse_unless_regular(self._targets[0])
         self._handle: TextIO | None = None
         self._writer: Any = None
         self.path: Path | None = None
@@ -159,8 +169,8 @@ class _RejectsFile:
         while self._targets:
             target = self._targets.pop(0)
             try:
-                self._handle = target.open("w", encoding="utf-8", newline="")
-            except OSError:
+                self._handle = _open_no_follow(target)
+            except OSError:  # read-only folder, or a link that appeared since: the next place
                 continue
             self._writer = csv.writer(self._handle)
             self._writer.writerow(["line", "reason"])
@@ -177,6 +187,24 @@ class _RejectsFile:
             self._handle.close()
             self._handle = None
         return self.path
+
+
+def _refuse_unless_regular(path: Path) -> None:
+    """A usage error when `path` exists as anything but a plain file (a symbolic link, a FIFO, a folder)."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise UsageError(f"{path}: is a symbolic link; rejects are never written through one (remove it)")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: exists and is not a regular file (remove it)")
+
+
+def _open_no_follow(path: Path) -> TextIO:
+    """Open for writing, truncated; fails (OSError) rather than follow a symbolic link or block on a FIFO."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    return os.fdopen(os.open(path, flags, 0o666), "w", encoding="utf-8", newline="")
 
 
 # ---- export -------------------------------------------------------------------------------

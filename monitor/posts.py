@@ -1,11 +1,32 @@
-"""Post: the one record every source yields and the store keeps."""
+"""Post: the one record every source yields and the store keeps, and the limits every post is held to.
+
+A Post cleans and checks itself when it is made, so every source — live, archive, simulated — gets the
+same rules: no control characters, no lone surrogates, times and counts and lengths the store can hold.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
+
+EARLIEST_POST = datetime(1990, 1, 1, tzinfo=UTC)  # older archives are not social media; earlier is a broken date
+FUTURE_SLACK = timedelta(days=2)  # clocks and time zones; a post further in the future than this cannot exist
+MAX_COUNT = 2**31 - 1  # likes, reposts, replies, followers: the store's INTEGER column (PostgreSQL's is 32-bit)
+MAX_TEXT_CHARS = 131_072  # a post's text: Python's csv field limit, made the one limit of every source and format
+MAX_FIELD_CHARS = {"source": 128, "id": 256, "author": 256, "lang": 16, "repost_of": 256, "text": MAX_TEXT_CHARS}
+_COUNT_FIELDS = ("likes", "reposts", "replies", "followers")
+_TEXT_FIELDS = ("source", "id", "text", "author", "lang", "url", "repost_of", "raw")
+# C0 control characters but tab, newline and carriage return (PostgreSQL refuses NUL), and lone surrogates (not UTF-8)
+_UNWANTED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+class InvalidPostError(ValueError):
+    """A post's time, count or length is outside what the store accepts; the message names the field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +51,58 @@ class Post:
     raw: str | None = None  # the payload it was normalised from (JSON text), for provenance
     collected_at: datetime = field(default_factory=lambda: datetime.now(UTC))  # when we read it
 
+    def __post_init__(self) -> None:
+        """Clean every text field, then refuse what the store could not hold (InvalidPostError)."""
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str) and _UNWANTED.search(value):
+                object.__setattr__(self, name, clean_text(value))
+        problem = _post_problem(self)
+        if problem:
+            raise InvalidPostError(problem)
+
+
+def clean_text(text: str) -> str:
+    """Control characters (but tab, newline, carriage return) removed; a lone surrogate becomes U+FFFD."""
+    return _CONTROL.sub("", _SURROGATE.sub("\ufffd", text))
+
+
+def _post_problem(post: Post) -> str | None:
+    """Why the store cannot take this post, or None."""
+    return time_problem(post.created_at) or _length_problem(post) or _count_problem(post)
+
+
+def time_problem(created_at: datetime) -> str | None:
+    """Why no post can have been made at this time (before 1990, or in the future), or None."""
+    moment = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    if moment < EARLIEST_POST:
+        return f"created_at: {moment.isoformat()} is before {EARLIEST_POST.date()}, the earliest accepted"
+    if moment > datetime.now(UTC) + FUTURE_SLACK:
+        return f"created_at: {moment.isoformat()} is in the future (more than {FUTURE_SLACK.days} days from now)"
+    return None
+
+
+def _length_problem(post: Post) -> str | None:
+    for name, limit in MAX_FIELD_CHARS.items():
+        value = getattr(post, name)
+        if value is not None and len(value) > limit:
+            return f"{name}: {len(value)} characters, more than the limit of {limit}"
+    return None
+
+
+def _count_problem(post: Post) -> str | None:
+    for name in _COUNT_FIELDS:
+        value = getattr(post, name)
+        if value is not None and not valid_count(value):
+            shown = str(value) if len(str(value)) <= 24 else f"{str(value)[:20]}… ({len(str(value))} digits)"
+            return f"{name}: {shown} is negative" if value < 0 else f"{name}: {shown} is more than {MAX_COUNT}"
+    return None
+
+
+def valid_count(value: int) -> bool:
+    """Whether a count (likes, followers…) fits the store: 0 to MAX_COUNT."""
+    return 0 <= value <= MAX_COUNT
+
 
 def stable_post_id(author: str | None, created_at: datetime, text: str) -> str:
     """An id for a post that came without one: same author, time and text give the same id.
@@ -52,15 +125,18 @@ def parse_timestamp(value: str, default_tz: tzinfo = UTC) -> datetime:
     text = value.strip()
     if not text:
         raise ValueError("empty timestamp")
-    moment = _parse_any(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=default_tz)
-    return moment.astimezone(UTC)
+    try:
+        moment = _parse_any(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=default_tz)
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved by an offset
+        raise ValueError(f"{text[:40]!r} is out of the range of dates") from None
 
 
 def _parse_any(text: str) -> datetime:
     if _looks_numeric(text):
-        return datetime.fromtimestamp(float(text), UTC)
+        return _from_epoch(text)
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -73,6 +149,13 @@ def _parse_any(text: str) -> datetime:
         return parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         raise ValueError(f"{text[:40]!r} is not a timestamp (ISO 8601, RFC 2822 or epoch seconds)") from None
+
+
+def _from_epoch(text: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except (OverflowError, OSError, ValueError):  # 1e30, inf, nan: no moment in time
+        raise ValueError(f"{text[:40]!r} is out of the range of dates") from None
 
 
 def _looks_numeric(text: str) -> bool:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from monitor.config import load_config, parse_config
+from monitor.cli import MAX_WORKERS as CLI_MAX_WORKERS
+from monitor.cli import cli
+from monitor.config import MAX_WORKERS, Config, EventConfig, load_config, parse_config, settings_reference
 from monitor.errors import ConfigError
 
 from .conftest import BASE_CONFIG
@@ -77,3 +83,87 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     path.write_text("database: sqlite:///x.db\nevents:\n  - name: [unclosed\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"config.yaml line \d+"):
         load_config(path)
+
+
+ONE_EVENT = "events:\n  - {name: e, platform: P, milestones: {announced: 2012-12-17}}\n"
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("schedule: {collect_every: -60}", "schedule.collect_every: -60 must be longer than zero"),
+        ("schedule: {collect_every: 0}", "schedule.collect_every: 0 must be longer than zero"),
+        ("schedule: {collect_every: .inf}", "schedule.collect_every: inf is not a finite duration"),
+        ("schedule: {collect_every: '99999999999d'}", "schedule.collect_every: '99999999999d' is far too long"),
+        ("schedule: {collect_every: 2d}", "schedule.collect_every: 2d is out of range: the most allowed is 1 day"),
+        ("schedule: {misfire_grace: .inf}", "schedule.misfire_grace: inf is not a finite duration"),
+        (
+            "schedule: {misfire_grace: 1000000000000}",
+            "schedule.misfire_grace: 1000000000000s is out of range: the most allowed is 1 day",
+        ),
+        ("alerts: {cooldown: -1}", "alerts.cooldown: -1 must be longer than zero"),
+        ("alerts: {cooldown: 10s}", "alerts.cooldown: 10s is out of range: the least allowed is 1 minute"),
+        ("alerts: {z_threshold: .nan}", "alerts.z_threshold: nan is not a finite number"),
+        ("alerts: {min_volume: -1}", "alerts.min_volume: -1 is out of range: the least allowed is 0"),
+        (
+            "scoring: {chunk_size: 1000000000000000000000}",
+            "scoring.chunk_size: 1000000000000000000000 is out of range: the most allowed is 1000000",
+        ),
+        ("scoring: {workers: 100000}", "scoring.workers: 100000 is out of range: the most allowed is 256"),
+        ("scoring: {lexicon: {boycott: -40}}", "scoring.lexicon.boycott: -40 is out of range: the least allowed is -4"),
+        ("sources: {x: {timeout: 0.001}}", "sources.x.timeout: 0.001s is out of range: the least allowed is 1 second"),
+        ("sources: {x: {max_posts_per_run: 1e30}}", "sources.x.max_posts_per_run: "),
+        (
+            "sources: {mastodon: {min_remaining_requests: 1000}}",
+            "sources.mastodon.min_remaining_requests: 1000 is out of range: the most allowed is 300",
+        ),
+        ("email: {timeout: 99999999999d}", "email.timeout: '99999999999d' is far too long"),
+    ],
+)
+def test_every_duration_and_count_is_bounded_exit_2_naming_it(tmp_path: Path, section: str, expected: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"{ONE_EVENT}{section}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {config}: {expected}")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_every_bounded_setting_shows_its_range_in_the_readme_table() -> None:
+    for path, _, description in settings_reference():
+        info = _field_info(path)
+        if any(hasattr(rule, "ge") or hasattr(rule, "le") for rule in info.metadata):
+            assert re.search(r"; from \S+ to \S+$", description), path
+    assert MAX_WORKERS == CLI_MAX_WORKERS
+
+
+def _field_info(path: str) -> FieldInfo:
+    model: type[BaseModel] = Config
+    *sections, name = path.replace("events[]", "events").split(".")
+    for section in sections:
+        model = EventConfig if section == "events" else model.model_fields[section].annotation  # type: ignore[assignment]
+    return model.model_fields[name]
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (
+            "milestones: {announced: 0001-01-01}",
+            "events[0].milestones.announced: '0001-01-01' is outside 1990-01-01 to 2100-01-01",
+        ),
+        (
+            "milestones: {announced: 2012-12-17, effective: 9999-12-31}",
+            "events[0].milestones.effective: '9999-12-31' is outside 1990-01-01 to 2100-01-01",
+        ),
+        ("milestones: {announced: '9999-12-31T23:00:00-05:00'}", "events[0].milestones.announced: '9999-12-31T23:00"),
+        ("milestones: {announced: 2012-12-17}, start: 0001-01-01", "events[0].start: '0001-01-01' is outside"),
+        ("milestones: {announced: 2012-12-17}, end: 2999-01-01", "events[0].end: '2999-01-01' is outside"),
+    ],
+)
+def test_dates_outside_1990_to_2100_are_refused_naming_the_field(tmp_path: Path, event: str, expected: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"events:\n  - {{name: e, platform: P, {event}}}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {config}: {expected}")

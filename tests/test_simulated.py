@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from monitor.config import Config
+from monitor.posts import FUTURE_SLACK
 from monitor.sources import source_class
 from monitor.sources.simulated import SimulatedSource, simulate
 
@@ -60,3 +61,11 @@ def test_source_yields_pages_and_resumes_from_its_cursor(config: Config) -> None
     assert list(source.search(config.events[0], pages[-1].cursor)) == []
     resumed = list(source.search(config.events[0], pages[0].cursor))
     assert resumed[0].posts[0].id == pages[1].posts[0].id
+
+
+def test_an_ongoing_event_is_simulated_up_to_now_never_into_the_future(config: Config) -> None:
+    today = datetime.now(UTC).date()
+    event = config.events[0].model_copy(update={"milestones": {"announced": today}, "align_on": "announced"})
+    posts = simulate(event, config, posts=2000)
+    assert posts and max(post.created_at for post in posts) <= datetime.now(UTC) + FUTURE_SLACK
+    assert [post.id for post in posts] == [post.id for post in simulate(event, config, posts=2000)][: len(posts)]

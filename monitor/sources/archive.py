@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from monitor.errors import UsageError
-from monitor.posts import Post, parse_timestamp, stable_post_id
+from monitor.posts import MAX_TEXT_CHARS, Post, parse_timestamp, stable_post_id
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,9 @@ REQUIRED_FIELDS = ("created_at", "text")
 OPTIONAL_FIELDS = ("id", "author", "lang", "likes", "reposts", "replies", "followers", "url", "is_repost", "is_quote")
 ALL_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 _TRUE = {"1", "true", "yes", "y", "t"}
-_SURROGATE = re.compile("[\udc80-\udcff]")
+MAX_LINE_CHARS = 64 * 1024 * 1024  # one line (a JSON object, a twarc page) at most: bounded memory for any file
+# a lone surrogate: bytes that were not UTF-8 (read with surrogateescape), or a lone \ud83d escape in JSON
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,11 @@ def read_archive(
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "twarc": _read_twarc}
     if fmt not in readers:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt == "twarc" and mapping:
+        raise UsageError("--map does not apply to --format twarc: its fields are X's own")
     try:
-        handle = path.open("r", encoding="utf-8", errors="surrogateescape", newline="")
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        handle = path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as error:
         raise UsageError(f"{path}: cannot read the archive ({error.strerror or error})") from None
     with handle:
@@ -90,22 +95,44 @@ def read_archive(
 
 
 class _CountingLines:
-    """Iterates a text file's lines, reporting bytes read to a progress callback."""
+    """Iterates a text file's lines, reporting bytes read to a progress callback.
+
+    A line longer than MAX_LINE_CHARS is cut there (the rest is read and dropped), so one endless line
+    cannot take all memory; `take_cut()` tells the reader to reject the record it was part of.
+    """
 
     def __init__(self, handle: IO[str], on_bytes: ProgressBytes | None) -> None:
         self.handle = handle
         self.on_bytes = on_bytes
+        self.cut = False
 
     def __iter__(self) -> Iterator[str]:
-        for line in self.handle:
-            if self.on_bytes is not None:
-                self.on_bytes(len(line.encode("utf-8", "surrogateescape")))
+        while line := self.handle.readline(MAX_LINE_CHARS + 1):
+            self._count(line)
+            if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+                self._drop_rest_of_line()
+                self.cut, line = True, line + "\n"
             yield line
+
+    def take_cut(self) -> bool:
+        """Whether a line was cut since the last call."""
+        cut, self.cut = self.cut, False
+        return cut
+
+    def _drop_rest_of_line(self) -> None:
+        while (rest := self.handle.readline(MAX_LINE_CHARS)) and not rest.endswith("\n"):
+            self._count(rest)
+        self._count(rest)
+
+    def _count(self, text: str) -> None:
+        if self.on_bytes is not None:
+            self.on_bytes(len(text.encode("utf-8", "surrogateescape")))
 
 
 def _read_csv(
     lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
 ) -> Iterator[Record]:
+    csv.field_size_limit(MAX_TEXT_CHARS)  # Python's default, made explicit: it is the text limit of every format
     reader = csv.reader(iter(lines), strict=True)
     try:
         header = next(reader)
@@ -121,15 +148,28 @@ def _read_csv(
             return
         except csv.Error as error:
             last_line = reader.line_num
-            yield Reject(start, f"broken CSV quoting: {error}")
+            yield Reject(start, _line_too_long() if lines.take_cut() else _csv_problem(error))
             continue
         last_line = reader.line_num
+        if lines.take_cut():
+            yield Reject(start, _line_too_long())
+            continue
         if not row:
             continue
         if len(row) != len(header):
             yield Reject(start, f"expected {len(header)} columns, found {len(row)}")
             continue
         yield _record({name: row[index] for name, index in columns.items()}, start, source, tz)
+
+
+def _line_too_long() -> str:
+    return f"a line of more than {MAX_LINE_CHARS:,} characters (cut there, the rest not read)"
+
+
+def _csv_problem(error: csv.Error) -> str:
+    if "field larger than field limit" in str(error):
+        return f"a field of more than {MAX_TEXT_CHARS} characters, the limit of a text"
+    return f"broken CSV quoting: {error}"
 
 
 def _column_positions(header: list[str], mapping: Mapping[str, str], path: Path) -> dict[str, int]:
@@ -140,27 +180,43 @@ def _column_positions(header: list[str], mapping: Mapping[str, str], path: Path)
         column = mapping.get(field_name, field_name)
         if column in positions:
             columns[field_name] = positions[column]
+        elif field_name in mapping:
+            raise UsageError(f"{path}: --map {field_name}={column}: no column {column!r}; {_found(positions)}")
         elif field_name in REQUIRED_FIELDS:
-            hint = f" (use --map {field_name}=COLUMN)" if field_name not in mapping else ""
-            raise UsageError(f"{path}: no column {column!r} for required field {field_name!r}{hint}")
+            raise UsageError(
+                f"{path}: no column {column!r} for required field {field_name!r} (use --map {field_name}=COLUMN); "
+                f"{_found(positions)}"
+            )
     return columns
+
+
+def _found(positions: Mapping[str, int], shown: int = 20) -> str:
+    """'columns found: 'when', 'text'' — the header as read, so a misspelt --map is easy to see."""
+    names = [repr(name[:40]) for name in list(positions)[:shown]]
+    more = f" and {len(positions) - shown} more" if len(positions) > shown else ""
+    return f"columns found: {', '.join(names) or 'none'}{more}"
 
 
 def _read_jsonl(
     lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
 ) -> Iterator[Record]:
+    unseen = set(mapping.values())
     for number, item in _json_objects(lines):
         if isinstance(item, Reject):
             yield item
             continue
+        unseen.difference_update([key for key in unseen if key in item])
         fields = {name: item.get(mapping.get(name, name)) for name in ALL_FIELDS}
         yield _record(fields, number, source, tz)
+    for field_name, key in mapping.items():
+        if key in unseen:  # JSON Lines have no header to check first: say so once the file is read
+            log.warning("%s: --map %s=%s: no line has the key %r", path, field_name, key, key)
 
 
 def _json_objects(lines: _CountingLines) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     """(line number, the line's JSON object or why it is rejected), blank lines skipped."""
     for number, line in enumerate(lines, start=1):
-        item = _json_line(line, number)
+        item = Reject(number, _line_too_long()) if lines.take_cut() else _json_line(line, number)
         if item is not None:
             yield number, item
 
@@ -170,11 +226,15 @@ def _json_line(line: str, number: int) -> dict[str, Any] | Reject | None:
     if not line.strip():
         return None
     if _has_bad_bytes(line):
-        return Reject(number, "invalid UTF-8")
+        return Reject(number, "invalid UTF-8")  # the line's bytes; a \ud83d escape is caught per field
     try:
         item = json.loads(line)
     except json.JSONDecodeError as error:
         return Reject(number, f"not valid JSON: {error.msg} at column {error.colno}")
+    except ValueError as error:  # a number of more than 4,300 digits
+        return Reject(number, f"not valid JSON: {str(error).split(';')[0]}")
+    except RecursionError:  # [[[[… thousands deep: no post looks like that
+        return Reject(number, "not valid JSON: nested too deeply")
     if not isinstance(item, dict):
         return Reject(number, "not a JSON object")
     return item
@@ -237,7 +297,7 @@ def _text_field(fields: Mapping[str, Any], name: str) -> str | None:
         return None
     text = value if isinstance(value, str) else str(value)
     if _has_bad_bytes(text):
-        raise ValueError(f"{name}: invalid UTF-8")
+        raise ValueError(f"{name}: invalid UTF-8 or a lone surrogate")
     return text
 
 
@@ -250,12 +310,20 @@ def _count_field(fields: Mapping[str, Any], name: str) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
-        number = int(float(value))
-    except (TypeError, ValueError):
+        return _whole_number(value)
+    except (TypeError, ValueError, OverflowError):  # 'many', nan, inf, 1e400
         raise ValueError(f"{name}: {str(value)[:20]!r} is not a number") from None
-    if number < 0:
-        raise ValueError(f"{name}: {number} is negative")
-    return number
+
+
+def _whole_number(value: Any) -> int:
+    """12, '12', '12.0', 1.2e3 → an int (Post then checks that the store can hold it)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))
 
 
 def _has_bad_bytes(text: str) -> bool:

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from monitor.posts import Post, parse_timestamp
+from monitor.posts import InvalidPostError, Post, parse_timestamp
 from monitor.sources.payload_fields import count as _count
 from monitor.sources.payload_fields import mapping as _mapping
 from monitor.sources.payload_fields import optional_text as _optional_text
@@ -74,7 +74,7 @@ def normalize_search_page(
     for view in posts:
         try:
             yield normalize_post_view(view, collected_at, source)
-        except MalformedPostError as error:
+        except (MalformedPostError, InvalidPostError) as error:
             uri = view.get("uri") if isinstance(view, Mapping) else None
             yield f"post {uri!r}: {error}" if uri is not None else str(error)
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 
-from monitor.posts import Post, parse_timestamp
+from monitor.posts import InvalidPostError, Post, parse_timestamp
 from monitor.sources.payload_fields import count as _count
 from monitor.sources.payload_fields import mapping as _mapping
 from monitor.sources.payload_fields import optional_text as _optional_text
@@ -93,7 +93,7 @@ def normalize_statuses(statuses: Any, instance: str, collected_at: datetime) -> 
     for status in statuses:
         try:
             yield normalize_status(status, instance, collected_at)
-        except MalformedStatusError as error:
+        except (MalformedStatusError, InvalidPostError) as error:
             status_id = status.get("id") if isinstance(status, Mapping) else None
             yield f"status {status_id!r}: {error}" if status_id is not None else str(error)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from monitor.posts import valid_count
+
 
 def required_text(obj: Mapping[str, Any], key: str, error: type[Exception]) -> str:
     """A non-empty string field, or `error` naming the field."""
@@ -26,6 +28,6 @@ def mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def count(obj: Mapping[str, Any], key: str) -> int | None:
-    """A non-negative integer count (likes, reposts, followers…), None when absent or malformed."""
+    """An integer count (likes, reposts, followers…) the store can hold, None when absent, malformed or absurd."""
     value = obj.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and valid_count(value) else None

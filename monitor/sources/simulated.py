@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from monitor.config import Config, EventConfig
-from monitor.posts import Post
+from monitor.posts import FUTURE_SLACK, Post
 from monitor.sources.base import Page, Source
 
 DEFAULT_SEED = 2012
@@ -181,7 +181,10 @@ def simulate(event: EventConfig, config: Config, seed: int = DEFAULT_SEED, posts
     moods = [_mood_weights(hour, milestones) for hour in hours]
     counts = _spread(posts, [sum(weights.values()) for weights in moods], rng)
     writer = _PostWriter(event, seed, rng)
+    latest = datetime.now(UTC) + FUTURE_SLACK - timedelta(hours=1)
     for hour, weights, count in zip(hours, moods, counts, strict=True):
+        if hour > latest:  # an ongoing event: no post from the future (the ones before are the same at any time)
+            break
         for offset in sorted(rng.uniform(0, 3600) for _ in range(count)):
             mood = rng.choices(list(weights), weights=list(weights.values()))[0]
             writer.write(hour + timedelta(seconds=offset), mood)

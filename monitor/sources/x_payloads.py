@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from monitor.posts import Post, parse_timestamp
+from monitor.posts import InvalidPostError, Post, parse_timestamp, time_problem, valid_count
 from monitor.sources.payload_fields import count as _count
 from monitor.sources.payload_fields import mapping as _mapping
 from monitor.sources.payload_fields import optional_text as _optional_text
@@ -106,7 +106,7 @@ def _post_or_reason(
 ) -> Post | str:
     try:
         return normalize_tweet(tweet, users, collected_at, tweets, source)
-    except MalformedTweetError as error:
+    except (MalformedTweetError, InvalidPostError) as error:
         tweet_id = tweet.get("id") if isinstance(tweet, Mapping) else None
         return f"tweet {tweet_id!r}: {error}" if tweet_id is not None else str(error)
 
@@ -195,9 +195,13 @@ def listed_hours(payload: Mapping[str, Any]) -> dict[datetime, int]:
     data = payload.get("data")
     for bucket in data if isinstance(data, list) else []:
         try:
-            found[hour_start(parse_timestamp(str(bucket["start"])))] = int(bucket["tweet_count"])
-        except (KeyError, TypeError, ValueError):
+            start, count = parse_timestamp(str(bucket["start"])), int(bucket["tweet_count"])
+        except (KeyError, TypeError, ValueError, OverflowError):
+            start, count = None, -1
+        if start is None or time_problem(start) or not valid_count(count):  # an hour in year 1 would fill 17M hours
             log.warning("skipped a malformed count bucket: %.200r", bucket)
+            continue
+        found[hour_start(start)] = count
     return found
 
 
