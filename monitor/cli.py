@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import select
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,13 +42,36 @@ def handle_errors(command: F) -> F:
         except KeyboardInterrupt:
             echo_error("interrupted")
             sys.exit(130)
+        except BrokenPipeError as error:
+            if output_closed():
+                raise  # our reader went away (`status | head`): click exits 1 without a word
+            exit_unexpected(error)
         except Exception as error:  # noqa: BLE001 - the last line of defence; BACKLASH_DEBUG shows the trace
             if os.environ.get("BACKLASH_DEBUG"):
                 raise
-            echo_error(f"unexpected {error.__class__.__name__}: {error} (set BACKLASH_DEBUG=1 for details)")
-            sys.exit(1)
+            exit_unexpected(error)
 
     return wrapper  # type: ignore[return-value]
+
+
+def exit_unexpected(error: BaseException) -> None:
+    """A bug or an error we did not foresee: one line and exit 1."""
+    echo_error(f"unexpected {error.__class__.__name__}: {error} (set BACKLASH_DEBUG=1 for details)")
+    sys.exit(1)
+
+
+def output_closed() -> bool:
+    """Whether stdout or stderr is a pipe whose reader has gone (poll reports an error on its write end)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            descriptor = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            continue  # not a real file (a test runner's buffer)
+        poller = select.poll()
+        poller.register(descriptor, select.POLLOUT)
+        if any(events & select.POLLERR for _fd, events in poller.poll(0)):
+            return True
+    return False
 
 
 def setup_logging(level: str, log_file: str | None = None) -> None:
