@@ -40,6 +40,18 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # safe as a folder name and a database key: never . or ..
+NAME_RULE = "must start with a letter or digit, then letters, digits, '.', '_' or '-', at most 64 characters"
+
+
+def check_name(value: str) -> str:
+    """An event (or source) name fit for folder names and keys, or ValueError saying what a name must be."""
+    if not NAME.fullmatch(value):
+        shown = repr(value[:64]) + ("…" if len(value) > 64 else "")
+        raise ValueError(f"{shown} {NAME_RULE}")
+    return value
+
+
 def parse_duration(value: Any) -> timedelta:
     """'30s', '15m', '2h', '1d' (or a number of seconds) → timedelta."""
     if isinstance(value, timedelta):
@@ -82,7 +94,10 @@ MilestoneValue = Annotated[date | datetime, BeforeValidator(_milestone_value)]
 class EventConfig(Section):
     """One policy change to watch."""
 
-    name: str = Field(description="Short id used on the command line and in folder names", pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(
+        description="Short id used on the command line and in folder names: a letter or digit first, then letters, "
+        "digits, '.', '_' or '-', 64 at most"
+    )
     platform: str = Field(description="The platform whose policy changed, e.g. Instagram")
     title: str = Field("", description="Human title of the change, shown on charts and in email")
     milestones: dict[str, MilestoneValue] = Field(
@@ -119,6 +134,11 @@ class EventConfig(Section):
         if "announced" not in value:
             raise ValueError("needs an `announced` milestone")
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_rule(cls, value: str) -> str:
+        return check_name(value)
 
     @field_validator("sources")
     @classmethod

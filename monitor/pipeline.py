@@ -87,7 +87,7 @@ def import_archive(
 
     event = ws.config.event(event_name)
     fmt = fmt or archive.guess_format(path)
-    source = source or ("x" if fmt == "twarc" else "archive")
+    source = _source_name(source) if source else ("x" if fmt == "twarc" else "archive")
     result = ImportResult(path=path, event=event.name, source=source)
     run_id = ws.store.start_run("import", event.name, source)
     records = archive.read_archive(path, fmt, source, mapping or {}, ws.config.tz, on_bytes)
@@ -102,6 +102,16 @@ def import_archive(
     status = "partial" if result.rejected else "ok"
     ws.store.finish_run(run_id, status, result.read, result.new, message=f"{result.rejected} rejected")
     return result
+
+
+def _source_name(name: str) -> str:
+    """An --source name under the same rule as event names (it is a database key, shown in status)."""
+    from monitor.config import check_name
+
+    try:
+        return check_name(name)
+    except ValueError as error:
+        raise UsageError(f"--source {error}") from None
 
 
 def _store_records(
