@@ -15,7 +15,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from monitor.errors import ConfigError
 
@@ -39,6 +48,14 @@ DEFAULT_CHURN_PATTERNS = [
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
+
+def one_line(value: str) -> str:
+    """Runs of whitespace (the newline a folded YAML `>` ends with, tabs) as one space, the ends trimmed."""
+    return " ".join(value.split())
+
+
+# Text that goes into an email header, a chart title or a file name: never a line break in it.
+OneLine = Annotated[str, AfterValidator(one_line)]
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # safe as a folder name and a database key: never . or ..
 NAME_RULE = "must start with a letter or digit, then letters, digits, '.', '_' or '-', at most 64 characters"
@@ -98,8 +115,8 @@ class EventConfig(Section):
         description="Short id used on the command line and in folder names: a letter or digit first, then letters, "
         "digits, '.', '_' or '-', 64 at most"
     )
-    platform: str = Field(description="The platform whose policy changed, e.g. Instagram")
-    title: str = Field("", description="Human title of the change, shown on charts and in email")
+    platform: OneLine = Field(description="The platform whose policy changed, e.g. Instagram")
+    title: OneLine = Field("", description="Human title of the change, shown on charts and in email")
     milestones: dict[str, MilestoneValue] = Field(
         description="Named dates or date-times; `announced` is required and the earliest"
     )
@@ -288,16 +305,16 @@ class ScheduleConfig(Section):
 class EmailConfig(Section):
     """SMTP delivery of digests and alerts."""
 
-    smtp_host: str = Field("localhost", description="SMTP server")
+    smtp_host: OneLine = Field("localhost", description="SMTP server")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")
     security: Literal["starttls", "ssl", "none"] = Field("starttls", description="Transport security")
     username_env: str | None = Field("SMTP_USER", description="Environment variable with the SMTP user")
     password_env: str | None = Field("SMTP_PASSWORD", description="Environment variable with the SMTP password")
-    sender: str = Field("monitor@example.org", description="From address")
-    recipients: list[str] = Field(default_factory=list, description="To addresses; none = digests switched off")
+    sender: OneLine = Field("monitor@example.org", description="From address")
+    recipients: list[OneLine] = Field(default_factory=list, description="To addresses; none = digests switched off")
     timeout: Duration = Field(timedelta(seconds=30), description="SMTP timeout")
     period: Literal["day", "week"] = Field("day", description="What one digest covers")
-    dashboard_url: str | None = Field(None, description="Web address of dashboards/, linked from the email")
+    dashboard_url: OneLine | None = Field(None, description="Web address of dashboards/, linked from the email")
     ca_file: Path | None = Field(
         None, description="PEM file of CA certificates trusted for TLS instead of the system's (private or test CA)"
     )

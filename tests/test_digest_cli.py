@@ -136,3 +136,25 @@ def test_the_text_part_shows_the_timeline_day_by_day(scored_config: Path, smtp_s
         assert re.search(rf"^  {day} Dec +6 +\+0\.\d\d +0\u00a0% +#$", text, re.MULTILINE), day
     # the storm day: 8 hours of 40 angry posts and 5 of 10, all negative, the full bar, the milestone named
     assert re.search(r"^\* Mon 17 Dec +370 +−0\.\d\d +100\u00a0% +#{24}  announced$", text, re.MULTILINE)
+
+
+def test_a_folded_yaml_title_is_one_line_in_the_subject(
+    tmp_path: Path, write_config: Callable[..., Path], smtp_server: Any
+) -> None:
+    """`title: >` ends in a newline (and may fold lines): the digest still goes out, the subject on one line."""
+    from .conftest import BASE_CONFIG
+
+    event = {
+        **BASE_CONFIG["events"][0],
+        "title": "Instagram terms\n  of\tservice change\n",
+        "platform": "Insta\ngram\n",
+    }
+    email = smtp_server.email_settings(sender=" monitor@example.org\n", recipients=["team@example.org\n"])
+    config = write_config(events=[event], email=email)
+    archive = write_archive(tmp_path / "posts.csv")
+    assert CliRunner().invoke(cli, ["--config", str(config), "import", str(archive), "--event", EVENT]).exit_code == 0
+    result = digest_command(config)
+    assert result.exit_code == 0, result.output
+    [message] = smtp_server.messages
+    assert message["Subject"].startswith("Instagram terms of service change — ")
+    assert message["From"] == "monitor@example.org" and message["To"] == "team@example.org"
