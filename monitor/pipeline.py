@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -864,7 +864,7 @@ def send_digest(
     if period is None:
         return DigestResult(analysis.event, "skipped", "no posts yet")
     if not dry_run and not force and ws.store.was_sent(analysis.event, "digest", period.key):
-        return DigestResult(analysis.event, "skipped", f"{period.key} already sent (--force sends again)", period.key)
+        return DigestResult(analysis.event, "skipped", _already_sent(period.key), period.key)
     message = mail.build_digest(
         analysis,
         period,
@@ -875,13 +875,24 @@ def send_digest(
         spend=_month_spend(ws, analysis, now),
         now=now,
     )
-    return _deliver(ws, message, analysis.event, "digest", [period.key], dry_run, f"digest-{period.key}.eml")
+    file_name = f"digest-{period.key}.eml"
+    return _deliver(ws, message, analysis.event, "digest", [period.key], dry_run, file_name, resend=force)
 
 
 def _deliver(
-    ws: Workspace, message: EmailMessage, event_name: str, kind: str, keys: list[str], dry_run: bool, file_name: str
+    ws: Workspace,
+    message: EmailMessage,
+    event_name: str,
+    kind: str,
+    keys: list[str],
+    dry_run: bool,
+    file_name: str,
+    resend: bool = False,
 ) -> DigestResult:
-    """Write the message (dry run) or send it and record every key as sent under the server's acceptance."""
+    """Write the message (dry run), or claim its keys, send it and record them as sent under the server's acceptance.
+
+    The claim makes two runs started together send it once; a failed send releases it for the next run.
+    """
     from monitor import digest as mail
 
     message_id = str(message["Message-ID"])
@@ -889,15 +900,40 @@ def _deliver(
     if dry_run:
         path = mail.write_eml(message, ws.config.out_dir() / event_name / file_name)
         return DigestResult(event_name, "written", f"{subject} → {path}", keys[0], path, message_id)
+    expiry = claim_expiry(ws.config.email.timeout)
+    claim = ws.store.claim_send(event_name, kind, keys, expiry, resend=resend)
+    if claim != "claimed":
+        return DigestResult(event_name, "skipped", _unclaimed(claim, keys[0], expiry), keys[0])
     try:
         refused = mail.send(message, ws.config.email, os.environ, _ca_file(ws))
-    except DeliveryError as error:
+    except BaseException as error:
+        ws.store.release_claim(event_name, kind, keys)
+        if not isinstance(error, DeliveryError):
+            raise
         _log.error("%s of %s not sent: %s", kind, event_name, error)
         return DigestResult(event_name, "failed", str(error), keys[0])
-    for key in keys:
-        ws.store.mark_sent(event_name, kind, key, message_id)
+    ws.store.finish_send(event_name, kind, keys, message_id)
     to = ", ".join(address for address in ws.config.email.recipients if address not in refused)
     return DigestResult(event_name, "sent", f"{subject} → {to}", keys[0], None, message_id, refused)
+
+
+CLAIM_MIN_EXPIRY = timedelta(minutes=10)
+
+
+def claim_expiry(smtp_timeout: timedelta) -> timedelta:
+    """When a claim to send is a crashed run's: well past the longest a send can take (bounded by email.timeout)."""
+    return max(CLAIM_MIN_EXPIRY, 10 * smtp_timeout)
+
+
+def _already_sent(key: str) -> str:
+    return f"{key} already sent (--force sends again)"
+
+
+def _unclaimed(claim: str, key: str, expiry: timedelta) -> str:
+    if claim == "sent":
+        return _already_sent(key)
+    minutes = round(expiry.total_seconds() / 60)
+    return f"{key} is being sent by another run (its claim is taken over after {minutes} min if that run died)"
 
 
 def _ca_file(ws: Workspace) -> Path | None:

@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,17 @@ digests_table = Table(
     Column("period", String(64), primary_key=True),  # e.g. "2012-12-18" or a spike's start
     Column("sent_at", DateTime, nullable=False),
     Column("message_id", Text),
+)
+# A digest or alert being sent right now: inserted (unique key) before talking to the server, so two runs
+# started together cannot both send it; removed when the send is recorded or fails. A claim older than the
+# caller's expiry is a crashed run's and is taken over.
+send_claims_table = Table(
+    "send_claims",
+    metadata,
+    Column("event", String(128), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("period", String(64), primary_key=True),
+    Column("claimed_at", DateTime, nullable=False),
 )
 
 feeds_table = Table(
@@ -548,19 +559,73 @@ class Store:
     # ---- sent digests and alerts -----------------------------------------------------------
 
     def was_sent(self, event_name: str, kind: str, period: str) -> bool:
+        with self.engine.connect() as conn:
+            return self._sent(conn, event_name, kind, period)
+
+    def _sent(self, conn: Connection, event_name: str, kind: str, period: str) -> bool:
         query = (
             select(func.count())
             .select_from(digests_table)
             .where(digests_table.c.event == event_name, digests_table.c.kind == kind, digests_table.c.period == period)
         )
-        with self.engine.connect() as conn:
-            return bool(conn.execute(query).scalar_one())
+        return bool(conn.execute(query).scalar_one())
 
     def mark_sent(self, event_name: str, kind: str, period: str, message_id: str) -> None:
+        with self.engine.begin() as conn:
+            self._write_sent(conn, event_name, kind, period, message_id)
+
+    def _write_sent(self, conn: Connection, event_name: str, kind: str, period: str, message_id: str) -> None:
         values: dict[str, Any] = {"event": event_name, "kind": kind, "period": period, "message_id": message_id}
         values["sent_at"] = utc_naive(datetime.now(UTC))
+        conn.execute(self._upsert(digests_table, ["event", "kind", "period"], values))
+
+    def claim_send(
+        self, event_name: str, kind: str, keys: Sequence[str], expiry: timedelta, resend: bool = False
+    ) -> str:
+        """Claim the sending of keys (a digest's period, an alert's spikes) for this run, all or none.
+
+        Returns "claimed", "busy" (another run holds a claim younger than expiry) or "sent" (already recorded
+        as sent; with resend, sent keys are claimed again). The claim is a row with a unique key, so of two
+        runs started together exactly one gets it; finish_send or release_claim ends it.
+        """
+        now = utc_naive(datetime.now(UTC))
+        mine = and_(
+            send_claims_table.c.event == event_name,
+            send_claims_table.c.kind == kind,
+            send_claims_table.c.period.in_(list(keys)),
+        )
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            # A write first: on SQLite it takes the database's write lock, so the rest runs alone.
+            conn.execute(send_claims_table.delete().where(mine, send_claims_table.c.claimed_at < now - expiry))
+            claim = self._insert(send_claims_table).returning(send_claims_table.c.period)
+            rows = [{"event": event_name, "kind": kind, "period": key, "claimed_at": now} for key in keys]
+            if sum(len(conn.execute(claim.values(**row)).all()) for row in rows) < len(rows):
+                transaction.rollback()
+                return "busy"
+            # Checked after the insert: a run that sent these keys recorded them before its claim went away.
+            if not resend and any(self._sent(conn, event_name, kind, key) for key in keys):
+                transaction.rollback()
+                return "sent"
+        return "claimed"
+
+    def finish_send(self, event_name: str, kind: str, keys: Sequence[str], message_id: str) -> None:
+        """Record keys as sent (the server accepted the message) and end their claim, in one transaction."""
         with self.engine.begin() as conn:
-            conn.execute(self._upsert(digests_table, ["event", "kind", "period"], values))
+            for key in keys:
+                self._write_sent(conn, event_name, kind, key, message_id)
+            conn.execute(self._claims(event_name, kind, keys))
+
+    def release_claim(self, event_name: str, kind: str, keys: Sequence[str]) -> None:
+        """End a claim without recording a send (it failed): the next run sends these keys."""
+        with self.engine.begin() as conn:
+            conn.execute(self._claims(event_name, kind, keys))
+
+    def _claims(self, event_name: str, kind: str, keys: Sequence[str]) -> Any:
+        return send_claims_table.delete().where(
+            send_claims_table.c.event == event_name,
+            send_claims_table.c.kind == kind,
+            send_claims_table.c.period.in_(list(keys)),
+        )
 
     def last_sent(self, event_name: str, kind: str) -> datetime | None:
         query = select(func.max(digests_table.c.sent_at)).where(

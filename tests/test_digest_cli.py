@@ -158,3 +158,34 @@ def test_a_folded_yaml_title_is_one_line_in_the_subject(
     [message] = smtp_server.messages
     assert message["Subject"].startswith("Instagram terms of service change — ")
     assert message["From"] == "monitor@example.org" and message["To"] == "team@example.org"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_digest_runs_started_together_send_one_email(
+    tmp_path: Path, write_config: Callable[..., Path], make_smtp_server: Callable[..., Any], backend: str
+) -> None:
+    """Real `backlash digest` processes, started at once against a relay that takes a second to accept: one email."""
+    import subprocess
+    import sys
+
+    from .conftest import POSTGRES_URL, _reset_postgres
+
+    if backend == "postgresql" and not POSTGRES_URL:
+        pytest.skip("PostgreSQL: set BACKLASH_TEST_DATABASE_URL")
+    archive = write_archive(tmp_path / "posts.csv")
+    for trial in range(3):
+        server = make_smtp_server(data_delay=1.0)
+        if backend == "postgresql":
+            assert POSTGRES_URL is not None
+            _reset_postgres(POSTGRES_URL)
+        database = POSTGRES_URL if backend == "postgresql" else f"sqlite:///{tmp_path / f'trial{trial}.db'}"
+        config = write_config(database=database, email=server.email_settings())
+        for args in (["import", str(archive), "--event", EVENT], ["score", "--workers", "1"]):
+            assert CliRunner().invoke(cli, ["--config", str(config), *args]).exit_code == 0
+        command = [sys.executable, "-m", "monitor", "--config", str(config), "digest"]
+        runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in "ab"]
+        outputs = [run.communicate(timeout=120)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], outputs
+        assert len(server.envelopes) == 1, (trial, outputs)
+        assert sorted(output.split(":")[1].split("—")[0].strip() for output in outputs) == ["sent", "skipped"]
+        server.stop()
