@@ -189,3 +189,79 @@ def test_two_digest_runs_started_together_send_one_email(
         assert len(server.envelopes) == 1, (trial, outputs)
         assert sorted(output.split(":")[1].split("—")[0].strip() for output in outputs) == ["sent", "skipped"]
         server.stop()
+
+
+class HostileSmtp:
+    """A 'mail server' on 127.0.0.1 that never ends its greeting: `220-` lines, as fast as it can or slowly."""
+
+    def __init__(self, pause: float) -> None:
+        import socketserver
+        import threading
+        import time
+
+        class Flood(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                chunk = b"220-welcome to the mail server that never stops greeting you\r\n" * (1 if pause else 1000)
+                try:
+                    while True:
+                        self.request.sendall(chunk)
+                        if pause:
+                            time.sleep(pause)
+                except OSError:
+                    return  # the client hung up
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Flood)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), 0 once it has gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return 0.0
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory from /proc")
+@pytest.mark.parametrize(("pause", "expected"), [(0.0, "reply went past 64 KB"), (0.05, "did not finish within 4s")])
+def test_a_server_that_never_ends_its_greeting_fails_the_digest_in_bounded_time_and_memory(
+    tmp_path: Path, write_config: Callable[..., Path], pause: float, expected: str
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    hostile = HostileSmtp(pause)
+    try:
+        email = {"smtp_host": "127.0.0.1", "smtp_port": hostile.port, "security": "none", "timeout": "1s"}
+        config = write_config(email={**email, "recipients": ["team@example.org"]})
+        archive = write_archive(tmp_path / "posts.csv")
+        for args in (["import", str(archive), "--event", EVENT], ["score", "--workers", "1"]):
+            assert CliRunner().invoke(cli, ["--config", str(config), *args]).exit_code == 0
+        command = [sys.executable, "-m", "monitor", "--config", str(config), "digest"]
+        started = time.monotonic()
+        digest = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak = 0.0
+        while digest.poll() is None and time.monotonic() - started < 60 and peak < 500:
+            peak = max(peak, peak_rss_mb(digest.pid))
+            time.sleep(0.05)
+        if digest.poll() is None:
+            digest.kill()
+        out, err = digest.communicate()
+        took = time.monotonic() - started
+    finally:
+        hostile.stop()
+    assert peak < 500, f"{peak:.0f} MB"
+    assert took < 45, f"{took:.0f}s"
+    assert digest.returncode == 1, err
+    line = err.splitlines()[-1]
+    assert line.startswith(f"error: {EVENT}: failed — cannot send email through 127.0.0.1:{hostile.port} (none): ")
+    assert expected in line
