@@ -25,8 +25,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_PARTIAL = 3
 
 
+def echo(message: str = "", err: bool = False) -> None:
+    """Every line the CLI prints goes out here, with known secrets (tokens, passwords, sessions) masked."""
+    from monitor.sources.redaction import redact
+
+    click.echo(redact(message), err=err)
+
+
 def echo_error(message: str) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
+    from monitor.sources.redaction import redact
+
+    click.secho(redact(f"error: {message}"), fg="red", err=True)
 
 
 def handle_errors(command: F) -> F:
@@ -183,16 +192,16 @@ def import_command(
     size = file.stat().st_size if file.is_file() else None
     with progress_bar(f"importing {file.name}", size) as advance:
         result = import_archive(app.workspace(), file, event_name, fmt, fields, source, advance)
-    click.echo(
+    echo(
         f"{result.path}: read {result.read}, new {result.new}, duplicate {result.duplicate}, "
         f"rejected {result.rejected} → event {result.event} (source {result.source})"
     )
     for reject in result.rejects[:REJECTS_SHOWN]:
-        click.echo(f"  line {reject.line}: {reject.reason}", err=True)
+        echo(f"  line {reject.line}: {reject.reason}", err=True)
     if result.rejected > REJECTS_SHOWN:
-        click.echo(f"  … and {result.rejected - REJECTS_SHOWN} more", err=True)
+        echo(f"  … and {result.rejected - REJECTS_SHOWN} more", err=True)
     if result.rejects_file:
-        click.echo(f"all rejected lines: {result.rejects_file}", err=True)
+        echo(f"all rejected lines: {result.rejects_file}", err=True)
     if result.rejected:
         sys.exit(EXIT_PARTIAL)
 
@@ -216,7 +225,7 @@ def export_command(app: AppContext, event_name: str, fmt: str, out: Path) -> Non
     workspace = app.workspace()
     with progress_bar("exporting", workspace.store.post_count(event_name)) as advance:
         rows = export_posts(workspace, event_name, out, fmt, advance)
-    click.echo(f"{out}: {rows} posts")
+    echo(f"{out}: {rows} posts")
 
 
 @cli.command("status")
@@ -231,7 +240,7 @@ def status_command(app: AppContext) -> None:
     from monitor.pipeline import status
 
     for line in format_status(status(app.workspace())) + format_jobs(scheduled_jobs(app.workspace())):
-        click.echo(line)
+        echo(line)
 
 
 def format_status(report: Any) -> list[str]:
@@ -293,9 +302,9 @@ def collect_command(app: AppContext, event_name: str | None, source_name: str | 
 
     result = collect(app.workspace(), event_name, source_name, counts)
     for outcome in result.outcomes:
-        click.echo(format_outcome(outcome))
+        echo(format_outcome(outcome))
     if not result.outcomes:
-        click.echo("nothing to collect: no event lists a live source (events[].sources)")
+        echo("nothing to collect: no event lists a live source (events[].sources)")
     if result.failed:
         sys.exit(1)
 
@@ -339,9 +348,9 @@ def digest_command(app: AppContext, event_name: str | None, dry_run: bool, force
         if result.status == "failed":
             echo_error(line)
         else:
-            click.echo(line)
+            echo(line)
         for address in result.refused:
-            click.echo(f"  refused by the server: {address}", err=True)
+            echo(f"  refused by the server: {address}", err=True)
     if any(result.status == "failed" for result in results):
         sys.exit(1)
 
@@ -398,7 +407,7 @@ def score_command(
         else:
             result = score(workspace, workers, advance)
     skipped = ", ".join(f"{reason.removeprefix('skipped:')} {n}" for reason, n in sorted(result.skipped.items()))
-    click.echo(
+    echo(
         f"scored {result.scored}, skipped {sum(result.skipped.values())}{f' ({skipped})' if skipped else ''}, "
         f"identical texts reused {result.reused} — scorer {result.scorer}"
     )
@@ -432,10 +441,10 @@ def report_command(
         report_dask(workspace, event_name, scheduler, dataset) if engine == "dask" else report(workspace, event_name)
     )
     for result in results:
-        click.echo(f"{result.event}: {result.index}")
+        echo(f"{result.event}: {result.index}")
         for path in result.files:
             if path != result.index:
-                click.echo(f"  {path}")
+                echo(f"  {path}")
 
 
 @cli.command("demo")
@@ -458,14 +467,14 @@ def demo_command(base_dir: Path, seed: int | None, posts: int | None) -> None:
     from monitor.pipeline import demo
 
     result = demo(base_dir, seed, posts)
-    click.echo(
+    echo(
         f"simulated {result.posts} posts, scored {result.scored.scored} "
         f"(skipped {sum(result.scored.skipped.values())}) in {result.seconds:.1f}s"
     )
     for path in result.files:
-        click.echo(str(path))
+        echo(str(path))
     index = result.reports[0].index if result.reports else None
-    click.echo(f"\nopen {index} in a browser; more commands: backlash --config {result.config_path} status")
+    echo(f"\nopen {index} in a browser; more commands: backlash --config {result.config_path} status")
 
 
 # ---- the daemon --------------------------------------------------------------------------------

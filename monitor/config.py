@@ -397,6 +397,19 @@ class Config(Section):
     def out_dir(self) -> Path:
         return self.resolve_path(self.reports.out_dir)
 
+    def secret_variables(self) -> list[str]:
+        """The environment variables that every `*_env` setting names (tokens, passwords, logins)."""
+        return sorted(set(_env_settings(self)))
+
+
+def _env_settings(section: BaseModel) -> Iterator[str]:
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            yield from _env_settings(value)
+        elif name.endswith("_env") and isinstance(value, str) and value:
+            yield value
+
 
 def to_aware(value: date | datetime, tz: ZoneInfo) -> datetime:
     """A date is midnight in tz; a naive date-time is read in tz; an aware one is kept."""

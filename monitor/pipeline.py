@@ -47,8 +47,11 @@ class Workspace:
 
 
 def open_workspace(config_path: str | Path | None = None, config: Config | None = None) -> Workspace:
-    """Load the config (unless given) and open its database."""
+    """Load the config (unless given), register its secrets for redaction, and open its database."""
+    from monitor.sources.redaction import redact_environment
+
     config = config or load_config(config_path)
+    redact_environment(config.secret_variables(), os.environ)
     return Workspace(config=config, store=open_store(config.database_url()))
 
 

@@ -40,6 +40,7 @@ from sqlalchemy.schema import DDL, CreateColumn
 
 from monitor.errors import StoreError
 from monitor.posts import Post
+from monitor.sources.redaction import redact
 
 SCHEMA_VERSION = 2
 # Upgrades of a database made by an older version: MIGRATIONS[n] takes it from version n - 1 to n, on the
@@ -474,7 +475,7 @@ class Store:
             "posts_new": posts_new,
             "cost_usd": cost_usd,
         }
-        values |= {"message": message, "finished_at": utc_naive(datetime.now(UTC))}
+        values |= {"message": message and redact(message), "finished_at": utc_naive(datetime.now(UTC))}
         with self.engine.begin() as conn:
             conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
 
