@@ -40,7 +40,7 @@ from sqlalchemy.schema import DDL, CreateColumn
 
 from monitor.errors import StoreError
 from monitor.posts import Post
-from monitor.sources.redaction import redact
+from monitor.sources.redaction import redact, redact_in_logs
 
 SCHEMA_VERSION = 2
 # Upgrades of a database made by an older version: MIGRATIONS[n] takes it from version n - 1 to n, on the
@@ -837,6 +837,7 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     url = _with_driver(url)
+    _register_password(url)
     try:
         engine = create_engine(url, future=True)
         if engine.dialect.name == "sqlite":
@@ -844,7 +845,7 @@ def open_store(url: str) -> Store:
         store = Store(engine)
         store.create_schema()
     except SQLAlchemyError as error:
-        raise StoreError(f"cannot open the database: {_redact(_error_text(error), url)}") from None
+        raise StoreError(f"cannot open the database: {redact(_error_text(error))}") from None
     return store
 
 
@@ -862,12 +863,13 @@ def _with_driver(url: str) -> str:
     return url
 
 
-def _redact(text: str, url: str) -> str:
-    """Remove a password that a database URL carried from an error text."""
+def _register_password(url: str) -> None:
+    """A password in the database URL is a secret like the others: masked in every message and log line."""
     from sqlalchemy.engine import make_url
 
     try:
         password = make_url(url).password
     except Exception:  # noqa: BLE001 - a URL we cannot parse has nothing to redact
-        return text
-    return text.replace(password, "***") if password else text
+        return
+    if password:
+        redact_in_logs(str(password))
