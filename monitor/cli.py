@@ -506,14 +506,19 @@ def run_command(app: AppContext, log_file: str | None, log_level: str | None) ->
     """
     from monitor import daemon
 
-    setup_logging(log_level or _daemon_log_level(), _log_file(log_file))
-    daemon.run(app.workspace())
+    workspace = app.workspace()
+    setup_logging(log_level or _daemon_log_level(), _log_file(log_file, workspace))
+    daemon.run(workspace)
 
 
-def _log_file(path: str | None) -> str | None:
-    """The --log-file path with its folder created; a file that cannot be opened is a usage error."""
+def _log_file(path: str | None, workspace: Any) -> str | None:
+    """The --log-file path with its folder created; the database, the config or a file that cannot be opened
+    is a usage error."""
+    from monitor.pipeline import refuse_overwriting
+
     if path is None:
         return None
+    refuse_overwriting(workspace, Path(path), "--log-file")
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).open("a", encoding="utf-8").close()

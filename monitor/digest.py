@@ -27,6 +27,7 @@ import pandas as pd
 from monitor.analysis import Analysis, Spike, TopPost
 from monitor.config import EmailConfig
 from monitor.errors import ConfigError, DeliveryError
+from monitor.files import replacing
 
 NO_RECIPIENTS = "undisclosed-recipients:;"  # RFC 5322 empty group: a dry run without configured recipients
 TOP_POSTS_SHOWN = 5
@@ -639,10 +640,8 @@ def _domain(address: str) -> str:
 
 def write_eml(message: EmailMessage, path: Path) -> Path:
     """Write the message as a .eml file a mail client opens (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_bytes(message.as_bytes())
-    partial.replace(path)
+    with replacing(path) as partial:
+        partial.write_bytes(message.as_bytes())
     return path
 
 

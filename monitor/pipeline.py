@@ -41,6 +41,7 @@ class Workspace:
 
     config: Config
     store: Store
+    config_file: Path | None = None  # the file the config was read from, when it was
 
     def close(self) -> None:
         self.store.close()
@@ -48,11 +49,13 @@ class Workspace:
 
 def open_workspace(config_path: str | Path | None = None, config: Config | None = None) -> Workspace:
     """Load the config (unless given), register its secrets for redaction, and open its database."""
+    from monitor.config import config_path as find_config
     from monitor.sources.redaction import redact_environment
 
+    config_file = None if config is not None else find_config(config_path).resolve()
     config = config or load_config(config_path)
     redact_environment(config.secret_variables(), os.environ)
-    return Workspace(config=config, store=open_store(config.database_url()))
+    return Workspace(config=config, store=open_store(config.database_url()), config_file=config_file)
 
 
 # ---- import -------------------------------------------------------------------------------
@@ -205,12 +208,32 @@ def export_posts(
 ) -> int:
     """Write an event's posts with their current scores (empty until scored); return the row count."""
     event = ws.config.event(event_name)
+    refuse_overwriting(ws, out, "--out")
     rows = (_export_row(row) for chunk in ws.store.iter_event_posts(event.name, current_scorer(ws)) for row in chunk)
     if fmt == "csv":
         return _export_csv(rows, out, on_rows)
     if fmt == "parquet":
         return export_parquet(ws, event.name, out, on_rows)
     raise UsageError(f"--format {fmt!r}: expected csv or parquet")
+
+
+def refuse_overwriting(ws: Workspace, path: Path, option: str) -> None:
+    """A usage error when an output path is the database (or its -wal/-shm) or the config file."""
+    protected = [(file, "the database") for file in ws.store.database_files()]
+    if ws.config_file is not None:
+        protected.append((ws.config_file, "the config file"))
+    for file, what in protected:
+        if _same_file(path, file):
+            raise UsageError(f"{option} {path}: that is {what} ({file}); write to another file")
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    if path.resolve() == other.resolve():
+        return True
+    try:
+        return os.path.samefile(path, other)  # a hard link, or another name through a symlinked folder
+    except OSError:
+        return False  # one of them does not exist
 
 
 def current_scorer(ws: Workspace) -> str | None:
@@ -229,10 +252,10 @@ def _export_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _export_csv(rows: Iterable[dict[str, Any]], out: Path, on_rows: ProgressCallback | None) -> int:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from monitor.files import replacing
+
     count = 0
-    temporary = out.with_name(out.name + ".part")
-    with temporary.open("w", encoding="utf-8", newline="") as handle:
+    with replacing(out) as temporary, temporary.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
         writer.writeheader()
         for row in rows:
@@ -240,7 +263,6 @@ def _export_csv(rows: Iterable[dict[str, Any]], out: Path, on_rows: ProgressCall
             count += 1
             if on_rows is not None and count % 1000 == 0:
                 on_rows(1000)
-    os.replace(temporary, out)
     return count
 
 

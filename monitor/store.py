@@ -292,6 +292,14 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def database_files(self) -> list[Path]:
+        """The files a SQLite database lives in (the file, its -wal, -shm and -journal); none for PostgreSQL."""
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return []
+        path = Path(database)
+        return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+
     def _insert(self, table: Table) -> Any:
         """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
