@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from monitor.config import Config, EventConfig, load_config
 from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageCapError, UsageError
 from monitor.posts import Post
-from monitor.sources.archive import Reject
+from monitor.sources.archive import EXPORT_COLUMNS, Reject, neutralise_cell
 from monitor.sources.base import Page, Source
 from monitor.store import CursorUpdate, RunProgress, RunRecord, Store, open_store
 
@@ -197,11 +197,6 @@ class _RejectsFile:
 
 # ---- export -------------------------------------------------------------------------------
 
-EXPORT_COLUMNS = [
-    "source", "id", "created_at", "author", "text", "lang", "likes", "reposts", "replies", "followers",
-    "url", "is_repost", "is_quote", "neg", "neu", "pos", "compound", "churn",
-]  # fmt: skip
-
 
 def export_posts(
     ws: Workspace, event_name: str, out: Path, fmt: str = "csv", on_rows: ProgressCallback | None = None
@@ -259,7 +254,9 @@ def _export_csv(rows: Iterable[dict[str, Any]], out: Path, on_rows: ProgressCall
         writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow(row)
+            writer.writerow(
+                {name: neutralise_cell(value) if isinstance(value, str) else value for name, value in row.items()}
+            )
             count += 1
             if on_rows is not None and count % 1000 == 0:
                 on_rows(1000)

@@ -100,3 +100,54 @@ def test_an_interrupted_export_leaves_the_old_file_whole_and_no_partial_file(
     assert err == "error: interrupted\n"
     assert out.read_text(encoding="utf-8") == "the previous export\n"
     assert sorted(path.name for path in folder.iterdir()) == ["posts.csv"]
+
+
+FORMULA_TEXTS = [
+    "=HYPERLINK(\"http://evil.example\",\"click\")", "+1+2", "-2+3 instagram", "@SUM(A1:A9)", "\tleading tab",
+    "\rleading return", "'=a text that really starts with a quote", "''=two quotes", "'just a quote", "plain text",
+]  # fmt: skip
+
+
+def test_csv_export_neutralises_formulas_and_import_gives_the_original_text_back(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    import csv
+
+    config = write_config()
+    ws = open_workspace(config)
+    start = datetime(2012, 12, 17, tzinfo=UTC)
+    posts = [
+        Post(source="archive", id=str(n), created_at=start + timedelta(minutes=n), text=text, author=f"=cmd{n}")
+        for n, text in enumerate(FORMULA_TEXTS)
+    ]
+    ws.store.add_posts(EVENT, posts)
+    ws.close()
+    out = tmp_path / "posts.csv"
+    assert run(config, "export", "--event", EVENT, "--out", str(out)).exit_code == 0
+    with out.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for name in ("text", "author"):
+            assert not row[name].startswith(("=", "+", "-", "@", "\t", "\r")), row[name]
+    quoted = {"'" + text for text in FORMULA_TEXTS if text.lstrip("'")[0] in "=+-@\t\r"}
+    assert {row["text"] for row in rows} == quoted | {"'just a quote", "plain text"}
+    other = tmp_path / "copy"
+    other.mkdir()
+    copy = write_config(database=f"sqlite:///{other / 'copy.db'}")
+    assert run(copy, "import", str(out), "--event", EVENT).exit_code == 0
+    ws = open_workspace(copy)
+    back = {row["post_id"]: row for chunk in ws.store.iter_event_posts(EVENT) for row in chunk}
+    ws.close()
+    assert {post.id: post.text for post in posts} == {key: row["text"] for key, row in back.items()}
+    assert {post.id: post.author for post in posts} == {key: row["author"] for key, row in back.items()}
+
+
+def test_a_csv_that_is_not_our_export_keeps_its_quotes(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    config = write_config()
+    archive = tmp_path / "theirs.csv"
+    archive.write_text("created_at,text\n2012-12-17T10:00:00Z,'=1+2 is what they typed\n", encoding="utf-8")
+    assert run(config, "import", str(archive), "--event", EVENT).exit_code == 0
+    ws = open_workspace(config)
+    [row] = [row for chunk in ws.store.iter_event_posts(EVENT) for row in chunk]
+    ws.close()
+    assert row["text"] == "'=1+2 is what they typed"
