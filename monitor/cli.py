@@ -87,10 +87,12 @@ def setup_logging(level: str, log_file: str | None = None) -> None:
     """Timestamped lines on stderr (and optionally a rotating file); never the third-party debug noise."""
     from logging.handlers import RotatingFileHandler
 
+    from monitor.sources.redaction import RedactingFormatter
+
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=5, encoding="utf-8"))
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    formatter = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in handlers:
         handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -402,6 +402,22 @@ def test_a_gateway_that_echoes_the_authorization_header_never_shows_the_token(ap
     assert all(TOKEN not in message for message in messages)
 
 
+def test_a_logged_traceback_never_shows_a_secret(tmp_path: Path) -> None:
+    """The daemon logs a failed job's traceback at DEBUG: the exception's text is masked like the message."""
+    from monitor.cli import setup_logging
+    from monitor.sources.redaction import redact_in_logs
+
+    redact_in_logs(TOKEN)
+    log_file = tmp_path / "daemon.log"
+    setup_logging("DEBUG", str(log_file))
+    try:
+        raise SourceError(f"gateway said: Authorization: Bearer {TOKEN}")
+    except SourceError:
+        logging.getLogger("monitor.daemon").debug("job collect failed", exc_info=True)
+    text = log_file.read_text(encoding="utf-8")
+    assert "SourceError: gateway said: Authorization: Bearer ***" in text and TOKEN not in text
+
+
 def test_any_secret_variable_the_config_names_is_masked_in_every_message(
     api: FakeXApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,3 +80,10 @@ def redact_environment(names: Iterable[str], environ: Mapping[str, str]) -> None
         value = environ.get(name, "")
         if len(value) >= MIN_SECRET_LENGTH:
             redact_in_logs(value)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log handler's formatter that masks secrets in the whole line, tracebacks (exc_info) included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
