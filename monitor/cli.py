@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import select
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,8 +25,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_PARTIAL = 3
 
 
+def echo(message: str = "", err: bool = False) -> None:
+    """Every line the CLI prints goes out here, with known secrets (tokens, passwords, sessions) masked."""
+    from monitor.sources.redaction import redact
+
+    click.echo(redact(message), err=err)
+
+
 def echo_error(message: str) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
+    from monitor.sources.redaction import redact
+
+    click.secho(redact(f"error: {message}"), fg="red", err=True)
 
 
 def handle_errors(command: F) -> F:
@@ -41,23 +51,48 @@ def handle_errors(command: F) -> F:
         except KeyboardInterrupt:
             echo_error("interrupted")
             sys.exit(130)
+        except BrokenPipeError as error:
+            if output_closed():
+                raise  # our reader went away (`status | head`): click exits 1 without a word
+            exit_unexpected(error)
         except Exception as error:  # noqa: BLE001 - the last line of defence; BACKLASH_DEBUG shows the trace
             if os.environ.get("BACKLASH_DEBUG"):
                 raise
-            echo_error(f"unexpected {error.__class__.__name__}: {error} (set BACKLASH_DEBUG=1 for details)")
-            sys.exit(1)
+            exit_unexpected(error)
 
     return wrapper  # type: ignore[return-value]
+
+
+def exit_unexpected(error: BaseException) -> None:
+    """A bug or an error we did not foresee: one line and exit 1."""
+    echo_error(f"unexpected {error.__class__.__name__}: {error} (set BACKLASH_DEBUG=1 for details)")
+    sys.exit(1)
+
+
+def output_closed() -> bool:
+    """Whether stdout or stderr is a pipe whose reader has gone (poll reports an error on its write end)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            descriptor = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            continue  # not a real file (a test runner's buffer)
+        poller = select.poll()
+        poller.register(descriptor, select.POLLOUT)
+        if any(events & select.POLLERR for _fd, events in poller.poll(0)):
+            return True
+    return False
 
 
 def setup_logging(level: str, log_file: str | None = None) -> None:
     """Timestamped lines on stderr (and optionally a rotating file); never the third-party debug noise."""
     from logging.handlers import RotatingFileHandler
 
+    from monitor.sources.redaction import RedactingFormatter
+
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=5, encoding="utf-8"))
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    formatter = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in handlers:
         handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -159,16 +194,16 @@ def import_command(
     size = file.stat().st_size if file.is_file() else None
     with progress_bar(f"importing {file.name}", size) as advance:
         result = import_archive(app.workspace(), file, event_name, fmt, fields, source, advance)
-    click.echo(
+    echo(
         f"{result.path}: read {result.read}, new {result.new}, duplicate {result.duplicate}, "
         f"rejected {result.rejected} → event {result.event} (source {result.source})"
     )
     for reject in result.rejects[:REJECTS_SHOWN]:
-        click.echo(f"  line {reject.line}: {reject.reason}", err=True)
+        echo(f"  line {reject.line}: {reject.reason}", err=True)
     if result.rejected > REJECTS_SHOWN:
-        click.echo(f"  … and {result.rejected - REJECTS_SHOWN} more", err=True)
+        echo(f"  … and {result.rejected - REJECTS_SHOWN} more", err=True)
     if result.rejects_file:
-        click.echo(f"all rejected lines: {result.rejects_file}", err=True)
+        echo(f"all rejected lines: {result.rejects_file}", err=True)
     if result.rejected:
         sys.exit(EXIT_PARTIAL)
 
@@ -192,7 +227,7 @@ def export_command(app: AppContext, event_name: str, fmt: str, out: Path) -> Non
     workspace = app.workspace()
     with progress_bar("exporting", workspace.store.post_count(event_name)) as advance:
         rows = export_posts(workspace, event_name, out, fmt, advance)
-    click.echo(f"{out}: {rows} posts")
+    echo(f"{out}: {rows} posts")
 
 
 @cli.command("status")
@@ -207,7 +242,7 @@ def status_command(app: AppContext) -> None:
     from monitor.pipeline import status
 
     for line in format_status(status(app.workspace())) + format_jobs(scheduled_jobs(app.workspace())):
-        click.echo(line)
+        echo(line)
 
 
 def format_status(report: Any) -> list[str]:
@@ -269,9 +304,9 @@ def collect_command(app: AppContext, event_name: str | None, source_name: str | 
 
     result = collect(app.workspace(), event_name, source_name, counts)
     for outcome in result.outcomes:
-        click.echo(format_outcome(outcome))
+        echo(format_outcome(outcome))
     if not result.outcomes:
-        click.echo("nothing to collect: no event lists a live source (events[].sources)")
+        echo("nothing to collect: no event lists a live source (events[].sources)")
     if result.failed:
         sys.exit(1)
 
@@ -315,9 +350,9 @@ def digest_command(app: AppContext, event_name: str | None, dry_run: bool, force
         if result.status == "failed":
             echo_error(line)
         else:
-            click.echo(line)
+            echo(line)
         for address in result.refused:
-            click.echo(f"  refused by the server: {address}", err=True)
+            echo(f"  refused by the server: {address}", err=True)
     if any(result.status == "failed" for result in results):
         sys.exit(1)
 
@@ -379,7 +414,7 @@ def score_command(
         else:
             result = score(workspace, workers, advance)
     skipped = ", ".join(f"{reason.removeprefix('skipped:')} {n}" for reason, n in sorted(result.skipped.items()))
-    click.echo(
+    echo(
         f"scored {result.scored}, skipped {sum(result.skipped.values())}{f' ({skipped})' if skipped else ''}, "
         f"identical texts reused {result.reused} — scorer {result.scorer}"
     )
@@ -413,12 +448,12 @@ def report_command(
         report_dask(workspace, event_name, scheduler, dataset) if engine == "dask" else report(workspace, event_name)
     )
     for result in results:
-        click.echo(f"{result.event}: {result.index}")
+        echo(f"{result.event}: {result.index}")
         for path in result.files:
             if path != result.index:
-                click.echo(f"  {path}")
+                echo(f"  {path}")
         for note in result.notes:
-            click.echo(f"{result.event}: {note}", err=True)
+            echo(f"{result.event}: {note}", err=True)
 
 
 @cli.command("demo")
@@ -443,14 +478,14 @@ def demo_command(base_dir: Path, seed: int | None, posts: int | None) -> None:
     from monitor.pipeline import demo
 
     result = demo(base_dir, seed, posts)
-    click.echo(
+    echo(
         f"simulated {result.posts} posts, scored {result.scored.scored} "
         f"(skipped {sum(result.scored.skipped.values())}) in {result.seconds:.1f}s"
     )
     for path in result.files:
-        click.echo(str(path))
+        echo(str(path))
     index = result.reports[0].index if result.reports else None
-    click.echo(f"\nopen {index} in a browser; more commands: backlash --config {result.config_path} status")
+    echo(f"\nopen {index} in a browser; more commands: backlash --config {result.config_path} status")
 
 
 # ---- the daemon --------------------------------------------------------------------------------
@@ -482,14 +517,19 @@ def run_command(app: AppContext, log_file: str | None, log_level: str | None) ->
     """
     from monitor import daemon
 
-    setup_logging(log_level or _daemon_log_level(), _log_file(log_file))
-    daemon.run(app.workspace())
+    workspace = app.workspace()
+    setup_logging(log_level or _daemon_log_level(), _log_file(log_file, workspace))
+    daemon.run(workspace)
 
 
-def _log_file(path: str | None) -> str | None:
-    """The --log-file path with its folder created; a file that cannot be opened is a usage error."""
+def _log_file(path: str | None, workspace: Any) -> str | None:
+    """The --log-file path with its folder created; the database, the config or a file that cannot be opened
+    is a usage error."""
+    from monitor.pipeline import refuse_overwriting
+
     if path is None:
         return None
+    refuse_overwriting(workspace, Path(path), "--log-file")
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).open("a", encoding="utf-8").close()

@@ -16,7 +16,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from monitor.errors import ConfigError
 from monitor.posts import EARLIEST_POST
@@ -63,6 +72,26 @@ DEFAULT_CHURN_PATTERNS = [
 ]
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def one_line(value: str) -> str:
+    """Runs of whitespace (the newline a folded YAML `>` ends with, tabs) as one space, the ends trimmed."""
+    return " ".join(value.split())
+
+
+# Text that goes into an email header, a chart title or a file name: never a line break in it.
+OneLine = Annotated[str, AfterValidator(one_line)]
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # safe as a folder name and a database key: never . or ..
+NAME_RULE = "must start with a letter or digit, then letters, digits, '.', '_' or '-', at most 64 characters"
+
+
+def check_name(value: str) -> str:
+    """An event (or source) name fit for folder names and keys, or ValueError saying what a name must be."""
+    if not NAME.fullmatch(value):
+        shown = repr(value[:64]) + ("…" if len(value) > 64 else "")
+        raise ValueError(f"{shown} {NAME_RULE}")
+    return value
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -158,9 +187,12 @@ MilestoneValue = Annotated[date | datetime, BeforeValidator(_milestone_value)]
 class EventConfig(Section):
     """One policy change to watch."""
 
-    name: str = Field(description="Short id used on the command line and in folder names", pattern=r"^[A-Za-z0-9._-]+$")
-    platform: str = Field(description="The platform whose policy changed, e.g. Instagram")
-    title: str = Field("", description="Human title of the change, shown on charts and in email")
+    name: str = Field(
+        description="Short id used on the command line and in folder names: a letter or digit first, then letters, "
+        "digits, '.', '_' or '-', 64 at most"
+    )
+    platform: OneLine = Field(description="The platform whose policy changed, e.g. Instagram")
+    title: OneLine = Field("", description="Human title of the change, shown on charts and in email")
     milestones: dict[str, MilestoneValue] = Field(
         description=f"Named dates or date-times ({_DATE_RANGE}); `announced` is required and the earliest"
     )
@@ -208,6 +240,11 @@ class EventConfig(Section):
         if self.start is not None and self.end is not None and to_aware(self.end, UTC) <= to_aware(self.start, UTC):
             raise ValueError("end must be after start")
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _name_rule(cls, value: str) -> str:
+        return check_name(value)
 
     @field_validator("sources")
     @classmethod
@@ -368,16 +405,16 @@ class ScheduleConfig(Section):
 class EmailConfig(Section):
     """SMTP delivery of digests and alerts."""
 
-    smtp_host: str = Field("localhost", description="SMTP server")
+    smtp_host: OneLine = Field("localhost", description="SMTP server")
     smtp_port: int = bounded(587, 1, 65535, "SMTP port")
     security: Literal["starttls", "ssl", "none"] = Field("starttls", description="Transport security")
     username_env: str | None = Field("SMTP_USER", description="Environment variable with the SMTP user")
     password_env: str | None = Field("SMTP_PASSWORD", description="Environment variable with the SMTP password")
-    sender: str = Field("monitor@example.org", description="From address")
-    recipients: list[str] = Field(default_factory=list, description="To addresses; none = digests switched off")
+    sender: OneLine = Field("monitor@example.org", description="From address")
+    recipients: list[OneLine] = Field(default_factory=list, description="To addresses; none = digests switched off")
     timeout: Duration = bounded(timedelta(seconds=30), SECOND, HOUR, "SMTP timeout")
     period: Literal["day", "week"] = Field("day", description="What one digest covers")
-    dashboard_url: str | None = Field(None, description="Web address of dashboards/, linked from the email")
+    dashboard_url: OneLine | None = Field(None, description="Web address of dashboards/, linked from the email")
     ca_file: Path | None = Field(
         None, description="PEM file of CA certificates trusted for TLS instead of the system's (private or test CA)"
     )
@@ -463,6 +500,19 @@ class Config(Section):
 
     def out_dir(self) -> Path:
         return self.resolve_path(self.reports.out_dir)
+
+    def secret_variables(self) -> list[str]:
+        """The environment variables that every `*_env` setting names (tokens, passwords, logins)."""
+        return sorted(set(_env_settings(self)))
+
+
+def _env_settings(section: BaseModel) -> Iterator[str]:
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            yield from _env_settings(value)
+        elif name.endswith("_env") and isinstance(value, str) and value:
+            yield value
 
 
 def event_window(event: EventConfig, milestones: dict[str, datetime], tz: tzinfo) -> tuple[datetime, datetime]:

@@ -5,9 +5,11 @@ The only module that imports smtplib. Building a message is pure; `send` is the 
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import socket
 import ssl
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -24,6 +26,7 @@ import pandas as pd
 from monitor.analysis import Analysis, Spike, TopPost
 from monitor.config import EmailConfig
 from monitor.errors import ConfigError, DeliveryError
+from monitor.files import replacing
 from monitor.wording import baseline_note, language_note, spike_size, window_note
 
 NO_RECIPIENTS = "undisclosed-recipients:;"  # RFC 5322 empty group: a dry run without configured recipients
@@ -647,10 +650,8 @@ def _domain(address: str) -> str:
 
 def write_eml(message: EmailMessage, path: Path) -> Path:
     """Write the message as a .eml file a mail client opens (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_bytes(message.as_bytes())
-    partial.replace(path)
+    with replacing(path) as partial:
+        partial.write_bytes(message.as_bytes())
     return path
 
 
@@ -674,16 +675,18 @@ def send(
     """Hand the message to the SMTP server; return the recipients it refused (the others got it).
 
     Raises DeliveryError with one line (never the password) when the server is unreachable, refuses the
-    login or every recipient, or does not answer within the timeout.
+    login or every recipient, does not answer within the timeout, answers with a reply longer than
+    MAX_REPLY_BYTES, or the whole conversation passes its deadline.
     """
     credentials = smtp_credentials(settings, environ)
+    watchdog = _Watchdog(conversation_deadline(settings).total_seconds())
     try:
-        with _connect(settings, ca_file) as smtp:
+        with watchdog, _connect(settings, ca_file, watchdog) as smtp:
             if credentials:
                 smtp.login(*credentials)
             refused = smtp.send_message(message)
-    except (smtplib.SMTPException, OSError) as error:
-        reason = _failure_reason(error, settings, credentials)
+    except (smtplib.SMTPException, OSError, ReplyTooLongError) as error:
+        reason = _failure_reason(error, settings, credentials, watchdog.expired)
         if credentials:
             reason = reason.replace(credentials[1], "***")
         where = f"{settings.smtp_host}:{settings.smtp_port} ({settings.security})"
@@ -691,24 +694,125 @@ def send(
     return sorted(refused)
 
 
-def _connect(settings: EmailConfig, ca_file: Path | None) -> smtplib.SMTP:
+MAX_REPLY_BYTES = 64 * 1024  # a mail server's reply is a few lines; past this it is not talking SMTP
+CONVERSATION_TIMEOUTS = 4  # the whole conversation (connect to QUIT) may last this many email.timeout
+
+
+def conversation_deadline(settings: EmailConfig) -> timedelta:
+    """The longest a whole SMTP conversation may last: email.timeout bounds each wait, this bounds them all."""
+    return settings.timeout * CONVERSATION_TIMEOUTS
+
+
+class ReplyTooLongError(Exception):
+    """The server's reply went past MAX_REPLY_BYTES (e.g. endless `220-` continuation lines).
+
+    Not an OSError (smtplib.SMTPException is one): smtplib would turn it into "Connection unexpectedly closed".
+    """
+
+
+class _CappedReplies:
+    """The reply stream smtplib reads line by line, counting bytes: one reply may not pass MAX_REPLY_BYTES.
+
+    smtplib caps each line but not the number of continuation lines, so a hostile server could fill memory.
+    """
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self.used = 0
+
+    def readline(self, size: int = -1) -> bytes:
+        line = bytes(self.file.readline(size))
+        self.used += len(line)
+        if self.used > MAX_REPLY_BYTES:
+            raise ReplyTooLongError(f"the server's reply went past {MAX_REPLY_BYTES // 1024} KB; is it a mail server?")
+        return line
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _capped(smtp: smtplib.SMTP) -> _CappedReplies | None:
+    """The connection's reply stream with a fresh byte count (opened as smtplib would when it is not yet)."""
+    file = smtp.file.file if isinstance(smtp.file, _CappedReplies) else smtp.file
+    if file is None and smtp.sock is not None:
+        file = smtp.sock.makefile("rb")
+    return None if file is None else _CappedReplies(file)
+
+
+class _Watchdog:
+    """Ends an SMTP conversation at its deadline by shutting its socket down, whatever call is blocked on it.
+
+    A per-call timeout does not bound a server that keeps sending a little: the deadline does.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.smtp: smtplib.SMTP | None = None
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._timer.cancel()
+        if self.smtp is not None:
+            self.smtp.close()  # also when connecting failed half-way: smtplib leaves that socket open
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = self.smtp.sock if self.smtp is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class BoundedSMTP(smtplib.SMTP):
+    """smtplib.SMTP with each reply capped at MAX_REPLY_BYTES, ended by its watchdog at the deadline."""
+
+    def __init__(self, watchdog: _Watchdog, host: str, port: int, timeout: float) -> None:
+        watchdog.smtp = self  # before connecting: the greeting is already under the deadline
+        super().__init__(host, port, timeout=timeout)
+
+    def getreply(self) -> tuple[int, bytes]:
+        self.file = _capped(self)
+        return super().getreply()
+
+
+class BoundedSMTPSSL(smtplib.SMTP_SSL):
+    """smtplib.SMTP_SSL with each reply capped at MAX_REPLY_BYTES, ended by its watchdog at the deadline."""
+
+    def __init__(self, watchdog: _Watchdog, host: str, port: int, timeout: float, context: ssl.SSLContext) -> None:
+        watchdog.smtp = self
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def getreply(self) -> tuple[int, bytes]:
+        self.file = _capped(self)
+        return super().getreply()
+
+
+def _connect(settings: EmailConfig, ca_file: Path | None, watchdog: _Watchdog) -> smtplib.SMTP:
     timeout = settings.timeout.total_seconds()
     if settings.security == "none":
-        return smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+        return BoundedSMTP(watchdog, settings.smtp_host, settings.smtp_port, timeout)
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     if settings.security == "ssl":
-        return smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout, context=context)
-    smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
-    try:
-        smtp.starttls(context=context)
-    except BaseException:
-        smtp.close()
-        raise
+        return BoundedSMTPSSL(watchdog, settings.smtp_host, settings.smtp_port, timeout, context)
+    smtp = BoundedSMTP(watchdog, settings.smtp_host, settings.smtp_port, timeout)
+    smtp.starttls(context=context)  # on failure the watchdog closes the connection
     return smtp
 
 
-def _failure_reason(error: BaseException, settings: EmailConfig, credentials: tuple[str, str] | None) -> str:
+def _failure_reason(
+    error: BaseException, settings: EmailConfig, credentials: tuple[str, str] | None, expired: bool = False
+) -> str:
     """The cause in words a user can act on."""
+    if expired:
+        deadline = conversation_deadline(settings).total_seconds()
+        return f"the conversation did not finish within {deadline:g}s ({CONVERSATION_TIMEOUTS} × email.timeout)"
+    if isinstance(error, ReplyTooLongError):
+        return str(error)
     if isinstance(error, smtplib.SMTPAuthenticationError):
         user = credentials[0] if credentials else "?"
         return f"login as {user!r} refused ({error.smtp_code} {_server_text(error.smtp_error)})"

@@ -108,7 +108,9 @@ def write_event_dataset(
 def _swap_in(staging: Path, target: Path) -> None:
     if not staging.exists():  # no rows: an empty folder stands for an empty event
         staging.mkdir(parents=True)
-    old = target.with_name(target.name + ".old")
+    old = target.with_name(f".{target.name}.old")  # dotted: readers skip it
+    shutil.rmtree(old, ignore_errors=True)  # left by an export killed during its swap
+    shutil.rmtree(target.with_name(target.name + ".old"), ignore_errors=True)  # the same, by an older version
     if target.exists():
         target.rename(old)
     staging.rename(target)

@@ -13,14 +13,14 @@ import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.config import Config, EventConfig, load_config
 from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageCapError, UsageError
-from monitor.posts import MAX_FIELD_CHARS, Post, clean_text
-from monitor.sources.archive import Reject
+from monitor.posts import Post
+from monitor.sources.archive import EXPORT_COLUMNS, Reject, neutralise_cell
 from monitor.sources.base import Page, Source
 from monitor.store import CursorUpdate, RunProgress, RunRecord, Store, open_store
 
@@ -42,15 +42,21 @@ class Workspace:
 
     config: Config
     store: Store
+    config_file: Path | None = None  # the file the config was read from, when it was
 
     def close(self) -> None:
         self.store.close()
 
 
 def open_workspace(config_path: str | Path | None = None, config: Config | None = None) -> Workspace:
-    """Load the config (unless given) and open its database."""
+    """Load the config (unless given), register its secrets for redaction, and open its database."""
+    from monitor.config import config_path as find_config
+    from monitor.sources.redaction import redact_environment
+
+    config_file = None if config is not None else find_config(config_path).resolve()
     config = config or load_config(config_path)
-    return Workspace(config=config, store=open_store(config.database_url()))
+    redact_environment(config.secret_variables(), os.environ)
+    return Workspace(config=config, store=open_store(config.database_url()), config_file=config_file)
 
 
 # ---- import -------------------------------------------------------------------------------
@@ -88,7 +94,7 @@ def import_archive(
 
     event = ws.config.event(event_name)
     fmt = fmt or archive.guess_format(path)
-    source = _source_name(source or ("x" if fmt == "twarc" else "archive"))
+    source = _source_name(source) if source else ("x" if fmt == "twarc" else "archive")
     result = ImportResult(path=path, event=event.name, source=source)
     rejects = _RejectsFile(path)
     run_id = ws.store.start_run("import", event.name, source)
@@ -105,11 +111,14 @@ def import_archive(
     return result
 
 
-def _source_name(source: str) -> str:
-    """--source as stored with every post: a usage error now rather than every row rejected later."""
-    if not source.strip() or len(source) > MAX_FIELD_CHARS["source"] or clean_text(source) != source:
-        raise UsageError(f"--source {source[:40]!r}: expected a name of 1 to {MAX_FIELD_CHARS['source']} characters")
-    return source
+def _source_name(name: str) -> str:
+    """An --source name under the same rule as event names (it is a database key, shown in status)."""
+    from monitor.config import check_name
+
+    try:
+        return check_name(name)
+    except ValueError as error:
+        raise UsageError(f"--source {error}") from None
 
 
 def _store_records(
@@ -209,23 +218,38 @@ def _open_no_follow(path: Path) -> TextIO:
 
 # ---- export -------------------------------------------------------------------------------
 
-EXPORT_COLUMNS = [
-    "source", "id", "created_at", "author", "text", "lang", "likes", "reposts", "replies", "followers",
-    "url", "is_repost", "is_quote", "neg", "neu", "pos", "compound", "churn",
-]  # fmt: skip
-
 
 def export_posts(
     ws: Workspace, event_name: str, out: Path, fmt: str = "csv", on_rows: ProgressCallback | None = None
 ) -> int:
     """Write an event's posts with their current scores (empty until scored); return the row count."""
     event = ws.config.event(event_name)
+    refuse_overwriting(ws, out, "--out")
     rows = (_export_row(row) for chunk in ws.store.iter_event_posts(event.name, current_scorer(ws)) for row in chunk)
     if fmt == "csv":
         return _export_csv(rows, out, on_rows)
     if fmt == "parquet":
         return export_parquet(ws, event.name, out, on_rows)
     raise UsageError(f"--format {fmt!r}: expected csv or parquet")
+
+
+def refuse_overwriting(ws: Workspace, path: Path, option: str) -> None:
+    """A usage error when an output path is the database (or its -wal/-shm) or the config file."""
+    protected = [(file, "the database") for file in ws.store.database_files()]
+    if ws.config_file is not None:
+        protected.append((ws.config_file, "the config file"))
+    for file, what in protected:
+        if _same_file(path, file):
+            raise UsageError(f"{option} {path}: that is {what} ({file}); write to another file")
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    if path.resolve() == other.resolve():
+        return True
+    try:
+        return os.path.samefile(path, other)  # a hard link, or another name through a symlinked folder
+    except OSError:
+        return False  # one of them does not exist
 
 
 def current_scorer(ws: Workspace) -> str | None:
@@ -244,18 +268,19 @@ def _export_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _export_csv(rows: Iterable[dict[str, Any]], out: Path, on_rows: ProgressCallback | None) -> int:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from monitor.files import replacing
+
     count = 0
-    temporary = out.with_name(out.name + ".part")
-    with temporary.open("w", encoding="utf-8", newline="") as handle:
+    with replacing(out) as temporary, temporary.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow(row)
+            writer.writerow(
+                {name: neutralise_cell(value) if isinstance(value, str) else value for name, value in row.items()}
+            )
             count += 1
             if on_rows is not None and count % 1000 == 0:
                 on_rows(1000)
-    os.replace(temporary, out)
     return count
 
 
@@ -883,7 +908,7 @@ def send_digest(
     if period is None:
         return DigestResult(analysis.event, "skipped", "no posts yet")
     if not dry_run and not force and ws.store.was_sent(analysis.event, "digest", period.key):
-        return DigestResult(analysis.event, "skipped", f"{period.key} already sent (--force sends again)", period.key)
+        return DigestResult(analysis.event, "skipped", _already_sent(period.key), period.key)
     message = mail.build_digest(
         analysis,
         period,
@@ -894,13 +919,24 @@ def send_digest(
         spend=_month_spend(ws, analysis, now),
         now=now,
     )
-    return _deliver(ws, message, analysis.event, "digest", [period.key], dry_run, f"digest-{period.key}.eml")
+    file_name = f"digest-{period.key}.eml"
+    return _deliver(ws, message, analysis.event, "digest", [period.key], dry_run, file_name, resend=force)
 
 
 def _deliver(
-    ws: Workspace, message: EmailMessage, event_name: str, kind: str, keys: list[str], dry_run: bool, file_name: str
+    ws: Workspace,
+    message: EmailMessage,
+    event_name: str,
+    kind: str,
+    keys: list[str],
+    dry_run: bool,
+    file_name: str,
+    resend: bool = False,
 ) -> DigestResult:
-    """Write the message (dry run) or send it and record every key as sent under the server's acceptance."""
+    """Write the message (dry run), or claim its keys, send it and record them as sent under the server's acceptance.
+
+    The claim makes two runs started together send it once; a failed send releases it for the next run.
+    """
     from monitor import digest as mail
 
     message_id = str(message["Message-ID"])
@@ -908,15 +944,40 @@ def _deliver(
     if dry_run:
         path = mail.write_eml(message, ws.config.out_dir() / event_name / file_name)
         return DigestResult(event_name, "written", f"{subject} → {path}", keys[0], path, message_id)
+    expiry = claim_expiry(ws.config.email.timeout)
+    claim = ws.store.claim_send(event_name, kind, keys, expiry, resend=resend)
+    if claim != "claimed":
+        return DigestResult(event_name, "skipped", _unclaimed(claim, keys[0], expiry), keys[0])
     try:
         refused = mail.send(message, ws.config.email, os.environ, _ca_file(ws))
-    except DeliveryError as error:
+    except BaseException as error:
+        ws.store.release_claim(event_name, kind, keys)
+        if not isinstance(error, DeliveryError):
+            raise
         _log.error("%s of %s not sent: %s", kind, event_name, error)
         return DigestResult(event_name, "failed", str(error), keys[0])
-    for key in keys:
-        ws.store.mark_sent(event_name, kind, key, message_id)
+    ws.store.finish_send(event_name, kind, keys, message_id)
     to = ", ".join(address for address in ws.config.email.recipients if address not in refused)
     return DigestResult(event_name, "sent", f"{subject} → {to}", keys[0], None, message_id, refused)
+
+
+CLAIM_MIN_EXPIRY = timedelta(minutes=10)
+
+
+def claim_expiry(smtp_timeout: timedelta) -> timedelta:
+    """When a claim to send is a crashed run's: well past the longest a send can take (bounded by email.timeout)."""
+    return max(CLAIM_MIN_EXPIRY, 10 * smtp_timeout)
+
+
+def _already_sent(key: str) -> str:
+    return f"{key} already sent (--force sends again)"
+
+
+def _unclaimed(claim: str, key: str, expiry: timedelta) -> str:
+    if claim == "sent":
+        return _already_sent(key)
+    minutes = round(expiry.total_seconds() / 60)
+    return f"{key} is being sent by another run (its claim is taken over after {minutes} min if that run died)"
 
 
 def _ca_file(ws: Workspace) -> Path | None:

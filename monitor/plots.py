@@ -43,6 +43,9 @@ STYLE: dict[str, Any] = {
     "grid.color": "#E5E5E5",
     "grid.linewidth": 0.8,
     "axes.axisbelow": True,
+    # Titles, terms, aspects and milestone names are user text: "$9 to $12" is prices, not math ("9to12").
+    # No label of ours uses mathtext, so every text of every chart is drawn as written.
+    "text.parse_math": False,
 }
 CHART_FILES = ("timeline.png", "compare.png", "shift.png", "drivers.png")
 SHIFT_WINDOW_ORDER = {"24h": 0, "72h": 1, "7d": 2}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +22,7 @@ from monitor.analysis import Analysis, Shift, Spike
 from monitor.wording import baseline_note, language_note, p_value, spike_size, window_note
 
 TEMPLATE = "report.html.j2"
+LEFTOVER_MAX_AGE = timedelta(days=1)  # a building folder this old is stale even if its PID is alive (PIDs are reused)
 METRIC_NAMES = {"mean_compound": "mean compound", "negative_share": "negative share", "volume": "posts per hour"}
 
 
@@ -44,6 +47,7 @@ def write_report(analysis: Analysis, every_event: list[Analysis], out_dir: Path)
     from monitor.plots import write_charts
 
     target = out_dir / analysis.event
+    remove_leftovers(out_dir, analysis.event)
     building = out_dir / f".{analysis.event}.building-{os.getpid()}"
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
@@ -60,6 +64,36 @@ def write_report(analysis: Analysis, every_event: list[Analysis], out_dir: Path)
     coverage = analysis.coverage
     notes = tuple(page_notes(analysis))
     return ReportResult(analysis.event, target, files, posts=coverage.posts, scored=coverage.scored, notes=notes)
+
+
+def remove_leftovers(out_dir: Path, event: str) -> None:
+    """Remove the .<event>.building-PID and .<event>.old-PID folders of reports that were killed.
+
+    A folder is left alone while its process runs (another report is building it), unless it is a day old.
+    """
+    pattern = re.compile(rf"\.{re.escape(event)}\.(?:building|old)-(\d+)")
+    for path in out_dir.glob(f".{event}.*-*"):
+        found = pattern.fullmatch(path.name)
+        if found and (not process_alive(int(found.group(1))) or _older_than(path, LEFTOVER_MAX_AGE)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _older_than(path: Path, age: timedelta) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > age.total_seconds()
+    except OSError:
+        return False
 
 
 def swap_folder(fresh: Path, target: Path) -> None:

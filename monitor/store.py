@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from sqlalchemy.schema import DDL, CreateColumn
 
 from monitor.errors import StoreError
 from monitor.posts import Post
+from monitor.sources.redaction import redact, redact_in_logs
 
 SCHEMA_VERSION = 2
 # Upgrades of a database made by an older version: MIGRATIONS[n] takes it from version n - 1 to n, on the
@@ -140,6 +141,17 @@ digests_table = Table(
     Column("period", String(64), primary_key=True),  # e.g. "2012-12-18" or a spike's start
     Column("sent_at", DateTime, nullable=False),
     Column("message_id", Text),
+)
+# A digest or alert being sent right now: inserted (unique key) before talking to the server, so two runs
+# started together cannot both send it; removed when the send is recorded or fails. A claim older than the
+# caller's expiry is a crashed run's and is taken over.
+send_claims_table = Table(
+    "send_claims",
+    metadata,
+    Column("event", String(128), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("period", String(64), primary_key=True),
+    Column("claimed_at", DateTime, nullable=False),
 )
 
 feeds_table = Table(
@@ -279,6 +291,14 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def database_files(self) -> list[Path]:
+        """The files a SQLite database lives in (the file, its -wal, -shm and -journal); none for PostgreSQL."""
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return []
+        path = Path(database)
+        return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
 
     def _insert(self, table: Table) -> Any:
         """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
@@ -463,7 +483,7 @@ class Store:
             "posts_new": posts_new,
             "cost_usd": cost_usd,
         }
-        values |= {"message": message, "finished_at": utc_naive(datetime.now(UTC))}
+        values |= {"message": message and redact(message), "finished_at": utc_naive(datetime.now(UTC))}
         with self.engine.begin() as conn:
             conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
 
@@ -548,19 +568,73 @@ class Store:
     # ---- sent digests and alerts -----------------------------------------------------------
 
     def was_sent(self, event_name: str, kind: str, period: str) -> bool:
+        with self.engine.connect() as conn:
+            return self._sent(conn, event_name, kind, period)
+
+    def _sent(self, conn: Connection, event_name: str, kind: str, period: str) -> bool:
         query = (
             select(func.count())
             .select_from(digests_table)
             .where(digests_table.c.event == event_name, digests_table.c.kind == kind, digests_table.c.period == period)
         )
-        with self.engine.connect() as conn:
-            return bool(conn.execute(query).scalar_one())
+        return bool(conn.execute(query).scalar_one())
 
     def mark_sent(self, event_name: str, kind: str, period: str, message_id: str) -> None:
+        with self.engine.begin() as conn:
+            self._write_sent(conn, event_name, kind, period, message_id)
+
+    def _write_sent(self, conn: Connection, event_name: str, kind: str, period: str, message_id: str) -> None:
         values: dict[str, Any] = {"event": event_name, "kind": kind, "period": period, "message_id": message_id}
         values["sent_at"] = utc_naive(datetime.now(UTC))
+        conn.execute(self._upsert(digests_table, ["event", "kind", "period"], values))
+
+    def claim_send(
+        self, event_name: str, kind: str, keys: Sequence[str], expiry: timedelta, resend: bool = False
+    ) -> str:
+        """Claim the sending of keys (a digest's period, an alert's spikes) for this run, all or none.
+
+        Returns "claimed", "busy" (another run holds a claim younger than expiry) or "sent" (already recorded
+        as sent; with resend, sent keys are claimed again). The claim is a row with a unique key, so of two
+        runs started together exactly one gets it; finish_send or release_claim ends it.
+        """
+        now = utc_naive(datetime.now(UTC))
+        mine = and_(
+            send_claims_table.c.event == event_name,
+            send_claims_table.c.kind == kind,
+            send_claims_table.c.period.in_(list(keys)),
+        )
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            # A write first: on SQLite it takes the database's write lock, so the rest runs alone.
+            conn.execute(send_claims_table.delete().where(mine, send_claims_table.c.claimed_at < now - expiry))
+            claim = self._insert(send_claims_table).returning(send_claims_table.c.period)
+            rows = [{"event": event_name, "kind": kind, "period": key, "claimed_at": now} for key in keys]
+            if sum(len(conn.execute(claim.values(**row)).all()) for row in rows) < len(rows):
+                transaction.rollback()
+                return "busy"
+            # Checked after the insert: a run that sent these keys recorded them before its claim went away.
+            if not resend and any(self._sent(conn, event_name, kind, key) for key in keys):
+                transaction.rollback()
+                return "sent"
+        return "claimed"
+
+    def finish_send(self, event_name: str, kind: str, keys: Sequence[str], message_id: str) -> None:
+        """Record keys as sent (the server accepted the message) and end their claim, in one transaction."""
         with self.engine.begin() as conn:
-            conn.execute(self._upsert(digests_table, ["event", "kind", "period"], values))
+            for key in keys:
+                self._write_sent(conn, event_name, kind, key, message_id)
+            conn.execute(self._claims(event_name, kind, keys))
+
+    def release_claim(self, event_name: str, kind: str, keys: Sequence[str]) -> None:
+        """End a claim without recording a send (it failed): the next run sends these keys."""
+        with self.engine.begin() as conn:
+            conn.execute(self._claims(event_name, kind, keys))
+
+    def _claims(self, event_name: str, kind: str, keys: Sequence[str]) -> Any:
+        return send_claims_table.delete().where(
+            send_claims_table.c.event == event_name,
+            send_claims_table.c.kind == kind,
+            send_claims_table.c.period.in_(list(keys)),
+        )
 
     def last_sent(self, event_name: str, kind: str) -> datetime | None:
         query = select(func.max(digests_table.c.sent_at)).where(
@@ -771,6 +845,7 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     url = _with_driver(url)
+    _register_password(url)
     try:
         engine = create_engine(url, future=True)
         if engine.dialect.name == "sqlite":
@@ -778,7 +853,7 @@ def open_store(url: str) -> Store:
         store = Store(engine)
         store.create_schema()
     except SQLAlchemyError as error:
-        raise StoreError(f"cannot open the database: {_redact(_error_text(error), url)}") from None
+        raise StoreError(f"cannot open the database: {redact(_error_text(error))}") from None
     return store
 
 
@@ -796,12 +871,13 @@ def _with_driver(url: str) -> str:
     return url
 
 
-def _redact(text: str, url: str) -> str:
-    """Remove a password that a database URL carried from an error text."""
+def _register_password(url: str) -> None:
+    """A password in the database URL is a secret like the others: masked in every message and log line."""
     from sqlalchemy.engine import make_url
 
     try:
         password = make_url(url).password
     except Exception:  # noqa: BLE001 - a URL we cannot parse has nothing to redact
-        return text
-    return text.replace(password, "***") if password else text
+        return
+    if password:
+        redact_in_logs(str(password))

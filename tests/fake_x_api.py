@@ -48,6 +48,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # close the connection without answering
     garbage: bool = False  # answer 200 with a body that is not JSON
+    echo_authorization: bool = False  # a careless gateway: the error body quotes the request's Authorization header
 
     @staticmethod
     def rate_limited(reset_in: float = 0.0) -> Fault:
@@ -304,7 +305,11 @@ class FakeXApi:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if fault is not None:
+                if fault is not None and fault.echo_authorization:
+                    header = self.headers.get("Authorization", "")
+                    detail = f"gateway refused the request (headers: Authorization: {header})"
+                    self._send(fault.status, {"title": "Bad Request", "detail": detail, "status": fault.status})
+                elif fault is not None:
                     self._send_fault(fault)
                 elif not authorized:
                     self._send(

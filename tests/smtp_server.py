@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import shutil
@@ -53,6 +54,8 @@ class _Handler:
         self.server = server
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        if self.server.data_delay:
+            await asyncio.sleep(self.server.data_delay)  # a slow relay: the sender waits for the 250
         self.server.envelopes.append(envelope)
         return "250 OK"
 
@@ -69,8 +72,10 @@ class SmtpServer:
         starttls: bool = False,
         implicit_tls: bool = False,
         credentials: tuple[str, str] | None = None,
+        data_delay: float = 0.0,
     ) -> None:
         self.port = port or free_port()
+        self.data_delay = data_delay  # seconds before accepting each message
         self.certificate = certificate
         self.starttls = starttls
         self.implicit_tls = implicit_tls

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -167,3 +168,32 @@ def test_dates_outside_1990_to_2100_are_refused_naming_the_field(tmp_path: Path,
     result = CliRunner().invoke(cli, ["--config", str(config), "status"])
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"error: {config}: {expected}")
+
+
+@pytest.mark.parametrize("name", [".", "..", "-rf", "_x", "a" * 65, "x\n", "two words", ""])
+def test_an_event_name_must_start_with_a_letter_or_digit_and_be_64_characters_at_most(
+    name: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(_with_event(name=name)), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(path), "status"])
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"error: {path}: events[0].name: ")
+    assert "must start with a letter or digit, then letters, digits, '.', '_' or '-', at most 64 characters" in line
+
+
+@pytest.mark.parametrize("name", ["a" * 64, "instagram-tos-2012", "2012.x_y"])
+def test_good_event_names_pass(name: str) -> None:
+    assert parse_config(_with_event(name=name)).events[0].name == name
+
+
+def test_an_import_source_name_follows_the_same_rule(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**BASE_CONFIG, "database": f"sqlite:///{tmp_path}/t.db"}), encoding="utf-8")
+    archive = tmp_path / "posts.csv"
+    archive.write_text("created_at,text\n2012-12-17T10:00:00Z,hello\n", encoding="utf-8")
+    command = ["--config", str(path), "import", str(archive), "--event", "instagram-tos-2012", "--source", "s" * 200]
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --source 'ssss") and "at most 64 characters" in result.output

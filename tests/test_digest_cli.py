@@ -136,3 +136,132 @@ def test_the_text_part_shows_the_timeline_day_by_day(scored_config: Path, smtp_s
         assert re.search(rf"^  {day} Dec +6 +\+0\.\d\d +0\u00a0% +#$", text, re.MULTILINE), day
     # the storm day: 8 hours of 40 angry posts and 5 of 10, all negative, the full bar, the milestone named
     assert re.search(r"^\* Mon 17 Dec +370 +−0\.\d\d +100\u00a0% +#{24}  announced$", text, re.MULTILINE)
+
+
+def test_a_folded_yaml_title_is_one_line_in_the_subject(
+    tmp_path: Path, write_config: Callable[..., Path], smtp_server: Any
+) -> None:
+    """`title: >` ends in a newline (and may fold lines): the digest still goes out, the subject on one line."""
+    from .conftest import BASE_CONFIG
+
+    event = {
+        **BASE_CONFIG["events"][0],
+        "title": "Instagram terms\n  of\tservice change\n",
+        "platform": "Insta\ngram\n",
+    }
+    email = smtp_server.email_settings(sender=" monitor@example.org\n", recipients=["team@example.org\n"])
+    config = write_config(events=[event], email=email)
+    archive = write_archive(tmp_path / "posts.csv")
+    assert CliRunner().invoke(cli, ["--config", str(config), "import", str(archive), "--event", EVENT]).exit_code == 0
+    result = digest_command(config)
+    assert result.exit_code == 0, result.output
+    [message] = smtp_server.messages
+    assert message["Subject"].startswith("Instagram terms of service change — ")
+    assert message["From"] == "monitor@example.org" and message["To"] == "team@example.org"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_digest_runs_started_together_send_one_email(
+    tmp_path: Path, write_config: Callable[..., Path], make_smtp_server: Callable[..., Any], backend: str
+) -> None:
+    """Real `backlash digest` processes, started at once against a relay that takes a second to accept: one email."""
+    import subprocess
+    import sys
+
+    from .conftest import POSTGRES_URL, _reset_postgres
+
+    if backend == "postgresql" and not POSTGRES_URL:
+        pytest.skip("PostgreSQL: set BACKLASH_TEST_DATABASE_URL")
+    archive = write_archive(tmp_path / "posts.csv")
+    for trial in range(3):
+        server = make_smtp_server(data_delay=1.0)
+        if backend == "postgresql":
+            assert POSTGRES_URL is not None
+            _reset_postgres(POSTGRES_URL)
+        database = POSTGRES_URL if backend == "postgresql" else f"sqlite:///{tmp_path / f'trial{trial}.db'}"
+        config = write_config(database=database, email=server.email_settings())
+        for args in (["import", str(archive), "--event", EVENT], ["score", "--workers", "1"]):
+            assert CliRunner().invoke(cli, ["--config", str(config), *args]).exit_code == 0
+        command = [sys.executable, "-m", "monitor", "--config", str(config), "digest"]
+        runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in "ab"]
+        outputs = [run.communicate(timeout=120)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], outputs
+        assert len(server.envelopes) == 1, (trial, outputs)
+        assert sorted(output.split(":")[1].split("—")[0].strip() for output in outputs) == ["sent", "skipped"]
+        server.stop()
+
+
+class HostileSmtp:
+    """A 'mail server' on 127.0.0.1 that never ends its greeting: `220-` lines, as fast as it can or slowly."""
+
+    def __init__(self, pause: float) -> None:
+        import socketserver
+        import threading
+        import time
+
+        class Flood(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                chunk = b"220-welcome to the mail server that never stops greeting you\r\n" * (1 if pause else 1000)
+                try:
+                    while True:
+                        self.request.sendall(chunk)
+                        if pause:
+                            time.sleep(pause)
+                except OSError:
+                    return  # the client hung up
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Flood)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), 0 once it has gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return 0.0
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory from /proc")
+@pytest.mark.parametrize(("pause", "expected"), [(0.0, "reply went past 64 KB"), (0.05, "did not finish within 4s")])
+def test_a_server_that_never_ends_its_greeting_fails_the_digest_in_bounded_time_and_memory(
+    tmp_path: Path, write_config: Callable[..., Path], pause: float, expected: str
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    hostile = HostileSmtp(pause)
+    try:
+        email = {"smtp_host": "127.0.0.1", "smtp_port": hostile.port, "security": "none", "timeout": "1s"}
+        config = write_config(email={**email, "recipients": ["team@example.org"]})
+        archive = write_archive(tmp_path / "posts.csv")
+        for args in (["import", str(archive), "--event", EVENT], ["score", "--workers", "1"]):
+            assert CliRunner().invoke(cli, ["--config", str(config), *args]).exit_code == 0
+        command = [sys.executable, "-m", "monitor", "--config", str(config), "digest"]
+        started = time.monotonic()
+        digest = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak = 0.0
+        while digest.poll() is None and time.monotonic() - started < 60 and peak < 500:
+            peak = max(peak, peak_rss_mb(digest.pid))
+            time.sleep(0.05)
+        if digest.poll() is None:
+            digest.kill()
+        out, err = digest.communicate()
+        took = time.monotonic() - started
+    finally:
+        hostile.stop()
+    assert peak < 500, f"{peak:.0f} MB"
+    assert took < 45, f"{took:.0f}s"
+    assert digest.returncode == 1, err
+    line = err.splitlines()[-1]
+    assert line.startswith(f"error: {EVENT}: failed — cannot send email through 127.0.0.1:{hostile.port} (none): ")
+    assert expected in line

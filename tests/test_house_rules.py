@@ -98,3 +98,16 @@ def test_every_command_has_help_with_an_example() -> None:
         result = CliRunner().invoke(cli, [name, "--help"])
         assert result.exit_code == 0, name
         assert command.help and "Example" in command.help, f"`backlash {name} --help` needs an example"
+
+
+def test_every_cli_line_goes_out_through_echo() -> None:
+    """cli.echo / echo_error mask known secrets: a direct click.echo elsewhere would bypass them."""
+    tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
+    offenders = []
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef) and function.name not in ("echo", "echo_error"):
+            for node in ast.walk(function):
+                called = node.func if isinstance(node, ast.Call) else None
+                if isinstance(called, ast.Attribute) and called.attr in ("echo", "secho"):
+                    offenders.append(f"cli.py:{node.lineno} {function.name}")
+    assert not offenders

@@ -104,6 +104,23 @@ def test_parquet_export_is_partitioned_by_event_and_day_and_imports_back(
 
 
 @pytest.mark.usefixtures("scale_extra")
+def test_a_parquet_export_killed_during_its_swap_does_not_block_the_next(
+    workspace_of: Callable[..., Workspace], write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Killed between moving the old folder aside and removing it, an export left event=E.old; the next one works."""
+    workspace_of("source", 50)
+    out = tmp_path / "dataset"
+    config = write_config(database=f"sqlite:///{tmp_path / 'source' / 'db.sqlite'}")
+    assert run(config, "export", "--event", EVENT, "--format", "parquet", "--out", str(out)).exit_code == 0
+    left_behind = out / f"event={EVENT}.old" / "day=2012-12-10"
+    left_behind.mkdir(parents=True)
+    (left_behind / "part-0.parquet").write_bytes(b"PAR1")
+    result = run(config, "export", "--event", EVENT, "--format", "parquet", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in out.iterdir()) == [f"event={EVENT}"]
+
+
+@pytest.mark.usefixtures("scale_extra")
 def test_a_storm_day_is_written_as_several_files_that_dask_reads_as_several_partitions(tmp_path: Path) -> None:
     import dask.dataframe as dd
     import pyarrow.parquet as pq

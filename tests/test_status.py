@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
@@ -40,3 +44,20 @@ def test_a_database_from_a_newer_version_is_refused_in_one_line(write_config: Ca
         f"error: database schema version {SCHEMA_VERSION + 1} is newer than this program's {SCHEMA_VERSION}; "
         "upgrade backlash\n"
     )
+
+
+@pytest.mark.parametrize("command", [["status"], ["collect"], ["score", "--workers", "1"]])
+def test_a_closed_pipe_ends_any_command_quietly(write_config: Callable[..., Path], command: list[str]) -> None:
+    """`backlash status | head`: the reader is gone before the command writes; no error line, no traceback."""
+    config = write_config()
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "--config", str(config), *command],
+            stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(writer)
+    assert done.stderr == ""
+    assert done.returncode == 1

@@ -92,6 +92,23 @@ def test_sent_digests_are_remembered(store: Store) -> None:
     assert not store.was_sent("e", "digest", "2012-12-19")
 
 
+def test_a_send_is_claimed_by_one_run_released_on_failure_and_taken_over_when_stale(store: Store) -> None:
+    hour = timedelta(hours=1)
+    assert store.claim_send("e", "digest", ["2012-12-18"], hour) == "claimed"
+    assert store.claim_send("e", "digest", ["2012-12-18"], hour) == "busy"  # a second run started together
+    store.release_claim("e", "digest", ["2012-12-18"])  # the send failed: the next run tries again
+    assert store.claim_send("e", "digest", ["2012-12-18"], hour) == "claimed"
+    assert store.claim_send("e", "digest", ["2012-12-18"], timedelta(0)) == "claimed"  # the holder died: taken over
+    store.finish_send("e", "digest", ["2012-12-18"], "<id@x>")
+    assert store.was_sent("e", "digest", "2012-12-18")
+    assert store.claim_send("e", "digest", ["2012-12-18"], hour) == "sent"
+    assert store.claim_send("e", "digest", ["2012-12-18"], hour, resend=True) == "claimed"  # --force
+    assert store.claim_send("e", "alert", ["a", "b"], hour) == "claimed"
+    assert store.claim_send("e", "alert", ["b", "c"], hour) == "busy"  # all keys or none
+    store.release_claim("e", "alert", ["a", "b"])
+    assert store.claim_send("e", "alert", ["c"], hour) == "claimed"
+
+
 def test_counts_replace_the_same_bucket(store: Store) -> None:
     store.add_counts("e", "x", [(T0, 5), (T0 + timedelta(hours=1), 7)])
     store.add_counts("e", "x", [(T0 + timedelta(hours=1), 9)])

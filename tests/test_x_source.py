@@ -384,6 +384,50 @@ def test_unknown_source_option_is_a_usage_error(api: FakeXApi, tmp_path: Path) -
     assert "--source 'bluesky'" in result.output
 
 
+def test_a_gateway_that_echoes_the_authorization_header_never_shows_the_token(api: FakeXApi, tmp_path: Path) -> None:
+    """The error body quotes `Authorization: Bearer <token>`: not on stdout, in the run log, in status or the logs."""
+    api.add_tweets(make_tweets(30))
+    api.fail(Fault(status=400, echo_authorization=True))
+    config = write(tmp_path, x_config(tmp_path, api))
+    result = run_cli(config, "--log-level", "DEBUG", "collect", "--event", EVENT)
+    assert result.exit_code == 1
+    assert "gateway refused the request (headers: Authorization: Bearer ***)" in result.stdout
+    assert TOKEN not in result.output
+    status = run_cli(config, "status")
+    assert "Authorization: Bearer ***" in status.output and TOKEN not in status.output
+    store = open_store(parse_config(x_config(tmp_path, api), tmp_path).database_url())
+    messages = [run.message or "" for run in store.recent_runs(10)]
+    store.close()
+    assert any("Bearer ***" in message for message in messages)
+    assert all(TOKEN not in message for message in messages)
+
+
+def test_a_logged_traceback_never_shows_a_secret(tmp_path: Path) -> None:
+    """The daemon logs a failed job's traceback at DEBUG: the exception's text is masked like the message."""
+    from monitor.cli import setup_logging
+    from monitor.sources.redaction import redact_in_logs
+
+    redact_in_logs(TOKEN)
+    log_file = tmp_path / "daemon.log"
+    setup_logging("DEBUG", str(log_file))
+    try:
+        raise SourceError(f"gateway said: Authorization: Bearer {TOKEN}")
+    except SourceError:
+        logging.getLogger("monitor.daemon").debug("job collect failed", exc_info=True)
+    text = log_file.read_text(encoding="utf-8")
+    assert "SourceError: gateway said: Authorization: Bearer ***" in text and TOKEN not in text
+
+
+def test_any_secret_variable_the_config_names_is_masked_in_every_message(
+    api: FakeXApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every `*_env` variable that is set is a secret: even a message quoting it by accident shows ***."""
+    monkeypatch.setenv("MASTODON_ACCESS_TOKEN", "mastodon-token-0123456789")
+    result = run_cli(write(tmp_path, x_config(tmp_path, api)), "collect", "--event", "mastodon-token-0123456789")
+    assert result.exit_code == 2
+    assert result.output == f"error: --event: no event named '***' in the config (events: {EVENT}, {OTHER})\n"
+
+
 def test_token_never_appears_in_logs_at_debug(
     api: FakeXApi, make_ws: Callable[..., Workspace], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -30,6 +30,13 @@ _TRUE = {"1", "true", "yes", "y", "t"}
 MAX_LINE_CHARS = 64 * 1024 * 1024  # one line (a JSON object, a twarc page) at most: bounded memory for any file
 # a lone surrogate: bytes that were not UTF-8 (read with surrogateescape), or a lone \ud83d escape in JSON
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The header of `backlash export --format csv`: a file that starts with it is read back as our own export.
+EXPORT_COLUMNS = [
+    "source", "id", "created_at", "author", "text", "lang", "likes", "reposts", "replies", "followers",
+    "url", "is_repost", "is_quote", "neg", "neu", "pos", "compound", "churn",
+]  # fmt: skip
+# A cell a spreadsheet may run as a formula (OWASP: = + - @ tab CR first), possibly behind quotes we added.
+_FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ def _read_csv(
     except (StopIteration, csv.Error):
         raise UsageError(f"{path}: empty file or unreadable CSV header") from None
     columns = _column_positions(header, mapping, path)
+    cell = restore_cell if header == EXPORT_COLUMNS else _as_read  # only our own export's quotes are ours
     last_line = reader.line_num
     while True:
         start = last_line + 1
@@ -159,7 +167,24 @@ def _read_csv(
         if len(row) != len(header):
             yield Reject(start, f"expected {len(header)} columns, found {len(row)}")
             continue
-        yield _record({name: row[index] for name, index in columns.items()}, start, source, tz)
+        yield _record({name: cell(row[index]) for name, index in columns.items()}, start, source, tz)
+
+
+def neutralise_cell(text: str) -> str:
+    """A text a spreadsheet would take for a formula, prefixed with ' (OWASP's advice for CSV exports).
+
+    A text that already starts with quotes before such a character gets one more, so restore_cell is exact.
+    """
+    return "'" + text if _FORMULA_START.match(text) else text
+
+
+def restore_cell(text: str) -> str:
+    """The text neutralise_cell was given: one added quote removed, only where neutralise_cell adds one."""
+    return text[1:] if text.startswith("'") and _FORMULA_START.match(text) else text
+
+
+def _as_read(text: str) -> str:
+    return text
 
 
 def _line_too_long() -> str:
