@@ -37,6 +37,7 @@ STAGE = """
 import contextlib, json, resource, sys, time
 from monitor.pipeline import *
 from monitor import dask_engine
+from monitor.dask_engine import analyze_event_dask, score_dask
 EVENT = "instagram-tos-2012"
 peaks = []
 

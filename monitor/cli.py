@@ -405,7 +405,8 @@ def score_command(
 
     Example: backlash score --workers 2
     """
-    from monitor.pipeline import count_unscored, score, score_dask
+    from monitor.dask_engine import score_dask
+    from monitor.pipeline import count_unscored, score
 
     workspace = app.workspace()
     with progress_bar("scoring", count_unscored(workspace)) as advance:
@@ -441,7 +442,8 @@ def report_command(
 
     Example: backlash report --event instagram-tos-2012
     """
-    from monitor.pipeline import report, report_dask
+    from monitor.dask_engine import report_dask
+    from monitor.pipeline import report
 
     workspace = app.workspace()
     results = (

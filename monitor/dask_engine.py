@@ -15,9 +15,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ClusterError, UsageError
+from monitor.pipeline.archive import export_parquet
+from monitor.pipeline.report import analysis_accumulator, finish_analysis, report
+from monitor.pipeline.runlog import recorded_run
+from monitor.pipeline.score import ScoreResult, write_chunk
+from monitor.pipeline.workspace import ProgressCallback, Workspace, scorer_spec
+
+if TYPE_CHECKING:
+    from monitor.report import ReportResult
 
 INSTALL_HINT = "pip install 'backlash-monitor[scale]'"
 LOCAL_WORKERS = 2  # a LocalCluster's worker processes when none is given
@@ -146,3 +154,89 @@ def analyze_dataset(client: Any, folder: Path, empty: Any) -> Any:
         return client.compute(parts[0]).result()
     except (OSError, TimeoutError) as error:
         raise ClusterError(f"analysis on the cluster failed: {error}") from None
+
+
+# ---- the verbs on a cluster: `score --engine dask`, `report --engine dask` ----------------------------
+
+
+UNSCORED_FIELDS = [
+    ("source", "string"),
+    ("post_id", "string"),
+    ("text", "string"),
+    ("lang", "string"),
+    ("is_bot", "bool"),
+]
+
+
+def dask_dataset(ws: Workspace) -> Path:
+    """Where the Dask engine stages its Parquet data: parquet/ beside a SQLite database, else ./data/parquet.
+
+    With a remote cluster this folder must be on a file system every worker sees at the same path.
+    """
+    url = ws.config.database_url()
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).parent / "parquet"
+    return ws.config.resolve_path(Path("data/parquet"))
+
+
+def score_dask(
+    ws: Workspace,
+    scheduler: str | None = None,
+    dataset: Path | None = None,
+    workers: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    processes: bool = True,
+) -> ScoreResult:
+    """Score every post the current scorer has not scored yet on a Dask cluster; the scores go into the store.
+
+    The unscored posts are staged as Parquet files (one per scoring.chunk_size posts) under the dataset
+    folder, scored there with one analyzer per worker, and each partition's scores written back as it arrives.
+    """
+    import shutil
+
+    from monitor import parquet
+    from monitor.scoring import ChunkScores
+
+    require_dask()
+    spec = scorer_spec(ws)
+    folder = (dataset or dask_dataset(ws)) / "unscored"
+    parts = parquet.write_parts(
+        ws.store.iter_unscored(spec.key(), ws.config.scoring.chunk_size), folder, UNSCORED_FIELDS
+    )
+    result = ScoreResult(scorer=spec.key())
+    if not parts:
+        return result
+    with recorded_run(ws.store, "score", tally=lambda: (result.total, result.scored, 0.0)) as run:
+        try:
+            with connect(scheduler, workers or LOCAL_WORKERS, processes) as client:
+                result.workers = worker_count(client)
+                for rows in score_dataset(client, folder, spec):
+                    write_chunk(ws, ChunkScores.of_rows(rows), result, on_progress)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        run.message = f"scorer {result.scorer} on dask"
+    return result
+
+
+def analyze_event_dask(ws: Workspace, event_name: str, client: Any, dataset: Path | None = None) -> Any:
+    """analyze_event on a Dask cluster: the event is exported as a Parquet dataset, analysed partition by
+    partition on the workers, and the partial sums merged there."""
+    event = ws.config.event(event_name)
+    folder = (dataset or dask_dataset(ws)) / "posts"
+    export_parquet(ws, event.name, folder)
+    accumulator = analyze_dataset(client, folder / f"event={event.name}", analysis_accumulator(ws, event))
+    return finish_analysis(ws, event.name, accumulator)
+
+
+def report_dask(
+    ws: Workspace,
+    event_name: str | None = None,
+    scheduler: str | None = None,
+    dataset: Path | None = None,
+    workers: int | None = None,
+    processes: bool = True,
+) -> list[ReportResult]:
+    """report() with each event analysed on a Dask cluster (a LocalCluster unless a scheduler is given)."""
+    require_dask()
+    with connect(scheduler, workers or LOCAL_WORKERS, processes) as client:
+        return report(ws, event_name, analyse=lambda ws, name: analyze_event_dask(ws, name, client, dataset))

@@ -111,3 +111,10 @@ def test_every_cli_line_goes_out_through_echo() -> None:
                 if isinstance(called, ast.Attribute) and called.attr in ("echo", "secho"):
                     offenders.append(f"cli.py:{node.lineno} {function.name}")
     assert not offenders
+
+
+def test_cli_and_daemon_call_the_verbs_through_the_pipeline_package() -> None:
+    """The verbs' modules may move or split; cli.py and daemon.py only know `monitor.pipeline` itself."""
+    for name in ("cli.py", "daemon.py"):
+        inner = [m for m in imported_modules(PACKAGE / name) if m.startswith("monitor.pipeline.")]
+        assert not inner, f"{name} imports {inner}"

@@ -15,14 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli import cli
-from monitor.pipeline import (
-    Workspace,
-    analyze_event,
-    analyze_event_dask,
-    open_workspace,
-    score,
-    score_dask,
-)
+from monitor.pipeline import Workspace, analyze_event, open_workspace, score
 from monitor.sources.simulated import simulate
 from tests.analysis_compare import assert_same_analysis
 
@@ -186,6 +179,7 @@ def test_dask_on_a_local_cluster_gives_the_local_scores_and_numbers(
     workspace_of: Callable[..., Workspace], tmp_path: Path
 ) -> None:
     from monitor import dask_engine
+    from monitor.dask_engine import analyze_event_dask, score_dask
 
     # chunks of 700: several partitions, spread over two worker processes as `--engine dask` starts them
     local, distributed = workspace_of("local", 3000), workspace_of("dask", 3000, scoring={"chunk_size": 700})
