@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from email.utils import parsedate_to_datetime
 
+# What a platform shows in place of a deleted or removed text (Reddit's bodies): not the author's words, so
+# such posts are counted in coverage but never scored (status "skipped:deleted").
+PLACEHOLDER_TEXTS = frozenset({"[deleted]", "[removed]"})
+
 
 @dataclass(frozen=True, slots=True)
 class Post:
