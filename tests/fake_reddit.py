@@ -16,6 +16,7 @@ item of the previous page at the top of the next. Every API answer carries X-Rat
 from __future__ import annotations
 
 import base64
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -247,9 +248,9 @@ class FakeReddit(FakeJsonApi):
     ) -> list[dict[str, Any]]:
         """Hidden comments with everything below them, above max_depth: one stub lists them all."""
         found = []
-        pending = [(c, depth) for c in level]
+        pending = deque((c, depth) for c in level)
         while pending:
-            comment, at = pending.pop(0)
+            comment, at = pending.popleft()
             found.append(comment)
             if at + 1 < self.max_depth:
                 pending += [(child, at + 1) for child in by_parent.get(comment["name"], [])]

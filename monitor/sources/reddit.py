@@ -196,7 +196,7 @@ class RedditSource(Source):
             fetched += len(things)
             posts, skipped, older = self._posts(fresh, event, matcher)
             finished = reached_since or older or next_after is None or not things
-            if finished and not (reached_since or older) and fetched >= LISTING_NEAR_LIMIT:
+            if finished and not (reached_since or older) and _at_listing_limit(fetched):
                 _log_listing_limit(event, listing, fetched, fresh or things)
             after = None if finished else next_after
             yield Page(
@@ -475,6 +475,11 @@ def _log_thread(event: EventConfig, link: str, hidden: _Hidden, requests: int) -
             len(hidden.read),
             requests,
         )
+
+
+def _at_listing_limit(fetched: int) -> bool:
+    """A listing that ended after about 1,000 items stopped at Reddit's limit, not at its first item."""
+    return LISTING_NEAR_LIMIT <= fetched <= LISTING_LIMIT + PAGE_SIZE
 
 
 def _log_listing_limit(event: EventConfig, listing: Listing, fetched: int, things: list[Any]) -> None:
