@@ -462,3 +462,15 @@ def test_report_shows_reddit_beside_the_other_sources(fake: FakeReddit, make_ws:
     summary = json.loads((written.folder / "summary.json").read_text(encoding="utf-8"))
     assert summary["coverage"]["per_source"] == {"reddit": 31}
     assert summary["coverage"]["feeds_read"] == {f"reddit@thread {link}": 31}
+
+
+def test_config_mistakes_name_the_field(fake: FakeReddit, tmp_path: Path) -> None:
+    document = reddit_config(tmp_path, fake, threads={EVENT: ["https://www.reddit.com/r/x/wiki/rules!"]})
+    result = run_cli(tmp_path, document, "collect")
+    assert result.exit_code == 2
+    assert "sources.reddit.threads.instagram-tos-2012[0]: " in result.output
+    result = run_cli(tmp_path, reddit_config(tmp_path, fake, threads={"no-such-event": ["abc123"]}), "collect")
+    assert result.exit_code == 2 and "sources.reddit.threads.no-such-event: no event has this name" in result.output
+    result = run_cli(tmp_path, reddit_config(tmp_path, fake, client_secret="s3cr3t-in-the-file"), "collect")
+    assert result.exit_code == 2 and "sources.reddit.client_secret_env" in result.output
+    assert "s3cr3t-in-the-file" not in result.output

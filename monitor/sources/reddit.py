@@ -29,7 +29,7 @@ from prawcore.rate_limit import RateLimiter
 from prawcore.sessions import FiniteRetryStrategy
 
 from monitor.config import Config, EventConfig, RedditSourceConfig, to_aware
-from monitor.errors import NotConfiguredError, SourceError
+from monitor.errors import ConfigError, NotConfiguredError, SourceError
 from monitor.posts import Post
 from monitor.sources.base import Page, Source
 from monitor.sources.query import Matcher, compile_query
@@ -109,6 +109,7 @@ class RedditSource(Source):
                 "Reddit source skipped: sources.reddit.user_agent is empty (Reddit's rules require a descriptive "
                 "one, e.g. 'python:org.example.backlash:1.0 (by /u/you)')"
             )
+        _check_threads(settings)
         credentials = _credentials(settings)
         if not (settings.threads or settings.subreddits or settings.search):
             raise NotConfiguredError(
@@ -288,7 +289,12 @@ class _Hidden:
                 self._continuations.append(stub.parent_id.rsplit("_", 1)[-1])
             for child in stub.children:
                 number = id_number(child)
-                if number is not None and number > self.seen_to and number not in self.read | self._queued:
+                if (
+                    number is not None
+                    and number > self.seen_to
+                    and number not in self.read
+                    and number not in self._queued
+                ):
                     self._queued.add(number)
                     heapq.heappush(self._ids, (number, child))
 
@@ -374,6 +380,16 @@ def _client(settings: RedditSourceConfig, credentials: Credentials, limiter: Rat
 def _sessions(reddit: praw.Reddit) -> list[Any]:
     """PRAW's prawcore sessions: the read-only one, and the user's when a script app logs in."""
     return [core for core in (reddit._read_only_core, reddit._authorized_core) if core is not None]
+
+
+def _check_threads(settings: RedditSourceConfig) -> None:
+    """Every thread reference is a URL or id, or the config is wrong (exit code 2, naming the entry)."""
+    for event_name, references in settings.threads.items():
+        for index, reference in enumerate(references):
+            try:
+                thread_id(reference)
+            except ValueError as error:
+                raise ConfigError(f"sources.reddit.threads.{event_name}[{index}]: {error}") from None
 
 
 def _credentials(settings: RedditSourceConfig) -> Credentials:
