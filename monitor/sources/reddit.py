@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +28,7 @@ import prawcore
 from prawcore.rate_limit import RateLimiter
 from prawcore.sessions import FiniteRetryStrategy
 
-from monitor.config import Config, EventConfig, RedditSourceConfig, to_aware
+from monitor.config import Config, EventConfig, RedditSourceConfig, event_window, to_aware
 from monitor.errors import ConfigError, NotConfiguredError, SourceError
 from monitor.posts import Post
 from monitor.sources.base import Page, Source
@@ -232,13 +232,8 @@ class RedditSource(Source):
         return posts, skipped, older
 
     def _window(self, event: EventConfig) -> tuple[datetime, datetime]:
-        first = min(to_aware(moment, self.tz) for moment in event.milestones.values())
-        last = max(to_aware(moment, self.tz) for moment in event.milestones.values())
-        start = (
-            to_aware(event.start, self.tz) if event.start is not None else first - timedelta(days=event.baseline_days)
-        )
-        end = to_aware(event.end, self.tz) if event.end is not None else last + timedelta(days=event.follow_days)
-        return start, end
+        milestones = {name: to_aware(moment, self.tz) for name, moment in event.milestones.items()}
+        return event_window(event, milestones, self.tz)
 
     # ---- requests ----------------------------------------------------------------------------
 
