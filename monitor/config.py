@@ -31,7 +31,7 @@ from monitor.errors import ConfigError
 from monitor.posts import EARLIEST_POST
 
 DEFAULT_CONFIG = "config.yaml"
-KNOWN_SOURCES = ("x", "bluesky", "mastodon", "simulated")
+KNOWN_SOURCES = ("x", "bluesky", "mastodon", "reddit", "simulated")
 _OTHER_PLATFORMS = (
     r"(flickr|twitter|tumblr|vsco|eyeem|pinterest|facebook|snapchat|bluesky|mastodon|threads|pixelfed|tiktok"
     r"|vero|ello|google\+?|500px|glass|instagram|x|hive|counter\s?social|post\.news|tribel|spoutible|cohost"
@@ -339,12 +339,53 @@ class MastodonSourceConfig(RetryingSourceSettings):
         return [tag.lstrip("#") for tag in value]
 
 
+class RedditSourceConfig(RetryingSourceSettings):
+    """The Reddit collector (announcement threads, subreddits, site-wide search) through PRAW."""
+
+    user_agent: str = Field(
+        "",
+        description="Required: the descriptive User-Agent Reddit's rules ask for, e.g. `python:org.example.backlash:1.0 (by /u/you)`",
+    )
+    client_id_env: str = Field("REDDIT_CLIENT_ID", description="Environment variable with the app's client id")
+    client_secret_env: str = Field("REDDIT_CLIENT_SECRET", description="Environment variable with the app's secret")
+    username_env: str = Field(
+        "REDDIT_USERNAME", description="Environment variable with a script app's user (unset: read-only, app-only)"
+    )
+    password_env: str = Field("REDDIT_PASSWORD", description="Environment variable with that user's password")
+    threads: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Event name → announcement threads (URLs or ids) whose whole comment tree is read each run",
+    )
+    subreddits: list[str] = Field(
+        default_factory=list, description="Subreddits (without r/) whose new submissions and comments are read"
+    )
+    search: bool = Field(False, description="Also search all of Reddit for the event's query, newest first")
+    max_more_requests: int = bounded(
+        50, 0, 10_000, "Per thread and run: requests that expand hidden (more) comments, up to 100 comments each"
+    )
+    max_posts_per_run: int = bounded(10_000, 1, MAX_POSTS, "Stop a Reddit run after reading this many items")
+    min_remaining_requests: int = bounded(
+        5, 0, 100, "Wait for the rate-limit reset when fewer requests than this are left (about 100 a minute)"
+    )
+    max_rate_limit_wait: Duration = bounded(
+        timedelta(minutes=10), _TEST_WAIT, DAY, "Longest wait for a rate-limit reset before giving up this run"
+    )
+    oauth_url: str = Field("https://oauth.reddit.com", description="API base URL; for proxies and tests")
+    reddit_url: str = Field("https://www.reddit.com", description="Token endpoint base URL; for proxies and tests")
+
+    @field_validator("subreddits")
+    @classmethod
+    def _bare_subreddits(cls, value: list[str]) -> list[str]:
+        return [name.strip().removeprefix("/").removeprefix("r/") for name in value]
+
+
 class SourcesConfig(Section):
     """Settings per live source; a source an event names but that is not set up here uses its defaults."""
 
     x: XSourceConfig = Field(default_factory=XSourceConfig)
     bluesky: BlueskySourceConfig = Field(default_factory=BlueskySourceConfig)
     mastodon: MastodonSourceConfig = Field(default_factory=MastodonSourceConfig)
+    reddit: RedditSourceConfig = Field(default_factory=RedditSourceConfig)
 
 
 class ScoringConfig(Section):
@@ -457,6 +498,9 @@ class Config(Section):
             raise ValueError(f"events: duplicate event name {sorted(duplicates)[0]!r}")
         for index, event in enumerate(self.events):
             _check_milestone_order(self, index, event)
+        unknown = sorted(set(self.sources.reddit.threads) - set(names))
+        if unknown:
+            raise ConfigError(f"sources.reddit.threads.{unknown[0]}: no event has this name")
         return self
 
     @property

@@ -28,6 +28,10 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 class InvalidPostError(ValueError):
     """A post's time, count or length is outside what the store accepts; the message names the field."""
 
+# What a platform shows in place of a deleted or removed text (Reddit's bodies): not the author's words, so
+# such posts are counted in coverage but never scored (status "skipped:deleted").
+PLACEHOLDER_TEXTS = frozenset({"[deleted]", "[removed]"})
+
 
 @dataclass(frozen=True, slots=True)
 class Post:

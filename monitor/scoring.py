@@ -16,6 +16,7 @@ from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from monitor.language import IDENTIFIER, UNDETERMINED, guess_language
+from monitor.posts import PLACEHOLDER_TEXTS
 
 if TYPE_CHECKING:
     from monitor.churn import ChurnDetector
@@ -162,6 +163,7 @@ class ScorerSpec:
             "languages": sorted(self.languages),
             "include_bots": self.include_bots,
             "language_identifier": IDENTIFIER,
+            "placeholders": sorted(PLACEHOLDER_TEXTS),
         }
         digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode("utf-8")).hexdigest()
         return f"vader-{self.vader}:{digest[:16]}"
@@ -481,7 +483,7 @@ class ChunkScores:
 @dataclass
 class _Pending:
     posts: list[dict[str, Any]]
-    keys: list[TextKey | None]  # None for a skipped bot
+    keys: list[TextKey | None]  # None for a post skipped before scoring (a bot, a deleted text)
     todo: list[TextKey]
     known: dict[TextKey, Any]  # a key scored before → its TextScore, or the _Pending still scoring it
     result: Any  # AsyncResult or a ready list
@@ -551,7 +553,9 @@ class BatchScorer:
         # keyed on the preprocessed text, so a repost ("RT @user: …") reuses its original's score
         skip_bots = not self.spec.include_bots
         return [
-            None if skip_bots and post.get("is_bot") else (preprocess(post["text"]), _primary(post.get("lang")))
+            None
+            if (skip_bots and post.get("is_bot")) or post["text"] in PLACEHOLDER_TEXTS
+            else (preprocess(post["text"]), _primary(post.get("lang")))
             for post in posts
         ]
 
@@ -585,7 +589,7 @@ class BatchScorer:
     def _row(self, post: dict[str, Any], score: TextScore | None, result: ChunkScores) -> dict[str, Any]:
         row: dict[str, Any] = {"source": post["source"], "post_id": post["post_id"], "scorer": self.key}
         if score is None or not score.scored:
-            status = "skipped:bot" if score is None else "skipped:language"
+            status = _skipped_status(post) if score is None else "skipped:language"
             result.skipped[status] = result.skipped.get(status, 0) + 1
             lang = score.lang if score else primary_language(post.get("lang"))
             return row | {"status": status, "lang": lang}
@@ -593,6 +597,11 @@ class BatchScorer:
         row["status"] = "scored"
         row.update(zip(_SCORE_VALUES, score[:1] + score[2:], strict=True))
         return row
+
+
+def _skipped_status(post: dict[str, Any]) -> str:
+    """Why a post was left out before scoring: a deleted or removed text, or a bot."""
+    return "skipped:deleted" if post["text"] in PLACEHOLDER_TEXTS else "skipped:bot"
 
 
 _SCORE_VALUES = ("lang", "neg", "neu", "pos", "compound", "churn", "aspects")  # TextScore's fields but `scored`

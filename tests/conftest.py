@@ -58,6 +58,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "BLUESKY_APP_PASSWORD",
         "BLUESKY_HANDLE",
         "MASTODON_ACCESS_TOKEN",
+        "REDDIT_CLIENT_ID",
+        "REDDIT_CLIENT_SECRET",
+        "REDDIT_USERNAME",
+        "REDDIT_PASSWORD",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -118,6 +118,8 @@ class FakeJsonApi:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
+                if "x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
+                    body = {key: values[-1] for key, values in parse_qs(raw.decode("utf-8")).items()}
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 with api.lock:
                     api.served.append(Served(method, parts.path, params, headers, body))

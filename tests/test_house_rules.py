@@ -24,6 +24,8 @@ SOLE_IMPORTERS = {
     "atproto_client": {"sources/bluesky.py"},
     "websockets": {"sources/bluesky.py"},
     "mastodon": {"sources/mastodon.py"},
+    "praw": {"sources/reddit.py"},
+    "prawcore": {"sources/reddit.py"},
     "dask": {"dask_engine.py"},
     "distributed": {"dask_engine.py"},
     "pyarrow": {"parquet.py"},

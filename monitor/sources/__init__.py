@@ -12,6 +12,7 @@ SOURCE_CLASSES: dict[str, str] = {
     "x": "monitor.sources.x:XSource",
     "bluesky": "monitor.sources.bluesky:BlueskySource",
     "mastodon": "monitor.sources.mastodon:MastodonSource",
+    "reddit": "monitor.sources.reddit:RedditSource",
     "simulated": "monitor.sources.simulated:SimulatedSource",
 }
 
