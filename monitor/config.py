@@ -527,7 +527,7 @@ class Config(Section):
 
     def window_utc(self, event: EventConfig) -> tuple[datetime, datetime]:
         """The span the event's analysis and charts cover (start inclusive, end exclusive)."""
-        return event_window(event, self.milestones_utc(event), self.tz)
+        return window_of(event, self.tz)
 
     def resolve_path(self, path: Path) -> Path:
         """A path from the config, relative paths taken from the config file's folder."""
@@ -568,6 +568,11 @@ def event_window(event: EventConfig, milestones: dict[str, datetime], tz: tzinfo
     start = to_aware(event.start, tz) if event.start is not None else first - timedelta(days=event.baseline_days)
     end = to_aware(event.end, tz) if event.end is not None else last + timedelta(days=event.follow_days)
     return start, end
+
+
+def window_of(event: EventConfig, tz: tzinfo) -> tuple[datetime, datetime]:
+    """event_window with the event's dates read in tz (as every source and the analysis read them)."""
+    return event_window(event, {name: to_aware(value, tz) for name, value in event.milestones.items()}, tz)
 
 
 def to_aware(value: date | datetime, tz: tzinfo) -> datetime:

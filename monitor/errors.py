@@ -30,6 +30,14 @@ class SourceError(MonitorError):
     """A source failed for this run (API refused, gave up after retries)."""
 
 
+class MalformedError(MonitorError, ValueError):
+    """A payload or record lacks what a Post needs, or holds the wrong types: that item is skipped with the reason."""
+
+
+class NotAPageError(SourceError):
+    """An API answered 2xx with a body that is not a JSON object (a proxy's page, a truncated reply): retried."""
+
+
 class UsageCapError(SourceError):
     """The platform's usage cap is reached: no request to it can succeed until the cap resets.
 

@@ -7,6 +7,7 @@ resumes from the last stored page without gaps or duplicates.
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -41,6 +42,11 @@ class CountsPage:
     cost_usd: float = 0.0
 
 
+def environment(name: str) -> str | None:
+    """A secret from the environment variable a setting names; None when unset or empty."""
+    return os.environ.get(name) or None
+
+
 class SessionStore(Protocol):
     """Where a source keeps a login session between runs (the Store); the value is a secret."""
 
@@ -65,6 +71,10 @@ class Source(ABC):
     @abstractmethod
     def search(self, event: EventConfig, cursor: Mapping[str, str]) -> Iterator[Page]:
         """Yield pages of posts matching the event's query that are newer than the stored cursor."""
+
+    def stopping(self) -> bool:
+        """Whether a shutdown was asked for: the source ends its run after the current page."""
+        return self.stop is not None and self.stop.is_set()
 
     def close(self) -> None:  # noqa: B027 - optional hook; most sources hold nothing to release
         """Release connections."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -22,10 +21,10 @@ from atproto import Client, Session, SessionEvent, models
 from atproto_client import exceptions as atproto_errors
 from atproto_client.request import Request, Response
 
-from monitor.config import BlueskySourceConfig, Config, EventConfig, to_aware
-from monitor.errors import NotConfiguredError, SourceError
+from monitor.config import BlueskySourceConfig, Config, EventConfig, to_aware, window_of
+from monitor.errors import NotAPageError, NotConfiguredError, SourceError
 from monitor.posts import Post, parse_timestamp
-from monitor.sources.base import Page, Source
+from monitor.sources.base import Page, Source, environment
 from monitor.sources.bluesky_payloads import (
     POST_COLLECTION,
     MalformedPostError,
@@ -53,10 +52,6 @@ SESSION_ERRORS = {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "Aut
 TIME_STEP = timedelta(milliseconds=1)  # `until` is exclusive: one millisecond more keeps posts of that instant
 
 
-class NotAPageError(Exception):
-    """The AppView answered 2xx with a body that is not a JSON object."""
-
-
 class BlueskySource(Source):
     """Bluesky posts matching the event's query: searchPosts newest first, or Jetstream filtered locally."""
 
@@ -79,7 +74,7 @@ class BlueskySource(Source):
         settings = config.sources.bluesky
         if settings.mode == "stream":  # Jetstream is public: no account needed
             return cls(settings, None, None, config.tz)
-        handle, password = _environment(settings.handle_env), _environment(settings.app_password_env)
+        handle, password = environment(settings.handle_env), environment(settings.app_password_env)
         missing = [
             name for name, value in ((settings.handle_env, handle), (settings.app_password_env, password)) if not value
         ]
@@ -111,7 +106,7 @@ class BlueskySource(Source):
             pending=cursor.get("pending_since"),
         )
         read = 0
-        while not self._stopping():
+        while not self.stopping():
             if self.read_limit is not None and read >= self.read_limit:
                 log.info(
                     "bluesky %s: read limit of %s posts reached; the next run resumes", event.name, self.read_limit
@@ -127,10 +122,7 @@ class BlueskySource(Source):
             self._respect_rate_limit(headers)
 
     def _window_start(self, event: EventConfig) -> datetime:
-        if event.start is not None:
-            return to_aware(event.start, self.tz)
-        first = min(to_aware(moment, self.tz) for moment in event.milestones.values())
-        return first - timedelta(days=event.baseline_days)
+        return window_of(event, self.tz)[0]
 
     def _window_end(self, event: EventConfig) -> str | None:
         if event.end is not None and to_aware(event.end, self.tz) < datetime.now(UTC):
@@ -226,8 +218,6 @@ class BlueskySource(Source):
             )
         return SourceError(f"Bluesky refused the request (HTTP {status}): {detail}")
 
-    def _stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
 
     # ---- stream ------------------------------------------------------------------------------
 
@@ -235,9 +225,9 @@ class BlueskySource(Source):
         """Jetstream from the stored time_us, filtered by the query, for a bounded time and number of events."""
         reader = _StreamRun(self.settings, compile_query(event.query_for(self.name)), cursor.get("time_us"), self.name)
         attempt = 0
-        while not reader.done() and not self._stopping():
+        while not reader.done() and not self.stopping():
             try:
-                yield from reader.read_connection(self._stopping)
+                yield from reader.read_connection(self.stopping)
                 attempt = 0
             except (OSError, TimeoutError, _websocket_errors()) as error:
                 verdict = Transient(f"Jetstream connection failed ({error.__class__.__name__})")
@@ -433,7 +423,3 @@ def _moment_or_none(stamp: Any) -> datetime | None:
 
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _environment(name: str) -> str | None:
-    return os.environ.get(name) or None

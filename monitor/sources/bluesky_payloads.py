@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from monitor.errors import MalformedError
 from monitor.posts import InvalidPostError, Post, parse_timestamp
 from monitor.sources.payload_fields import count as _count
 from monitor.sources.payload_fields import mapping as _mapping
@@ -30,7 +31,7 @@ QUOTE_EMBEDS = {
 BOT_LABELS = {"bot"}  # self-labels some automated accounts carry
 
 
-class MalformedPostError(ValueError):
+class MalformedPostError(MalformedError):
     """A post view or event lacks what a Post needs (uri, text, createdAt) or has the wrong types."""
 
 

@@ -14,14 +14,14 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mastodon import Mastodon
 from mastodon import errors as mastodon_errors
 
-from monitor.config import Config, EventConfig, MastodonSourceConfig, to_aware
+from monitor.config import Config, EventConfig, MastodonSourceConfig, to_aware, window_of
 from monitor.errors import NotConfiguredError, SourceError
 from monitor.posts import Post
 from monitor.sources.base import Page, Source
@@ -122,7 +122,7 @@ class MastodonSource(Source):
             for page in self._feed(event, feed, cursor):
                 read += page.read
                 yield page
-                if self._stopping() or (self.read_limit is not None and read >= self.read_limit):
+                if self.stopping() or (self.read_limit is not None and read >= self.read_limit):
                     return
 
     def _feed(self, event: EventConfig, feed: Feed, cursor: Mapping[str, str]) -> Iterator[Page]:
@@ -131,7 +131,7 @@ class MastodonSource(Source):
         pending = cursor.get(feed.kind("pending")) if max_id else None
         window_start, window_end = self._window_start(event), self._window_end(event)
         fed = 0
-        while not self._stopping():
+        while not self.stopping():
             statuses, next_max = self._fetch(feed, event.query_for(self.name), since, max_id or window_end)
             numbers = [n for n in map(status_id_number, statuses) if n is not None]
             if numbers and (pending is None or max(numbers) > int(pending)):
@@ -166,10 +166,7 @@ class MastodonSource(Source):
         return str(int(to_aware(event.end, self.tz).timestamp() * 1000) << 16)
 
     def _window_start(self, event: EventConfig) -> datetime:
-        if event.start is not None:
-            return to_aware(event.start, self.tz)
-        first = min(to_aware(moment, self.tz) for moment in event.milestones.values())
-        return first - timedelta(days=event.baseline_days)
+        return window_of(event, self.tz)[0]
 
     # ---- requests ----------------------------------------------------------------------------
 
@@ -230,8 +227,6 @@ class MastodonSource(Source):
         log.warning("mastodon %s: %s requests left; waiting %.0fs for the reset", instance, remaining, delay)
         wait(delay, self.stop, f"waiting for the rate limit of {instance}")
 
-    def _stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
 
 
 def _cursor(feed: Feed, since: str | None, max_id: str | None, pending: str | None) -> dict[str, str | None]:

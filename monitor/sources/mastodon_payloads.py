@@ -11,6 +11,7 @@ from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 
+from monitor.errors import MalformedError
 from monitor.posts import InvalidPostError, Post, parse_timestamp
 from monitor.sources.payload_fields import count as _count
 from monitor.sources.payload_fields import mapping as _mapping
@@ -19,7 +20,7 @@ from monitor.sources.payload_fields import optional_text as _optional_text
 BLOCK_TAGS = {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
 
 
-class MalformedStatusError(ValueError):
+class MalformedStatusError(MalformedError):
     """A status lacks what a Post needs (id, content, created_at) or has the wrong types."""
 
 

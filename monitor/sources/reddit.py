@@ -28,7 +28,7 @@ import prawcore
 from prawcore.rate_limit import RateLimiter
 from prawcore.sessions import FiniteRetryStrategy
 
-from monitor.config import Config, EventConfig, RedditSourceConfig, event_window, to_aware
+from monitor.config import Config, EventConfig, RedditSourceConfig, window_of
 from monitor.errors import ConfigError, NotConfiguredError, SourceError
 from monitor.posts import Post
 from monitor.sources.base import Page, Source
@@ -143,7 +143,7 @@ class RedditSource(Source):
             for page in feed:
                 read += page.read
                 yield page
-                if self._stopping() or (self.read_limit is not None and read >= self.read_limit):
+                if self.stopping() or (self.read_limit is not None and read >= self.read_limit):
                     return
 
     # ---- threads -----------------------------------------------------------------------------
@@ -161,7 +161,7 @@ class RedditSource(Source):
         posts, skipped, _ = self._posts([*submission, *comments], event, None)
         yield Page(posts, {kind: hidden.cursor()}, read=len(comments) + len(submission), skipped=skipped, feed=label)
         requests = 0
-        while hidden.waiting() and requests < self.settings.max_more_requests and not self._stopping():
+        while hidden.waiting() and requests < self.settings.max_more_requests and not self.stopping():
             comments, stubs = flatten_tree(self._more(link, hidden))
             requests += 1
             hidden.add(comments, stubs)
@@ -188,7 +188,7 @@ class RedditSource(Source):
         matcher = compile_query(event.query_for(self.name)) if listing.filtered else None
         seen: set[str] = set()
         fetched = 0
-        while not self._stopping():
+        while not self.stopping():
             things, next_after = listing_page(
                 self._get(listing.path, self._listing_params(event, listing, after), listing.label)
             )
@@ -232,8 +232,7 @@ class RedditSource(Source):
         return posts, skipped, older
 
     def _window(self, event: EventConfig) -> tuple[datetime, datetime]:
-        milestones = {name: to_aware(moment, self.tz) for name, moment in event.milestones.items()}
-        return event_window(event, milestones, self.tz)
+        return window_of(event, self.tz)
 
     # ---- requests ----------------------------------------------------------------------------
 
@@ -256,8 +255,6 @@ class RedditSource(Source):
         log.warning("reddit: %s requests left; waiting %.0fs for the rate-limit reset", remaining, delay)
         wait(delay, self.stop, "waiting for Reddit's rate limit")
 
-    def _stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
 
 
 class _Hidden:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.errors import MalformedError
 from monitor.posts import PLACEHOLDER_TEXTS, Post
 from monitor.sources.payload_fields import count as _count
 from monitor.sources.payload_fields import mapping as _mapping
@@ -28,7 +29,7 @@ _THREAD_URL = re.compile(r"(?:/comments/|redd\.it/)([a-z0-9]+)", re.IGNORECASE)
 _BARE_ID = re.compile(r"^(?:t3_)?([a-z0-9]+)$", re.IGNORECASE)
 
 
-class MalformedThingError(ValueError):
+class MalformedThingError(MalformedError):
     """A thing lacks what a Post needs (name, created_utc, a body or title) or has the wrong types."""
 
 

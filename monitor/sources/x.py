@@ -10,7 +10,6 @@ so far) while their pages are in progress.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,10 +20,10 @@ import requests
 import tweepy
 from requests.adapters import HTTPAdapter
 
-from monitor.config import Config, EventConfig, XSourceConfig, to_aware
-from monitor.errors import NotConfiguredError, SourceError, UsageCapError
+from monitor.config import Config, EventConfig, XSourceConfig, to_aware, window_of
+from monitor.errors import NotAPageError, NotConfiguredError, SourceError, UsageCapError
 from monitor.posts import parse_timestamp
-from monitor.sources.base import CountsPage, Page, Source
+from monitor.sources.base import CountsPage, Page, Source, environment
 from monitor.sources.redaction import redact_in_logs
 from monitor.sources.retry import Pacer, RateLimited, RetryPolicy, Transient, Verdict, call_with_retries
 from monitor.sources.x_payloads import hour_ceiling, hour_start, listed_hours, normalize_counts, normalize_page
@@ -88,7 +87,7 @@ class XSource(Source):
     @classmethod
     def from_config(cls, config: Config) -> XSource:
         settings = config.sources.x
-        token = _environment(settings.bearer_token_env)
+        token = environment(settings.bearer_token_env)
         if not token:
             raise NotConfiguredError(
                 f"X source skipped: ${settings.bearer_token_env} is not set (export the API bearer token there)"
@@ -110,7 +109,7 @@ class XSource(Source):
         next_token = cursor.get("next_token")
         pending = cursor.get("pending_since_id") if next_token else None
         read, restarted = 0, False
-        while not self._stopping():
+        while not self.stopping():
             size = self._page_size(read)
             if size is None:
                 log.info("x %s: read limit of %s posts reached; the next run resumes", event.name, self.read_limit)
@@ -192,7 +191,7 @@ class XSource(Source):
         window = self._counts_window(event)
         span_start, span_end = hour_start(window["start_time"]), hour_ceiling(window.get("end_time", _now()))
         next_token, filled_from = self._counts_resume_point(event, cursor, span_end)
-        while not self._stopping():
+        while not self.stopping():
             body = self._fetch(self._counts_call(event, window, next_token))
             next_token = _text_or_none(_meta(body).get("next_token")) if self.settings.endpoint == "all" else None
             listed = listed_hours(body)
@@ -242,11 +241,7 @@ class XSource(Source):
         With `after_id` (the newest post of the last finished run) the start moves up to that post's
         second, read from its id; the few posts of that same second are read again and stored once.
         """
-        if event.start is not None:
-            start = to_aware(event.start, self.tz)
-        else:
-            first = min(to_aware(moment, self.tz) for moment in event.milestones.values())
-            start = first - timedelta(days=event.baseline_days)
+        start = window_of(event, self.tz)[0]
         after = snowflake_time(after_id) if after_id else None
         if after is not None and after > start:
             start = after
@@ -285,11 +280,9 @@ class XSource(Source):
         except tweepy.errors.HTTPException as error:
             raise SourceError(_refusal(error)) from None
 
-    def _stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
 
 
-class StaleCursorError(Exception):
+class StaleCursorError(SourceError):
     """X answered 400 to a cursor it no longer accepts (`parameter` is "next_token" or "since_id")."""
 
     def __init__(self, parameter: str) -> None:
@@ -321,10 +314,6 @@ def snowflake_time(post_id: str) -> datetime | None:
         return None
     milliseconds = (int(post_id) >> SNOWFLAKE_TIME_SHIFT) + SNOWFLAKE_EPOCH_MS
     return datetime.fromtimestamp(milliseconds / 1000, UTC)
-
-
-class NotAPageError(Exception):
-    """The API answered 2xx with a body that is not a JSON object."""
 
 
 def _page_body(body: Any) -> Mapping[str, Any]:
@@ -390,7 +379,3 @@ def _now() -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
-
-
-def _environment(name: str) -> str | None:
-    return os.environ.get(name) or None

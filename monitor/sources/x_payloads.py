@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from monitor.errors import MalformedError
 from monitor.posts import InvalidPostError, Post, parse_timestamp, time_problem, valid_count
 from monitor.sources.payload_fields import count as _count
 from monitor.sources.payload_fields import mapping as _mapping
@@ -25,7 +26,7 @@ HOUR = timedelta(hours=1)
 UNDETERMINED_LANGS = {"und", "zxx", "qme", "qht", "qam", "qct", "qst"}  # X's tags for "no language"
 
 
-class MalformedTweetError(ValueError):
+class MalformedTweetError(MalformedError):
     """A tweet object lacks what a Post needs (id, text, created_at) or has the wrong types."""
 
 
