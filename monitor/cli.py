@@ -135,6 +135,9 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)  # --log-level, here and on `run`
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--config",
@@ -145,7 +148,7 @@ pass_app = click.make_pass_decorator(AppContext)
 )
 @click.option(
     "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=LOG_LEVELS,
     default="WARNING",
     show_default=True,
     help="How much to log on stderr.",
@@ -357,11 +360,6 @@ def digest_command(app: AppContext, event_name: str | None, dry_run: bool, force
         sys.exit(1)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="backlash")
-
-
 # ---- score ------------------------------------------------------------------------------------
 
 # --engine/--scheduler/--dataset, shared by score and report
@@ -502,7 +500,7 @@ def demo_command(base_dir: Path, seed: int | None, posts: int | None) -> None:
 )
 @click.option(
     "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=LOG_LEVELS,
     default=None,
     help="How much to log (default: INFO, one line per job run; or the level given before `run`).",
 )
@@ -563,3 +561,8 @@ def _job_run_text(run: Any) -> str:
     took = f" in {(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else " (still running)"
     message = f" — {run.message}" if run.message else ""
     return f"{run.status} at {run.started_at:%Y-%m-%d %H:%M:%S} UTC{took}{message}"
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="backlash")

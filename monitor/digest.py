@@ -74,9 +74,6 @@ class Period:
             return f"{self.start.day}–{last.day} {last:%B %Y}"
         return f"{self.start.day} {self.start:%B} – {last.day} {last:%B %Y}"
 
-    def short_label(self) -> str:
-        return f"{self.start.day} {self.start:%b}" if self.kind == "day" else self.label()
-
 
 def latest_period(as_of: datetime, kind: str, tz: ZoneInfo) -> Period:
     """The last whole day (kind "day") or seven days (kind "week") that ended at or before as_of."""
