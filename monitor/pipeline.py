@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.config import Config, EventConfig, load_config
 from monitor.errors import DeliveryError, MonitorError, NotConfiguredError, UsageCapError, UsageError
-from monitor.posts import Post
-from monitor.sources.archive import EXPORT_COLUMNS, Reject, neutralise_cell
+from monitor.posts import CheckedPost, Post
+from monitor.sources.archive import EXPORT_COLUMNS, Record, Reject, neutralise_cell
 from monitor.sources.base import Page, Source
 from monitor.store import CursorUpdate, RunProgress, RunRecord, Store, open_store
 
@@ -61,7 +61,7 @@ def open_workspace(config_path: str | Path | None = None, config: Config | None 
 
 # ---- import -------------------------------------------------------------------------------
 
-IMPORT_BATCH = 5_000
+IMPORT_BATCH = 20_000  # posts per transaction: SQLite rewrites the index pages a commit touched
 REJECTS_SHOWN = 20
 
 
@@ -122,9 +122,9 @@ def _source_name(name: str) -> str:
 
 
 def _store_records(
-    ws: Workspace, records: Iterable[Post | Reject], result: ImportResult, rejects: _RejectsFile
+    ws: Workspace, records: Iterable[Record], result: ImportResult, rejects: _RejectsFile
 ) -> None:
-    batch: list[Post] = []
+    batch: list[Post | CheckedPost] = []
     for record in records:
         if isinstance(record, Reject):
             _note_reject(record, result, rejects)
@@ -144,7 +144,7 @@ def _note_reject(reject: Reject, result: ImportResult, rejects: _RejectsFile) ->
     rejects.write(reject)
 
 
-def _flush(ws: Workspace, batch: list[Post], result: ImportResult) -> None:
+def _flush(ws: Workspace, batch: list[Post | CheckedPost], result: ImportResult) -> None:
     if batch:
         added = ws.store.add_posts(result.event, batch)
         result.new += added.new
