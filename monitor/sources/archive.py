@@ -10,7 +10,9 @@ import csv
 import html
 import json
 import logging
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -92,7 +94,17 @@ def read_archive(
     default_tz: tzinfo = UTC,
     on_bytes: ProgressBytes | None = None,
 ) -> Iterator[Record]:
-    """Yield a Post or a Reject for every record of an archive file."""
+    """Yield a Post or a Reject for every record of an archive file.
+
+    The file is read in a thread, a few thousand records ahead of the caller: while the caller's database
+    writes (which release the GIL), the next records are being parsed.
+    """
+    yield from _read_ahead(_read_records(path, fmt, source, mapping, default_tz, on_bytes))
+
+
+def _read_records(
+    path: Path, fmt: str, source: str, mapping: Mapping[str, str], default_tz: tzinfo, on_bytes: ProgressBytes | None
+) -> Iterator[Record]:
     if fmt == "parquet":
         yield from _read_parquet(path, source, mapping, default_tz, on_bytes)
         return
@@ -108,6 +120,56 @@ def read_archive(
         raise UsageError(f"{path}: cannot read the archive ({error.strerror or error})") from None
     with handle:
         yield from readers[fmt](_CountingLines(handle, on_bytes), path, source, mapping, default_tz)
+
+
+_AHEAD_CHUNK = 1_000  # records handed over at once (a queue operation per record would cost more than a row)
+_AHEAD_CHUNKS = 8  # chunks read ahead at most, so memory stays bounded whatever the file
+
+
+def _read_ahead(records: Iterator[Record]) -> Iterator[Record]:
+    """The records, produced by a reader thread; its errors are raised here, and stopping early stops it."""
+    chunks: queue.Queue[list[Record] | BaseException | None] = queue.Queue(_AHEAD_CHUNKS)
+    stop = threading.Event()
+    reader = threading.Thread(target=_fill, args=(records, chunks, stop), name="archive-reader", daemon=True)
+    reader.start()
+    try:
+        while (chunk := chunks.get()) is not None:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield from chunk
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _fill(records: Iterator[Record], chunks: queue.Queue[Any], stop: threading.Event) -> None:
+    try:
+        chunk: list[Record] = []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) >= _AHEAD_CHUNK:
+                if not _hand_over(chunks, chunk, stop):
+                    return
+                chunk = []
+        if _hand_over(chunks, chunk, stop):
+            _hand_over(chunks, None, stop)
+    except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+        _hand_over(chunks, error, stop)
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()  # the file is closed by the thread that read it
+
+
+def _hand_over(chunks: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put an item for the caller, unless the caller has stopped reading; whether it was put."""
+    while not stop.is_set():
+        try:
+            chunks.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 class _CountingLines:
