@@ -398,6 +398,49 @@ class Store:
             ]
             score_columns.append(scores_table.c.lang.label("scored_lang"))
             query = select(*columns, *score_columns)
+        query = self._event_posts_query(query, event_name, scorer)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
+            for partition in result.mappings().partitions(chunk_size):
+                yield [_aware_row(dict(row)) for row in partition]
+
+    def iter_analysis_frames(self, event_name: str, scorer: str, chunk_size: int = 50_000) -> Iterator[Any]:
+        """An event's posts with the scorer's scores, oldest first, as pandas DataFrames of chunk_size rows.
+
+        Columns: source, post_id, created_at (naive UTC: text on SQLite), text, author, lang (the language
+        the scorer used: its guess, else the tag), lang_tag, likes, reposts, replies, followers, url,
+        is_repost, is_quote (0/1), status, compound, churn, aspects. The driver's tuples go straight into
+        columns: no dict, datetime or bool per post (that conversion was most of a report's time).
+        """
+        import pandas as pd
+
+        posts, scores = posts_table.c, scores_table.c
+        columns: list[Any] = [posts[name] for name in ("source", "post_id", "created_at", "text", "author")]
+        columns.append(func.coalesce(func.nullif(scores.lang, ""), posts.lang).label("lang"))
+        columns.append(posts.lang.label("lang_tag"))
+        columns += [posts[name] for name in ("likes", "reposts", "replies", "followers", "url", "is_repost", "is_quote")]
+        columns += [scores[name] for name in ("status", "compound", "churn", "aspects")]
+        query = self._event_posts_query(select(*columns), event_name, scorer)
+        compiled = query.compile(dialect=self.engine.dialect)
+        params: Any = compiled.construct_params()
+        if compiled.positiontup is not None:  # qmark (SQLite): the values in the order of the markers
+            params = [params[name] for name in compiled.positiontup]
+        with self.engine.connect() as conn:
+            # the driver's own cursor (server-side on PostgreSQL): its tuples go into the frame as they are,
+            # without SQLAlchemy's per-row type processing
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            cursor = dbapi.cursor(name="analysis_frames") if self.dialect == "postgresql" else dbapi.cursor()
+            try:
+                cursor.execute(str(compiled), params)
+                names = [description[0] for description in cursor.description]
+                while rows := cursor.fetchmany(chunk_size):
+                    yield pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+            finally:
+                cursor.close()
+
+    def _event_posts_query(self, query: Any, event_name: str, scorer: str | None) -> Any:
+        """query over an event's posts (joined with the scorer's scores when given), oldest first."""
         source_join = posts_table.join(
             event_posts_table,
             and_(
@@ -413,15 +456,11 @@ class Store:
                     scores_table.c.scorer == scorer,
                 ),
             )
-        query = (
+        return (
             query.select_from(source_join)
             .where(event_posts_table.c.event == event_name)
             .order_by(posts_table.c.created_at, posts_table.c.source, posts_table.c.post_id)
         )
-        with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
-            for partition in result.mappings().partitions(chunk_size):
-                yield [_aware_row(dict(row)) for row in partition]
 
     # ---- cursors -------------------------------------------------------------------------
 
