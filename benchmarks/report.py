@@ -89,6 +89,38 @@ def measure_report(config_path: Path) -> dict[str, float]:
     return {"seconds": seconds, "peak_mb": peak_mb}
 
 
+NAIVE = """
+import re, resource, sqlite3, sys
+from collections import Counter
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+database, announced, out = sys.argv[1:4]
+with sqlite3.connect(database) as conn:
+    posts = pd.read_sql(
+        "SELECT p.created_at, p.text, s.compound FROM posts p JOIN scores s USING (source, post_id)", conn
+    )
+posts["created_at"] = pd.to_datetime(posts["created_at"], utc=True)
+hourly = posts.set_index("created_at")["compound"].resample("h").agg(["mean", "count"])
+after = posts.loc[posts["created_at"] >= pd.Timestamp(announced, tz="UTC"), "text"]
+words = Counter(word for text in after.str.lower() for word in re.findall(r"\\w+", text))
+figure, axes = plt.subplots()
+hourly["count"].plot(ax=axes)
+figure.savefig(out)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def measure_naive(workdir: Path, announced: str) -> dict[str, float]:
+    """The minimum a quick pandas script does: read, hourly mean and count, words after the announcement, a figure."""
+    began = time.perf_counter()
+    command = [sys.executable, "-c", NAIVE, str(workdir / "bench.db"), announced, str(workdir / "naive.png")]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    seconds = time.perf_counter() - began
+    return {"seconds": seconds, "peak_mb": float(output.split()[-1])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1_000_000, help="stored, scored posts")
@@ -101,9 +133,13 @@ def main() -> None:
         fill_seconds = time.perf_counter() - began
         db_mb = (workdir / "bench.db").stat().st_size / 1e6
         numbers = measure_report(config_path)
+        announced = str(yaml.safe_load(config_path.read_text())["events"][0]["milestones"]["announced"])
+        naive = measure_naive(workdir, announced)
         summary = json.loads((workdir / "dashboards" / "instagram-tos-2012" / "summary.json").read_text())
     print(f"report of {args.size:,} stored, scored posts (database {db_mb:,.0f} MB, filled in {fill_seconds:,.0f} s)")
     print(f"  backlash report  {numbers['seconds']:7.1f} s  peak {numbers['peak_mb']:7,.0f} MB")
+    print(f"  naive pandas     {naive['seconds']:7.1f} s  peak {naive['peak_mb']:7,.0f} MB")
+    print(f"  time ratio ours/naive: {numbers['seconds'] / naive['seconds']:.2f}x")
     print(f"  coverage.posts in summary.json: {summary['coverage']['posts']:,}")
     print(
         "  note: pipeline.analyze_event streams the event's posts in chunks of 50,000 into an AnalysisAccumulator "

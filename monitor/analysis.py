@@ -269,7 +269,7 @@ def prepare_posts(posts: pd.DataFrame, tz: str, bin_size: str = "hour") -> pd.Da
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     frame["compound"] = pd.to_numeric(frame["compound"], errors="coerce").astype(float)
     frame["scored"] = (frame["status"] == "scored") & frame["compound"].notna()
-    frame["churn"] = frame["churn"].fillna(False).astype(bool)
+    frame["churn"] = frame["churn"].astype(object).fillna(False).astype(bool)  # 0/1/NaN from the store, or bools
     frame["is_repost"] = frame["is_repost"].fillna(False).astype(bool)
     frame["is_quote"] = frame["is_quote"].fillna(False).astype(bool)
     for name in ("likes", "reposts", "replies", "followers"):

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 EARLIEST_POST = datetime(1990, 1, 1, tzinfo=UTC)  # older archives are not social media; earlier is a broken date
 FUTURE_SLACK = timedelta(days=2)  # clocks and time zones; a post further in the future than this cannot exist
@@ -64,6 +65,32 @@ class Post:
         problem = _post_problem(self)
         if problem:
             raise InvalidPostError(problem)
+
+
+class CheckedPost(NamedTuple):
+    """A Post's fields, in the same order, already held to Post's rules by the archive reader's fast path.
+
+    Building a Post runs every check again in Python (about 10 µs a row); an archive row whose cells the
+    fast path has checked in bulk becomes this tuple instead, and the store takes it like a Post.
+    """
+
+    source: str
+    id: str
+    created_at: datetime  # aware UTC
+    text: str
+    author: str | None
+    lang: str | None
+    likes: int | None
+    reposts: int | None
+    replies: int | None
+    followers: int | None
+    url: str | None
+    is_repost: bool
+    repost_of: str | None
+    is_bot: bool
+    is_quote: bool
+    raw: str | None
+    collected_at: datetime
 
 
 def clean_text(text: str) -> str:

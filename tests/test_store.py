@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from monitor.errors import StoreError
@@ -274,3 +275,28 @@ def test_processes_opening_an_older_database_at_once_upgrade_it_once(tmp_path) -
     with upgraded.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM upgrades").scalar() == 1
     assert upgraded.schema_version() == SCHEMA_VERSION
+
+
+def test_analysis_frames_hold_every_post_oldest_first_with_the_scorers_language(store: Store) -> None:
+    posts = [dataclasses.replace(post, lang="en" if int(post.id) % 2 else None) for post in make_posts(25)]
+    store.add_posts("e", list(reversed(posts)))
+    store.add_posts("other", make_posts(3, start=100))
+    scores = [
+        {"source": "x", "post_id": str(i), "scorer": "k", "status": "scored", "lang": lang, "compound": -0.5,
+         "churn": i == 1, "aspects": "ads"}
+        for i, lang in ((0, "de"), (1, ""), (2, None))
+    ]  # fmt: skip
+    store.add_scores(scores)
+    frames = list(store.iter_analysis_frames("e", "k", chunk_size=10))
+    assert [len(frame) for frame in frames] == [10, 10, 5]
+    frame = frames[0]
+    assert list(frame["post_id"]) == [str(i) for i in range(10)]
+    assert _values(frame["lang"][:4]) == ["de", "en", None, "en"]  # the scorer's guess, else the tag
+    assert _values(frame["lang_tag"][:4]) == [None, "en", None, "en"]
+    assert _values(frame["status"][:4]) == ["scored", "scored", "scored", None]
+    assert frame["compound"][0] == -0.5 and bool(frame["churn"][1]) and not bool(frame["is_repost"][0])
+    assert pd.to_datetime(frame["created_at"], utc=True)[0] == T0
+
+
+def _values(column: pd.Series) -> list[Any]:
+    return [None if pd.isna(value) else value for value in column]

@@ -13,10 +13,10 @@ from typing import Any, TextIO
 from monitor.errors import UsageError
 from monitor.pipeline.runlog import recorded_run
 from monitor.pipeline.workspace import ProgressCallback, Workspace, current_scorer, refuse_overwriting
-from monitor.posts import Post
-from monitor.sources.archive import EXPORT_COLUMNS, Reject, neutralise_cell
+from monitor.posts import CheckedPost, Post
+from monitor.sources.archive import EXPORT_COLUMNS, Record, Reject, neutralise_cell
 
-IMPORT_BATCH = 5_000
+IMPORT_BATCH = 20_000  # posts per transaction: SQLite rewrites the index pages a commit touched
 
 
 REJECTS_SHOWN = 20
@@ -76,9 +76,9 @@ def _source_name(name: str) -> str:
 
 
 def _store_records(
-    ws: Workspace, records: Iterable[Post | Reject], result: ImportResult, rejects: _RejectsFile
+    ws: Workspace, records: Iterable[Record], result: ImportResult, rejects: _RejectsFile
 ) -> None:
-    batch: list[Post] = []
+    batch: list[Post | CheckedPost] = []
     for record in records:
         if isinstance(record, Reject):
             _note_reject(record, result, rejects)
@@ -98,7 +98,7 @@ def _note_reject(reject: Reject, result: ImportResult, rejects: _RejectsFile) ->
     rejects.write(reject)
 
 
-def _flush(ws: Workspace, batch: list[Post], result: ImportResult) -> None:
+def _flush(ws: Workspace, batch: list[Post | CheckedPost], result: ImportResult) -> None:
     if batch:
         added = ws.store.add_posts(result.event, batch)
         result.new += added.new

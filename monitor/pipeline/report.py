@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from monitor.config import EventConfig
 from monitor.pipeline.runlog import recorded_run
@@ -15,23 +15,15 @@ if TYPE_CHECKING:
     from monitor.report import ReportResult
 
 
-ANALYSIS_COLUMNS = [
-    "source", "post_id", "created_at", "text", "author", "lang", "likes", "reposts", "replies", "followers",
-    "url", "is_repost", "is_quote", "status", "compound", "churn", "aspects", "lang_tag",
-]  # fmt: skip
-
-
 def analyze_event(ws: Workspace, event_name: str) -> Analysis:
     """Stream an event's posts with the current scores, chunk by chunk, into its Analysis.
 
     Only per-bin and per-window sums, term counts and the top posts stay in memory, never all the texts.
     """
-    import pandas as pd
-
     event = ws.config.event(event_name)
     accumulator = analysis_accumulator(ws, event)
-    for chunk in ws.store.iter_event_posts(event.name, scorer_spec(ws).key(), chunk_size=ANALYSIS_CHUNK):
-        accumulator.add(pd.DataFrame.from_records([_analysis_row(row) for row in chunk], columns=ANALYSIS_COLUMNS))
+    for frame in ws.store.iter_analysis_frames(event.name, scorer_spec(ws).key(), chunk_size=ANALYSIS_CHUNK):
+        accumulator.add(frame)
     return finish_analysis(ws, event.name, accumulator)
 
 
@@ -53,14 +45,6 @@ def analysis_accumulator(ws: Workspace, event: EventConfig) -> AnalysisAccumulat
     return AnalysisAccumulator(
         event=event, milestones=ws.config.milestones_utc(event), tz=ws.config.timezone, alerts=ws.config.alerts
     )
-
-
-def _analysis_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored post with its scores; `lang` is the language the scorer used (the tag, or its guess)."""
-    values = {name: row.get(name) for name in ANALYSIS_COLUMNS}
-    values["lang"] = row.get("scored_lang") or row.get("lang")
-    values["lang_tag"] = row.get("lang")
-    return values
 
 
 def report(
