@@ -186,6 +186,8 @@ class Analysis:
     baseline_posts: int = 0  # posts in the baseline window
     window_start: datetime | None = None  # the analysed span (Config.window_utc); posts outside are only counted
     window_end: datetime | None = None
+    # the latest hand check of our labels (`backlash validate`): per-class precision and recall, or None
+    validation: dict[str, Any] | None = None
 
     def per_network(self) -> pd.DataFrame:
         """Per-source series summed per network ("mastodon@a" and "mastodon@b" are both "mastodon").
@@ -555,8 +557,35 @@ def _summary(analysis: Analysis) -> dict[str, Any]:
         "drivers": [asdict(driver) for driver in analysis.drivers],
         "aspects": [asdict(aspect) for aspect in analysis.aspects],
         "top_posts": [asdict(post) for post in analysis.top_posts],
+        "validation": analysis.validation,
+        "churn_share_adjusted": churn_share_adjusted(analysis),
     }
     return _jsonable(document)
+
+
+def churn_share_adjusted(analysis: Analysis) -> dict[str, float | None] | None:
+    """The churn share since the announcement corrected by the hand-checked precision and recall, if checked.
+
+    value: flagged share × precision ÷ recall; low and high take precision and recall at their interval's ends.
+    """
+    from monitor.agreement import adjusted_share
+
+    reported = analysis.totals.get("since_announced", {}).get("churn_share")
+    yes = checked_class(analysis.validation, "churn", "yes")
+    if reported is None or yes is None:
+        return None
+    precision, recall = yes["precision"], yes["recall"]
+    value = adjusted_share(reported, precision["value"], recall["value"])
+    if value is None:
+        return None
+    low = adjusted_share(reported, precision["low"], recall["high"])
+    return {"value": value, "low": low, "high": adjusted_share(reported, precision["high"], recall["low"])}
+
+
+def checked_class(validation: dict[str, Any] | None, kind: str, name: str) -> dict[str, Any] | None:
+    """One class's precision and recall from a stored hand check, or None."""
+    checked = (validation or {}).get(kind) or {}
+    return next((item for item in checked.get("per_class", []) if item["name"] == name), None)
 
 
 def _latest_bin(bins: pd.DataFrame) -> dict[str, Any] | None:

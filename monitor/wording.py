@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from monitor.analysis import MIN_BASELINE_POSTS, Analysis, Spike
+from monitor.analysis import MIN_BASELINE_POSTS, Analysis, Spike, checked_class, churn_share_adjusted
 
 
 def p_value(value: float | None) -> str:
@@ -85,3 +85,34 @@ def day(moment: datetime, tz: ZoneInfo, year: bool = True) -> str:
     """'9 Nov 2022' (or '9 Nov') in tz."""
     local = moment.astimezone(tz)
     return f"{local.day} {local:%b %Y}" if year else f"{local.day} {local:%b}"
+
+
+def checked_note(analysis: Analysis, kind: str, name: str, what: str) -> str | None:
+    """'churn intent checked by hand on 200 posts: precision 0.82 [0.71, 0.90], recall 0.64 [0.45, 0.80]' (None if unchecked)."""
+    checked = checked_class(analysis.validation, kind, name)
+    if checked is None or analysis.validation is None:
+        return None
+    labelled = (analysis.validation.get(kind) or {}).get("labelled", 0)
+    measures = [f"{label} {_estimate(checked[label])}" for label in ("precision", "recall")]
+    stale = "" if analysis.validation.get("current_scorer", True) else " (with an earlier scorer version)"
+    return f"{what} checked by hand on {labelled:,} posts{stale}: {', '.join(measures)}"
+
+
+def adjusted_churn_note(analysis: Analysis) -> str | None:
+    """'4.10% [2.00%, 7.50%] adjusted for the hand-checked precision and recall (flagged share × precision ÷ recall): an estimate'."""
+    adjusted = churn_share_adjusted(analysis)
+    if adjusted is None or adjusted["value"] is None:
+        return None
+    low, high = adjusted["low"], adjusted["high"]
+    span = f" [{low:.2%}, {high:.2%}]" if low is not None and high is not None else ""
+    return (
+        f"{adjusted['value']:.2%}{span} adjusted for the hand-checked precision and recall "
+        "(flagged share × precision ÷ recall): an estimate"
+    )
+
+
+def _estimate(estimate: dict[str, float | None]) -> str:
+    value, low, high = estimate.get("value"), estimate.get("low"), estimate.get("high")
+    if value is None or low is None or high is None:
+        return "— (no post in the class)"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
