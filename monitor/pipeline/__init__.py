@@ -17,6 +17,7 @@ from monitor.pipeline.mail import (
     send_digest,
     send_due_digests,
 )
+from monitor.pipeline.notify import send_chat_alerts
 from monitor.pipeline.report import analyze_event, report
 from monitor.pipeline.score import ScoreResult, count_unscored, score
 from monitor.pipeline.status import StatusReport, status
@@ -27,6 +28,6 @@ __all__ = [
     "REJECTS_SHOWN", "AlertResult", "CollectResult", "DemoResult", "DigestResult", "ImportResult", "ProgressCallback",
     "SampleResult", "ScoreResult", "SourceOutcome", "ValidationResult", "StatusReport", "Workspace", "analyze_event", "check_alerts", "collect",
     "count_unscored", "current_scorer", "demo", "demo_config", "digest", "export_posts", "import_archive",
-    "open_workspace", "refuse_overwriting", "report", "sample_posts", "score", "send_alerts", "send_digest", "send_due_digests",
+    "open_workspace", "refuse_overwriting", "report", "sample_posts", "score", "send_alerts", "send_chat_alerts", "send_digest", "send_due_digests",
     "spend_this_month", "status", "validate_sample",
 ]  # fmt: skip
