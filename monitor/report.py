@@ -26,6 +26,7 @@ from monitor.wording import (
     language_note,
     p_value,
     spike_size,
+    who_what_rows,
     window_note,
 )
 
@@ -145,6 +146,7 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
             for post in analysis.top_posts
         ],
         "generated_at": local(analysis.generated_at, zone),
+        "who_what": who_what_rows(analysis),
     }  # fmt: skip
 
 

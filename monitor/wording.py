@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.analysis import MIN_BASELINE_POSTS, Analysis, Spike, checked_class, churn_share_adjusted
+from monitor.analysis import MIN_BASELINE_POSTS, Analysis, Spike, Standing, checked_class, churn_share_adjusted
 
 
 def p_value(value: float | None) -> str:
@@ -116,3 +117,42 @@ def _estimate(estimate: dict[str, float | None]) -> str:
     if value is None or low is None or high is None:
         return "— (no post in the class)"
     return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+WHO_WHAT_TITLES = {
+    "hashtags": "Hashtags",
+    "mentions": "Mentions",
+    "domains": "Linked domains",
+    "active_accounts": "Most active accounts (posts)",
+    "engaged_accounts": "Most engaged accounts (likes + reposts + replies of their posts)",
+}
+
+
+def change_note(item: Standing, analysis: Analysis) -> str:
+    """'×3.2' (per post, against the baseline), 'new' (absent from the baseline), or '—' (no baseline at all)."""
+    if item.change is not None:
+        return f"×{item.change:.1f}"
+    return "new" if analysis.baseline_posts else "—"
+
+
+def who_what_rows(analysis: Analysis) -> list[dict[str, Any]]:
+    """Each who-and-what list with a title and rows of name, count, baseline count and change, for the page."""
+    return [
+        {
+            "title": WHO_WHAT_TITLES.get(kind, kind),
+            "rows": [(i.name, f"{i.count:,}", f"{i.baseline:,}", change_note(i, analysis)) for i in items],
+        }
+        for kind, items in analysis.who_what.items()
+        if items
+    ]
+
+
+def who_what_short(analysis: Analysis, top: int = 3) -> list[str]:
+    """'Hashtags: #boycottinstagram 1,234 (new), #instagram 800 (×1.5)' — one line per list, for the mail."""
+    lines = []
+    for kind in ("hashtags", "mentions", "domains", "active_accounts"):
+        items = analysis.who_what.get(kind, [])[:top]
+        if items:
+            shown = ", ".join(f"{i.name} {i.count:,} ({change_note(i, analysis)})" for i in items)
+            lines.append(f"{WHO_WHAT_TITLES[kind].split(' (')[0]}: {shown}")
+    return lines
