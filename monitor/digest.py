@@ -502,7 +502,7 @@ def digest_view(
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
         simulated=analysis.coverage.simulated,
         drivers=_driver_terms(analysis),
-        who_what=who_what_short(analysis),
+        who_what=who_what_short(analysis, thousands),
         timeline=period_timeline(analysis, period),
     )
 

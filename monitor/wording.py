@@ -147,12 +147,12 @@ def who_what_rows(analysis: Analysis) -> list[dict[str, Any]]:
     ]
 
 
-def who_what_short(analysis: Analysis, top: int = 3) -> list[str]:
+def who_what_short(analysis: Analysis, number: Callable[[int], str] = "{:,}".format, top: int = 3) -> list[str]:
     """'Hashtags: #boycottinstagram 1,234 (new), #instagram 800 (×1.5)' — one line per list, for the mail."""
     lines = []
     for kind in ("hashtags", "mentions", "domains", "active_accounts"):
         items = analysis.who_what.get(kind, [])[:top]
         if items:
-            shown = ", ".join(f"{i.name} {i.count:,} ({change_note(i, analysis)})" for i in items)
+            shown = ", ".join(f"{i.name} {number(i.count)} ({change_note(i, analysis)})" for i in items)
             lines.append(f"{WHO_WHAT_TITLES[kind].split(' (')[0]}: {shown}")
     return lines

@@ -146,3 +146,30 @@ def test_chat_settings_are_checked(tmp_path: Path) -> None:
         parse({"notify": [{"url_env": "A_B"}, {"url_env": "a_b"}]})
     with pytest.raises(ConfigError, match=r"^alerts.notify\[0\].name: 'team slack' must start"):
         parse({"notify": [{"url_env": "HOOK", "name": "team slack"}]})
+
+
+def test_no_log_line_shows_the_token_apprise_logs_included(
+    webhook: Webhook, chat_workspace: Callable[..., Workspace]
+) -> None:
+    import io
+    import logging
+
+    from monitor.sources.redaction import RedactingFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("%(name)s: %(message)s"))  # as the CLI and the daemon log
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        ws = chat_workspace()
+        webhook.fail(Fault(status=500), times=1)
+        send_chat_alerts(ws, with_spikes(spike(datetime.now(UTC) - timedelta(hours=1))))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    logged = stream.getvalue()
+    assert "apprise" in logged and "/hooks/***" in logged  # Apprise did log the URL it posted to: masked
+    assert TOKEN not in logged
