@@ -111,6 +111,16 @@ class TopPost:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """One hashtag, mention, linked domain or account: how much since the announcement, and against the baseline."""
+
+    name: str  # "#boycottinstagram", "@instagram", "nytimes.com" or an author
+    count: int  # posts since the announcement (engaged accounts: likes + reposts + replies of their own posts)
+    baseline: int  # the same in the baseline window
+    change: float | None  # per post since the announcement ÷ per post in the baseline; None when the baseline had none
+
+
+@dataclass(frozen=True)
 class MilestoneShape:
     """The shape of the reaction after one milestone."""
 
@@ -186,6 +196,10 @@ class Analysis:
     baseline_posts: int = 0  # posts in the baseline window
     window_start: datetime | None = None  # the analysed span (Config.window_utc); posts outside are only counted
     window_end: datetime | None = None
+    # who and what since the announcement: WHO_WHAT lists → their top Standing entries
+    who_what: dict[str, list[Standing]] = field(default_factory=dict)
+    # the latest hand check of our labels (`backlash validate`): per-class precision and recall, or None
+    validation: dict[str, Any] | None = None
 
     def per_network(self) -> pd.DataFrame:
         """Per-source series summed per network ("mastodon@a" and "mastodon@b" are both "mastodon").
@@ -555,8 +569,36 @@ def _summary(analysis: Analysis) -> dict[str, Any]:
         "drivers": [asdict(driver) for driver in analysis.drivers],
         "aspects": [asdict(aspect) for aspect in analysis.aspects],
         "top_posts": [asdict(post) for post in analysis.top_posts],
+        "who_what": {kind: [asdict(item) for item in items] for kind, items in analysis.who_what.items()},
+        "validation": analysis.validation,
+        "churn_share_adjusted": churn_share_adjusted(analysis),
     }
     return _jsonable(document)
+
+
+def churn_share_adjusted(analysis: Analysis) -> dict[str, float | None] | None:
+    """The churn share since the announcement corrected by the hand-checked precision and recall, if checked.
+
+    value: flagged share × precision ÷ recall; low and high take precision and recall at their interval's ends.
+    """
+    from monitor.agreement import adjusted_share
+
+    reported = analysis.totals.get("since_announced", {}).get("churn_share")
+    yes = checked_class(analysis.validation, "churn", "yes")
+    if reported is None or yes is None:
+        return None
+    precision, recall = yes["precision"], yes["recall"]
+    value = adjusted_share(reported, precision["value"], recall["value"])
+    if value is None:
+        return None
+    low = adjusted_share(reported, precision["low"], recall["high"])
+    return {"value": value, "low": low, "high": adjusted_share(reported, precision["high"], recall["low"])}
+
+
+def checked_class(validation: dict[str, Any] | None, kind: str, name: str) -> dict[str, Any] | None:
+    """One class's precision and recall from a stored hand check, or None."""
+    checked = (validation or {}).get(kind) or {}
+    return next((item for item in checked.get("per_class", []) if item["name"] == name), None)
 
 
 def _latest_bin(bins: pd.DataFrame) -> dict[str, Any] | None:
@@ -837,6 +879,7 @@ class AnalysisAccumulator:
         self.terms = TermCounts(limit=term_limit)
         self.aspect_sums = {name: (0, 0.0) for name in event.aspects}  # tagged posts since announced, compound sum
         self.top: pd.DataFrame | None = None
+        self.who = WhoWhatCounts()
         self.cover = Coverage(simulated=event.simulated)
         self.first: pd.Timestamp | None = None
         self.last: pd.Timestamp | None = None
@@ -870,6 +913,7 @@ class AnalysisAccumulator:
         self._add_aspects(frame)
         since = frame["created_at"] >= pd.Timestamp(self.announced)
         self._add_top(frame[since & frame["scored"] & (frame["compound"] <= NEGATIVE_AT)][_TOP_COLUMNS])
+        self.who.add(frame[since], _between(frame, self.baseline_start, self.baseline_end))
         self._add_coverage(frame)
         return self
 
@@ -949,6 +993,7 @@ class AnalysisAccumulator:
             self.aspect_sums[name] = (mine[0] + posts, mine[1] + total)
         if other.top is not None:
             self._add_top(other.top)
+        self.who.merge(other.who)
         self._merge_coverage(other)
         return self
 
@@ -999,6 +1044,7 @@ class AnalysisAccumulator:
             baseline_posts=baseline_posts,
             window_start=self.window[0],
             window_end=self.window[1],
+            who_what=self.who.standings(),
         )
 
     @property
@@ -1164,3 +1210,99 @@ def _counted_terms(texts: pd.Series, tokenized: dict[str, list[str]]) -> Counter
         for term in tokenized[str(text)]:
             counts[term] += int(times)
     return counts
+
+
+# ---- who and what: hashtags, mentions, linked domains, accounts ----------------------------------------------
+
+WHO_WHAT = ("hashtags", "mentions", "domains", "active_accounts", "engaged_accounts")
+WHO_WHAT_TOP = 10
+WHO_WHAT_LIMIT = 100_000  # distinct names kept per list; past it the least seen are dropped (as in TermCounts)
+_HASHTAG = re.compile(r"(?<![\w&])#(\w*[^\W\d_]\w*)")
+_MENTION = re.compile(r"(?<![\w@])@(\w{1,50})")
+_DOMAIN = re.compile(r"https?://(?:www\.)?([a-z0-9.-]+\.[a-z]{2,})", re.IGNORECASE)
+_REPOST_PREFIX = re.compile(r"^RT @\w{1,50}:")  # X's repost text names the original's author: not a mention
+
+
+def post_entities(text: str) -> dict[str, set[str]]:
+    """The hashtags, mentions and linked domains of one text, lower-cased, each once."""
+    return {
+        "hashtags": {"#" + tag.lower() for tag in _HASHTAG.findall(text)},
+        "mentions": {"@" + name.lower() for name in _MENTION.findall(_REPOST_PREFIX.sub("", text, count=1))},
+        "domains": {domain.lower().rstrip(".") for domain in _DOMAIN.findall(text)},
+    }
+
+
+def who_what_counts(frame: pd.DataFrame) -> dict[str, Counter[str]]:
+    """Per WHO_WHAT list, name → posts (engaged accounts: likes + reposts + replies of their own, non-repost posts).
+
+    A repost's engagement is the original's (X repeats the original's counts on it), so only originals count there.
+    """
+    entities = {text: post_entities(text) for text in frame["text"].unique()}
+    counts: dict[str, Counter[str]] = {kind: Counter() for kind in WHO_WHAT}
+    for text, posts in frame["text"].value_counts().items():
+        for kind, names in entities[str(text)].items():
+            for name in names:
+                counts[kind][name] += int(posts)
+    authors = frame["author"].where(frame["author"].notna() & (frame["author"] != ""))
+    counts["active_accounts"].update({str(k): int(v) for k, v in authors.dropna().value_counts().items()})
+    own = frame[authors.notna() & ~frame["is_repost"]]
+    engaged = own.groupby(own["author"].astype(str))["engagement"].sum()
+    counts["engaged_accounts"].update({str(k): int(v) for k, v in engaged.items() if v > 0})
+    return counts
+
+
+def standings(after: Counter[str], baseline: Counter[str], posts: tuple[int, int], top: int) -> list[Standing]:
+    """The `top` names by count since the announcement, with their baseline count and change per post."""
+    posts_after, posts_baseline = posts
+    ranked = sorted((item for item in after.items() if item[1] > 0), key=lambda item: (-item[1], item[0]))[:top]
+    found = []
+    for name, count in ranked:
+        before = baseline.get(name, 0)
+        rate_before = before / posts_baseline if posts_baseline else 0.0
+        change = (count / posts_after) / rate_before if rate_before and posts_after else None
+        found.append(Standing(name, int(count), int(before), change))
+    return found
+
+
+@dataclass
+class WhoWhatCounts:
+    """who_what_counts since the announcement and in the baseline, summed over chunks, bounded in memory.
+
+    Past `limit` names in a list, those seen least often (both windows together) are dropped until half the limit
+    is left: far from the top ten. Below the limit the counts are exact.
+    """
+
+    limit: int = WHO_WHAT_LIMIT
+    after: dict[str, Counter[str]] = field(default_factory=lambda: {kind: Counter() for kind in WHO_WHAT})
+    baseline: dict[str, Counter[str]] = field(default_factory=lambda: {kind: Counter() for kind in WHO_WHAT})
+    posts_after: int = 0
+    posts_baseline: int = 0
+
+    def add(self, since: pd.DataFrame, baseline: pd.DataFrame) -> None:
+        self.posts_after += len(since)
+        self.posts_baseline += len(baseline)
+        self._update(who_what_counts(since), who_what_counts(baseline))
+
+    def merge(self, other: WhoWhatCounts) -> None:
+        self.posts_after += other.posts_after
+        self.posts_baseline += other.posts_baseline
+        self._update(other.after, other.baseline)
+
+    def _update(self, after: dict[str, Counter[str]], baseline: dict[str, Counter[str]]) -> None:
+        for kind in WHO_WHAT:
+            self.after[kind].update(after[kind])
+            self.baseline[kind].update(baseline[kind])
+            self._bound(kind)
+
+    def _bound(self, kind: str) -> None:
+        after, baseline = self.after[kind], self.baseline[kind]
+        floor = 0
+        while len(after.keys() | baseline.keys()) > (self.limit // 2 if floor else self.limit):
+            floor += 1
+            for name in [name for name in after.keys() | baseline.keys() if after[name] + baseline[name] <= floor]:
+                after.pop(name, None)
+                baseline.pop(name, None)
+
+    def standings(self, top: int = WHO_WHAT_TOP) -> dict[str, list[Standing]]:
+        posts = (self.posts_after, self.posts_baseline)
+        return {kind: standings(self.after[kind], self.baseline[kind], posts, top) for kind in WHO_WHAT}

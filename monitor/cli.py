@@ -233,6 +233,66 @@ def export_command(app: AppContext, event_name: str, fmt: str, out: Path) -> Non
     echo(f"{out}: {rows} posts")
 
 
+@cli.command("sample")
+@click.option("--event", "event_name", required=True, help="Event whose scored posts are sampled.")
+@click.option(
+    "--n", "n", type=click.IntRange(min=1, max=100_000), default=200, show_default=True, help="Posts to draw."
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV file to write.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draw (same seed, same sample).")
+@pass_app
+@handle_errors
+def sample_command(app: AppContext, event_name: str, n: int, out: Path, seed: int) -> None:
+    """Draw a stratified sample of an event's scored posts (within its window) for a person to label.
+
+    The strata are our sentiment class × churn flag, drawn as evenly as they allow; fill in the empty
+    `label_sentiment` (negative, neutral, positive) and `label_churn` (yes, no) columns in a spreadsheet,
+    keep `id`, `source`, `stratum` and `weight`, and read it back with `validate`.
+
+    Example: backlash sample --event instagram-tos-2012 --n 200 --out sample.csv
+    """
+    from monitor.pipeline import sample_posts
+
+    result = sample_posts(app.workspace(), event_name, n, out, seed)
+    echo(f"{result.path}: {result.drawn} posts of event {result.event} to label")
+    for name, (size, drawn) in result.strata.items():
+        echo(f"  {name:<24} {drawn:>6} of {size:,}")
+
+
+@cli.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--event", "event_name", required=True, help="Event the sample was drawn from.")
+@pass_app
+@handle_errors
+def validate_command(app: AppContext, file: Path, event_name: str) -> None:
+    """Check our labels against a person's on a sample from `sample`; store and print the agreement.
+
+    Per class precision and recall with 95 % Wilson intervals (weighted by the strata's sampling rates) and
+    the confusion matrix, for sentiment and for churn. The report shows them beside the churn share, with
+    the share adjusted for them. Rows with a bad label or an unknown id are listed and make the exit code 3.
+
+    Example: backlash validate sample.csv --event instagram-tos-2012
+    """
+    from monitor.agreement import describe
+    from monitor.pipeline import REJECTS_SHOWN, validate_sample
+
+    result = validate_sample(app.workspace(), file, event_name)
+    echo(
+        f"{result.path}: {result.rows} rows, {result.unlabelled} unlabelled, {result.rejected} rejected → event {result.event}"
+    )
+    for agreement, title in ((result.sentiment, "sentiment"), (result.churn, "churn intent")):
+        for line in describe(agreement, title) if agreement else [f"{title}: no labels"]:
+            echo(line)
+    if result.changed:
+        echo(f"{result.changed} labelled posts are labelled differently by the current scorer: sample again", err=True)
+    for problem in result.problems[:REJECTS_SHOWN]:
+        echo(f"{result.path}: line {problem.line}: {problem.field}: {problem.reason}", err=True)
+    if result.rejected > REJECTS_SHOWN:
+        echo(f"  … and {result.rejected - REJECTS_SHOWN} more", err=True)
+    if result.rejected:
+        sys.exit(EXIT_PARTIAL)
+
+
 @cli.command("status")
 @pass_app
 @handle_errors

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -414,8 +414,31 @@ class ScoringConfig(Section):
         return value
 
 
+class ChatTarget(Section):
+    """One chat room or webhook that receives spike alerts, reached through Apprise (monitor/chat.py)."""
+
+    url_env: str = Field(
+        description="Environment variable holding the Apprise URL (slack://…, msteams://…, discord://…, tgram://…, "
+        "mmost://…, json://host/path): it holds tokens, so never the URL itself"
+    )
+    name: str = Field(
+        "",
+        max_length=20,
+        description="Short name in messages and the sent-alerts record (default: the variable's name, lower-cased)",
+    )
+
+    def key(self) -> str:
+        """The name alerts sent here are recorded under, stable while the setting stays."""
+        return self.name or self.url_env.lower()[:20]
+
+    @field_validator("name")
+    @classmethod
+    def _fit_for_a_key(cls, value: str) -> str:
+        return check_name(value) if value else value
+
+
 class AlertsConfig(Section):
-    """When a spike is worth an email."""
+    """When a spike is worth an email (and a chat message)."""
 
     z_threshold: float = bounded(3.5, 0.5, 100, "Robust z-score (median/MAD) a bin must exceed")
     min_volume: int = bounded(20, 0, 1_000_000, "Bins with fewer posts never count as spikes")
@@ -426,6 +449,18 @@ class AlertsConfig(Section):
         30 * DAY,
         "Spikes that ended longer ago are not alerted (the digest still lists them)",
     )
+    notify: list[ChatTarget] = Field(
+        default_factory=list,
+        description="Chat rooms and webhooks that also get spike alerts, each `{url_env: VARIABLE}`; same once-per-spike "
+        "and cool-down rules as email, each on its own",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_chat_names(self) -> AlertsConfig:
+        keys = [target.key() for target in self.notify]
+        if len(set(keys)) < len(keys):
+            raise ValueError(f"notify: two entries are named {max(keys, key=keys.count)!r}; give them distinct names")
+        return self
 
 
 class ScheduleConfig(Section):
@@ -555,6 +590,10 @@ def _env_settings(section: BaseModel) -> Iterator[str]:
         value = getattr(section, name)
         if isinstance(value, BaseModel):
             yield from _env_settings(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    yield from _env_settings(item)
         elif name.endswith("_env") and isinstance(value, str) and value:
             yield value
 
@@ -635,7 +674,7 @@ _OUT_OF_RANGE = {
 
 def _secret_hint(location: str) -> str:
     """For a secret written into the file (bearer_token: ...), where it belongs instead."""
-    if f"{location}_env" in {path for path, _, _ in settings_reference()}:
+    if re.sub(r"\[\d+\]", "[]", f"{location}_env") in {path for path, _, _ in settings_reference()}:
         return (
             "; secrets stay out of the file: put it in an environment variable and name that variable in "
             f"{location}_env"
@@ -707,8 +746,9 @@ def _walk_settings(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, s
             continue
         default = "required" if info.is_required() else _show_default(info.get_default(call_default_factory=True))
         yield path, default, info.description or ""
-        if name == "events":
-            yield from _walk_settings(EventConfig, "events[].")
+        item = next(iter(get_args(annotation)), None)
+        if isinstance(item, type) and issubclass(item, BaseModel):  # a list of sections: events, alerts.notify
+            yield from _walk_settings(item, path + "[].")
 
 
 def _show_default(value: Any) -> str:

@@ -27,7 +27,7 @@ from monitor.analysis import Analysis, Spike, TopPost
 from monitor.config import EmailConfig
 from monitor.errors import ConfigError, DeliveryError
 from monitor.files import replacing
-from monitor.wording import baseline_note, language_note, spike_size, window_note
+from monitor.wording import baseline_note, language_note, spike_size, who_what_short, window_note
 
 NO_RECIPIENTS = "undisclosed-recipients:;"  # RFC 5322 empty group: a dry run without configured recipients
 TOP_POSTS_SHOWN = 5
@@ -335,6 +335,7 @@ class DigestView:
     drivers: list[str] = field(default_factory=list)
     timeline: list[TimelineRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # a thin baseline, posts outside the window
+    who_what: list[str] = field(default_factory=list)  # wording.who_what_short: top hashtags, mentions, domains, accounts
 
 
 def comparison_rows(current: WindowStats, previous: WindowStats, baseline: WindowStats | None) -> list[TableRow]:
@@ -498,6 +499,7 @@ def digest_view(
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
         simulated=analysis.coverage.simulated,
         drivers=_driver_terms(analysis),
+        who_what=who_what_short(analysis, thousands),
         timeline=period_timeline(analysis, period),
     )
 

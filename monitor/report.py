@@ -19,7 +19,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import Analysis, Shift, Spike
-from monitor.wording import baseline_note, language_note, p_value, spike_size, window_note
+from monitor.wording import (
+    adjusted_churn_note,
+    baseline_note,
+    checked_note,
+    language_note,
+    p_value,
+    spike_size,
+    who_what_rows,
+    window_note,
+)
 
 TEMPLATE = "report.html.j2"
 LEFTOVER_MAX_AGE = timedelta(days=1)  # a building folder this old is stale even if its PID is alive (PIDs are reused)
@@ -137,6 +146,7 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
             for post in analysis.top_posts
         ],
         "generated_at": local(analysis.generated_at, zone),
+        "who_what": who_what_rows(analysis),
     }  # fmt: skip
 
 
@@ -190,8 +200,19 @@ def headline_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
     churn = analysis.totals.get("since_announced", {}).get("churn_share")
     if churn is not None:
         rows.append(("say they will leave (since the announcement)", f"{churn:.1%} of scored posts"))
+        rows.extend(checked_rows(analysis))
     rows.append(("spikes", str(len(analysis.spikes))))
     return rows
+
+
+def checked_rows(analysis: Analysis) -> list[tuple[str, str]]:
+    """The hand check of our labels (`backlash validate`), beside the churn share it qualifies."""
+    notes = [
+        ("… checked by hand", checked_note(analysis, "churn", "yes", "churn intent")),
+        ("… adjusted", adjusted_churn_note(analysis)),
+        ("negative, checked by hand", checked_note(analysis, "sentiment", "negative", "negative sentiment")),
+    ]
+    return [(label, note) for label, note in notes if note]
 
 
 def shift_row(shift: Shift) -> dict[str, str]:

@@ -42,12 +42,13 @@ from monitor.errors import StoreError
 from monitor.posts import CheckedPost, Post
 from monitor.sources.redaction import redact, redact_in_logs
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Upgrades of a database made by an older version: MIGRATIONS[n] takes it from version n - 1 to n, on the
 # connection of create_schema's transaction. New tables need no entry (create_all makes them); a new column
 # on an existing table does (an ALTER TABLE … ADD COLUMN), together with SCHEMA_VERSION raised to n.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: lambda conn: _add_column(conn, "posts", "is_quote"),  # quote posts marked
+    3: lambda conn: _create_table(conn, "validations"),  # hand checks of the classifier (`validate`)
 }
 metadata = MetaData()
 
@@ -170,6 +171,19 @@ sessions_table = Table(
     Column("account", String(256), primary_key=True),
     Column("value", Text, nullable=False),  # a login session (tokens): a secret, never printed or logged
     Column("updated_at", DateTime, nullable=False),
+)
+
+# Each `validate` run: how our labels agreed with a person's on a labelled sample (the numbers as JSON).
+validations_table = Table(
+    "validations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event", String(128), nullable=False, index=True),
+    Column("scorer", String(64), nullable=False),  # the scorer whose labels were checked
+    Column("file", Text, nullable=False),  # the labelled sample's file name
+    Column("labelled", Integer, nullable=False),  # posts the person labelled
+    Column("result", Text, nullable=False),  # per-class precision and recall, confusion matrices (JSON)
+    Column("validated_at", DateTime, nullable=False),
 )
 
 POST_COLUMNS = [field.name for field in fields(Post)]
@@ -817,6 +831,57 @@ class Store:
 
         return release
 
+    # ---- hand checks of the classifier ------------------------------------------------------
+
+    def post_scores(
+        self, event_name: str, scorer: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """(source, post_id) → the post's status, compound and churn under this scorer, for keys of the event.
+
+        Posts of the event that this scorer has not seen map to status None; keys not in the event are absent.
+        """
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        join = event_posts_table.outerjoin(
+            scores_table,
+            and_(
+                scores_table.c.source == event_posts_table.c.source,
+                scores_table.c.post_id == event_posts_table.c.post_id,
+                scores_table.c.scorer == scorer,
+            ),
+        )
+        columns = (event_posts_table.c.source, event_posts_table.c.post_id, *(scores_table.c[n] for n in _CHECKED))
+        with self.engine.connect() as conn:
+            for chunk in _batched(list(keys), 500):
+                query = (
+                    select(*columns)
+                    .select_from(join)
+                    .where(
+                        event_posts_table.c.event == event_name,
+                        tuple_(event_posts_table.c.source, event_posts_table.c.post_id).in_(list(chunk)),
+                    )
+                )
+                for source, post_id, *values in conn.execute(query):
+                    found[(source, post_id)] = dict(zip(_CHECKED, values, strict=True))
+        return found
+
+    def add_validation(self, event_name: str, scorer: str, file: str, labelled: int, result: str) -> None:
+        """Record one hand check of the classifier (result: its numbers as JSON)."""
+        values = {"event": event_name, "scorer": scorer, "file": file, "labelled": labelled, "result": result}
+        with self.engine.begin() as conn:
+            conn.execute(validations_table.insert().values(**values, validated_at=utc_naive(datetime.now(UTC))))
+
+    def latest_validation(self, event_name: str) -> dict[str, Any] | None:
+        """The event's most recent hand check (scorer, file, labelled, result JSON, validated_at), or None."""
+        query = (
+            select(validations_table)
+            .where(validations_table.c.event == event_name)
+            .order_by(validations_table.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _aware_row(dict(row)) if row is not None else None
+
     # ---- login sessions of sources (secrets: never printed) ----------------------------------
 
     def get_session(self, source: str, account: str) -> str | None:
@@ -838,12 +903,18 @@ class Store:
             conn.execute(self._upsert(sessions_table, ["source", "account"], values))
 
 
+def _create_table(conn: Connection, table: str) -> None:
+    """CREATE TABLE for a table as defined above, unless create_all already made it (it does, before upgrading)."""
+    metadata.tables[table].create(conn, checkfirst=True)
+
+
 def _add_column(conn: Connection, table: str, column: str) -> None:
     """ALTER TABLE … ADD COLUMN for a column as the table above defines it, in the connection's dialect."""
     definition = CreateColumn(metadata.tables[table].c[column]).compile(dialect=conn.dialect)
     conn.execute(DDL(f"ALTER TABLE {table} ADD COLUMN {definition}"))
 
 
+_CHECKED = ("status", "compound", "churn")
 _SCORE_FIELDS = ["source", "post_id", "scorer", "status", "lang", "neg", "neu", "pos", "compound", "churn", "aspects"]
 
 

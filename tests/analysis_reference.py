@@ -27,12 +27,15 @@ from monitor.analysis import (
     SHIFT_WINDOWS,
     TOP_DRIVERS,
     TOP_POSTS,
+    WHO_WHAT,
+    WHO_WHAT_TOP,
     Analysis,
     AspectStat,
     Coverage,
     Driver,
     MilestoneShape,
     Shift,
+    Standing,
     TopPost,
     _between,
     _count_languages,
@@ -43,10 +46,12 @@ from monitor.analysis import (
     _utc,
     days_from,
     find_spikes,
+    post_entities,
     prepare_posts,
     rank_drivers,
     spike_reference,
     split_window,
+    standings,
     tokens,
     welch,
 )
@@ -112,7 +117,35 @@ def analyze(
         baseline_posts=baseline_posts,
         window_start=window[0],
         window_end=window[1],
+        who_what=who_what(frame, baseline_start, baseline_end, announced),
     )
+
+
+def who_what(
+    frame: pd.DataFrame, baseline_start: datetime, baseline_end: datetime, announced: datetime
+) -> dict[str, list[Standing]]:
+    """Top hashtags, mentions, domains and accounts since the announcement against the baseline, post by post."""
+    since = frame[frame["created_at"] >= pd.Timestamp(announced)]
+    baseline = frame[
+        (frame["created_at"] >= pd.Timestamp(baseline_start)) & (frame["created_at"] < pd.Timestamp(baseline_end))
+    ]
+    counted = {name: _who_what_of(part) for name, part in (("since", since), ("baseline", baseline))}
+    posts = (len(since), len(baseline))
+    return {
+        kind: standings(counted["since"][kind], counted["baseline"][kind], posts, WHO_WHAT_TOP) for kind in WHO_WHAT
+    }
+
+
+def _who_what_of(part: pd.DataFrame) -> dict[str, Counter[str]]:
+    counts: dict[str, Counter[str]] = {kind: Counter() for kind in WHO_WHAT}
+    for row in part.itertuples():
+        for kind, names in post_entities(row.text).items():
+            counts[kind].update(names)
+        if isinstance(row.author, str) and row.author:
+            counts["active_accounts"][row.author] += 1
+            if not row.is_repost and row.engagement > 0:
+                counts["engaged_accounts"][row.author] += int(row.engagement)
+    return counts
 
 
 def _bin_index(frame: pd.DataFrame, tz: str, bin_size: str) -> pd.DatetimeIndex:

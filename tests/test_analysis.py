@@ -474,3 +474,62 @@ def test_term_counts_stay_bounded_and_the_drivers_exact_on_a_growing_vocabulary(
     assert sum(terms.focus.values()) + terms.dropped["focus"] == sum(unbounded.focus.values())
     found = accumulator.finish(None, generated_at=GENERATED)
     assert len(found.drivers) == 8 and found.drivers == expected.drivers  # the same terms and z, exactly
+
+
+# ---- who and what ---------------------------------------------------------------------------------------------
+
+
+def test_who_and_what_count_posts_since_the_announcement_against_the_baseline() -> None:
+    baseline = [
+        post(hour(12, 9), n=1, author="ann", text="#Instagram is fine https://www.news.example/a"),
+        post(hour(12, 10), n=2, author="bob", text="photos on #instagram"),
+        post(hour(13, 9), n=3, author="ann", text="lunch @friend"),
+        post(hour(14, 9), n=4, author=None, text="nothing to see"),
+    ]
+    after = [
+        post(hour(18, 9), n=5, author="ann", likes=10, reposts=5, text="#BoycottInstagram #instagram @Instagram x"),
+        post(hour(18, 10), n=6, author="cat", likes=1, text="#boycottinstagram now http://news.example/b"),
+        post(hour(18, 11), n=7, author="dan", is_repost=True, likes=99, text="RT @ann: #BoycottInstagram #instagram"),
+        post(hour(18, 12), n=8, author="cat", replies=2, text="@instagram why? #instagram and #instagram again"),
+    ]
+    who = run(baseline + after).who_what
+    # 4 posts since the announcement, 4 in the baseline: change = (count / 4) / (baseline / 4)
+    hashtags = {item.name: (item.count, item.baseline, item.change) for item in who["hashtags"]}
+    assert hashtags == {"#instagram": (3, 2, 1.5), "#boycottinstagram": (3, 0, None)}
+    assert [item.name for item in who["hashtags"]] == ["#boycottinstagram", "#instagram"]  # ties: by name
+    assert [(item.name, item.count) for item in who["mentions"]] == [("@instagram", 2)]  # "RT @ann:" is not one
+    assert [(item.name, item.count, item.baseline) for item in who["domains"]] == [("news.example", 1, 1)]
+    active = [(item.name, item.count, item.baseline, item.change) for item in who["active_accounts"]]
+    assert active == [("cat", 2, 0, None), ("ann", 1, 2, 0.5), ("dan", 1, 0, None)]
+    engaged = [(item.name, item.count) for item in who["engaged_accounts"]]
+    assert engaged == [("ann", 15), ("cat", 3)]  # the repost's 99 likes are the original's: not counted again
+    assert json.loads(json.dumps(run(baseline + after).summary()))["who_what"]["hashtags"][0] == {
+        "name": "#boycottinstagram", "count": 3, "baseline": 0, "change": None,
+    }  # fmt: skip
+
+
+def test_who_and_what_stay_bounded_and_exact_for_the_top() -> None:
+    from monitor.analysis import WhoWhatCounts
+    from tests.analysis_compare import assert_same_analysis, generated_posts
+
+    if PATHS["path"] == "chunked":
+        pytest.skip("compares both paths itself")
+    frame = generated_posts(6_000, seed=5)
+    tags = ["#storm", "#quit", "#fine"]
+    frame["text"] = [
+        f"{text} {tags[i % 3]} @user{i % 7} #once{i} https://site{i % 4}.example/p"
+        for i, text in enumerate(frame["text"])
+    ]
+    frame["author"] = [f"acct{i % 23}" if i % 5 else None for i in range(len(frame))]
+    options: dict[str, Any] = {"event": EVENT, "milestones": MILESTONES, "tz": "UTC", "alerts": AlertsConfig()}
+    expected = analyze(frame, generated_at=GENERATED, **options)
+    accumulator = AnalysisAccumulator(**options)
+    accumulator.who = WhoWhatCounts(limit=1_000)  # #once<i>: a new hashtag in every post
+    for start in range(0, len(frame), 700):
+        accumulator.add(frame.iloc[start : start + 700])
+        assert all(len(counts) <= 1_000 for counts in accumulator.who.after.values())
+    found = accumulator.finish(None, generated_at=GENERATED)
+    assert found.who_what["hashtags"][:3] == expected.who_what["hashtags"][:3]
+    for kind in ("mentions", "domains", "active_accounts", "engaged_accounts"):
+        assert found.who_what[kind] == expected.who_what[kind], kind
+    assert_same_analysis(AnalysisAccumulator(**options).add(frame).finish(None, generated_at=GENERATED), expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from pydantic.fields import FieldInfo
 
 from monitor.cli import MAX_WORKERS as CLI_MAX_WORKERS
 from monitor.cli import cli
-from monitor.config import MAX_WORKERS, Config, EventConfig, load_config, parse_config, settings_reference
+from monitor.config import MAX_WORKERS, Config, load_config, parse_config, settings_reference
 from monitor.errors import ConfigError
 
 from .conftest import BASE_CONFIG
@@ -140,9 +141,10 @@ def test_every_bounded_setting_shows_its_range_in_the_readme_table() -> None:
 
 def _field_info(path: str) -> FieldInfo:
     model: type[BaseModel] = Config
-    *sections, name = path.replace("events[]", "events").split(".")
+    *sections, name = path.replace("[]", "").split(".")
     for section in sections:
-        model = EventConfig if section == "events" else model.model_fields[section].annotation  # type: ignore[assignment]
+        annotation = model.model_fields[section].annotation
+        model = next(iter(get_args(annotation)), annotation)  # a list of sections (events, notify): its item
     return model.model_fields[name]
 
 

@@ -30,6 +30,7 @@ SOLE_IMPORTERS = {
     "distributed": {"dask_engine.py"},
     "pyarrow": {"parquet.py"},
     "pycld2": {"language.py"},
+    "apprise": {"chat.py"},
 }
 
 

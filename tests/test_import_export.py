@@ -323,7 +323,7 @@ class StoreKilledReadingRejects(StoreKilledOnThirdPage):
 def test_a_killed_import_leaves_the_rejects_of_the_batches_it_stored(
     config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("monitor.pipeline.IMPORT_BATCH", 5_000)  # three batches from a small archive
+    monkeypatch.setattr("monitor.pipeline.archive.IMPORT_BATCH", 5_000)  # three batches from a small archive
     archive = tmp_path / "storm.csv"
     bad_lines = _every_third_row_bad(archive, 14_999, then_good=10)  # 4,999 bad rows, the last on line 14,998
     StoreKilledReadingRejects.calls, StoreKilledReadingRejects.rejects_file = 0, tmp_path / "storm.csv.rejects.csv"

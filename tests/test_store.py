@@ -199,7 +199,7 @@ def make_version_1_database(store: Store) -> str:
 def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_posts(store: Store) -> None:
     url = make_version_1_database(store)
     upgraded = open_store(url)
-    assert upgraded.schema_version() == SCHEMA_VERSION == 2
+    assert upgraded.schema_version() == SCHEMA_VERSION == 3
     (old,) = [row for chunk in upgraded.iter_event_posts("e") for row in chunk]
     assert (old["post_id"], old["text"], old["author"], old["likes"], old["is_quote"]) == (
         "7", "quitting instagram", "jane", 3, False,
@@ -208,7 +208,7 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_posts(store: Sto
     quote = dataclasses.replace(make_posts(1)[0], is_quote=True)
     assert upgraded.add_posts("e", [quote]).new == 1
     upgraded.close()
-    reopened = open_store(url)  # a second open finds version 2 and changes nothing
+    reopened = open_store(url)  # a second open finds version 3 and changes nothing
     flags = {row["post_id"]: row["is_quote"] for chunk in reopened.iter_event_posts("e") for row in chunk}
     reopened.close()
     assert flags == {"7": False, "0": True}
@@ -300,3 +300,21 @@ def test_analysis_frames_hold_every_post_oldest_first_with_the_scorers_language(
 
 def _values(column: pd.Series) -> list[Any]:
     return [None if pd.isna(value) else value for value in column]
+
+
+def test_a_version_2_database_gains_the_validations_table(store: Store) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE validations")
+    stamp(store, 2)
+    opened = open_store(url)
+    try:
+        assert opened.schema_version() == SCHEMA_VERSION
+        assert opened.latest_validation("e") is None
+        opened.add_validation("e", "scorer-1", "sample.csv", 200, '{"churn": null}')
+        opened.add_validation("e", "scorer-1", "later.csv", 150, '{"churn": null}')
+        latest = opened.latest_validation("e")
+        assert latest is not None and (latest["file"], latest["labelled"]) == ("later.csv", 150)
+        assert latest["validated_at"].tzinfo is not None
+    finally:
+        opened.close()

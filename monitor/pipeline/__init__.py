@@ -1,4 +1,4 @@
-"""The verbs (collect, import, export, score, report, digest, alerts, status, demo) that the CLI and the daemon call.
+"""The verbs (collect, import, export, score, report, digest, alerts, status, sample, validate, demo) that the CLI and the daemon call.
 
 Each verb composes the modules below it and returns a result object; it never prints. Long work reports
 progress through an optional callback so the CLI can draw a bar. cli.py and daemon.py import only from
@@ -17,15 +17,17 @@ from monitor.pipeline.mail import (
     send_digest,
     send_due_digests,
 )
+from monitor.pipeline.notify import send_chat_alerts
 from monitor.pipeline.report import analyze_event, report
 from monitor.pipeline.score import ScoreResult, count_unscored, score
 from monitor.pipeline.status import StatusReport, status
+from monitor.pipeline.validation import SampleResult, ValidationResult, sample_posts, validate_sample
 from monitor.pipeline.workspace import ProgressCallback, Workspace, current_scorer, open_workspace, refuse_overwriting
 
 __all__ = [
     "REJECTS_SHOWN", "AlertResult", "CollectResult", "DemoResult", "DigestResult", "ImportResult", "ProgressCallback",
-    "ScoreResult", "SourceOutcome", "StatusReport", "Workspace", "analyze_event", "check_alerts", "collect",
+    "SampleResult", "ScoreResult", "SourceOutcome", "ValidationResult", "StatusReport", "Workspace", "analyze_event", "check_alerts", "collect",
     "count_unscored", "current_scorer", "demo", "demo_config", "digest", "export_posts", "import_archive",
-    "open_workspace", "refuse_overwriting", "report", "score", "send_alerts", "send_digest", "send_due_digests",
-    "spend_this_month", "status",
+    "open_workspace", "refuse_overwriting", "report", "sample_posts", "score", "send_alerts", "send_chat_alerts", "send_digest", "send_due_digests",
+    "spend_this_month", "status", "validate_sample",
 ]  # fmt: skip

@@ -45,6 +45,7 @@ class AlertResult:
     spikes: list[str] = field(default_factory=list)  # keys of the spikes this result is about
     path: Path | None = None
     message_id: str | None = None
+    channel: str = "email"  # or "chat:<name>" for an alerts.notify target
 
 
 def digest(
@@ -234,13 +235,21 @@ def _month_spend(ws: Workspace, analysis: Analysis, now: datetime) -> Spend | No
 
 
 def check_alerts(ws: Workspace, event_name: str | None = None, dry_run: bool = False) -> list[AlertResult]:
-    """Email a short alert for spikes not alerted yet, at most one email per event per cool-down."""
+    """Email a short alert for spikes not alerted yet, at most one email per event per cool-down; then the same
+    to each chat target (`alerts.notify`), each on its own: a chat that fails never holds up the email."""
+    from monitor.pipeline.notify import send_chat_alerts
+
     results = []
     for event in ws.config.selected_events(event_name):
-        if not ws.config.email.recipients and not dry_run:
+        email_on = bool(ws.config.email.recipients) or dry_run
+        if not email_on:
             results.append(AlertResult(event.name, "off", _EMAIL_OFF))
-            continue
-        results.append(send_alerts(ws, analyze_event(ws, event.name), dry_run=dry_run))
+            if not ws.config.alerts.notify:
+                continue
+        analysis = analyze_event(ws, event.name)
+        if email_on:
+            results.append(send_alerts(ws, analysis, dry_run=dry_run))
+        results.extend(send_chat_alerts(ws, analysis, dry_run=dry_run))
     return results
 
 
@@ -258,19 +267,28 @@ def send_alerts(ws: Workspace, analysis: Analysis, dry_run: bool = False, now: d
     if not plan.send:
         waiting = f" ({len(plan.waiting)} too small or too old)" if plan.waiting else ""
         return AlertResult(analysis.event, "none", f"no new spikes{waiting}")
-    message = mail.build_alert(
-        analysis,
-        plan.send,
-        sender=ws.config.email.sender,
-        recipients=ws.config.email.recipients,
-        timeline_png=_timeline_png(ws, analysis),
-        dashboard_link=_dashboard_link(ws, analysis.event),
-        now=now,
-    )
+    message = alert_message(ws, analysis, plan.send, now)
     keys = [spike.key() for spike in plan.send]
     file_name = f"alert-{keys[0].replace(':', '-').replace('+', 'p')}.eml"
     sent = _deliver(ws, message, analysis.event, "alert", keys, dry_run, file_name)
     return AlertResult(analysis.event, sent.status, sent.detail, keys, sent.path, sent.message_id)
+
+
+def alert_message(
+    ws: Workspace, analysis: Analysis, spikes: list[Any], now: datetime, chart: bool = True
+) -> EmailMessage:
+    """The alert about these spikes as an email (its plain-text part is what a chat gets)."""
+    from monitor import digest as mail
+
+    return mail.build_alert(
+        analysis,
+        spikes,
+        sender=ws.config.email.sender,
+        recipients=ws.config.email.recipients,
+        timeline_png=_timeline_png(ws, analysis) if chart else None,
+        dashboard_link=_dashboard_link(ws, analysis.event),
+        now=now,
+    )
 
 
 def _alert_recorded(ws: Workspace, event_name: str, key: str) -> bool:

@@ -31,8 +31,12 @@ def finish_analysis(ws: Workspace, event_name: str, accumulator: AnalysisAccumul
     """The Analysis of a fed accumulator, with the event's stored hourly counts and the feeds read."""
     import pandas as pd
 
+    from monitor.pipeline.validation import latest_validation
+
     counts = pd.DataFrame(ws.store.counts(event_name), columns=["source", "bucket_start", "count"])
-    return accumulator.finish(counts, generated_at=datetime.now(UTC), feeds_read=ws.store.feeds_read(event_name))
+    analysis = accumulator.finish(counts, generated_at=datetime.now(UTC), feeds_read=ws.store.feeds_read(event_name))
+    analysis.validation = latest_validation(ws, event_name)
+    return analysis
 
 
 ANALYSIS_CHUNK = 50_000  # posts in memory at once while analysing (about 60 MB with their texts)
