@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from monitor.analysis import Analysis, Spike, TopPost
+from monitor.analysis import BIN_WIDTH, Analysis, Spike, TopPost
 from monitor.config import EmailConfig
 from monitor.errors import ConfigError, DeliveryError
 from monitor.files import replacing
-from monitor.wording import baseline_note, language_note, spike_size, window_note
+from monitor.wording import baseline_note, bin_name, language_note, per_bin, spike_size, window_note
 
 NO_RECIPIENTS = "undisclosed-recipients:;"  # RFC 5322 empty group: a dry run without configured recipients
 TOP_POSTS_SHOWN = 5
@@ -91,8 +91,7 @@ def data_as_of(analysis: Analysis, now: datetime) -> datetime | None:
     last = analysis.coverage.last_post
     if last is None:
         return None
-    bin_length = timedelta(hours=1) if analysis.bin == "hour" else timedelta(days=1)
-    return min(now, last + bin_length)
+    return min(now, last + BIN_WIDTH[analysis.bin])
 
 
 @dataclass(frozen=True)
@@ -190,7 +189,7 @@ def describe_spike(spike: Spike, analysis: Analysis) -> str:
     span = f"{when(spike.start, tz)} to {when(spike.end, tz)}" if spike.end != spike.start else when(spike.start, tz)
     z = f"z {spike.z:.1f}".replace("-", "−")
     if spike.kind == "volume":
-        peak = f"peak {thousands(spike.peak_value)} posts per {analysis.bin} at {when(spike.peak, tz)}"
+        peak = f"peak {thousands(spike.peak_value)} posts {per_bin(analysis.bin)} at {when(spike.peak, tz)}"
         return f"Volume spike {span}: {peak} ({spike_size(spike, analysis)}, {z})"
     peak = f"mean sentiment {signed(spike.peak_value)} at {when(spike.peak, tz)}"
     return f"Sentiment dip {span}: {peak} ({spike_size(spike, analysis)}, {z})"
@@ -264,16 +263,16 @@ def period_timeline(analysis: Analysis, period: Period) -> list[TimelineRow]:
 def spike_timeline(analysis: Analysis, spikes: Sequence[Spike]) -> list[TimelineRow]:
     """Bin by bin, from a few bins before the first spike to the end of the last one (at most ALERT_TIMELINE_BINS)."""
     tz = ZoneInfo(analysis.timezone)
-    hourly = analysis.bin == "hour"
-    step = timedelta(hours=1) if hourly else timedelta(days=1)
-    # hours step in UTC (a DST change skips or repeats a local hour); days step from local midnight to midnight
+    hourly, daily = analysis.bin == "hour", analysis.bin == "day"
+    step = BIN_WIDTH[analysis.bin]
+    # hours step in UTC (a DST change skips or repeats a local hour); 6 h and days step on the local wall clock
     anchor = UTC if hourly else tz
     first = min(spike.start for spike in spikes).astimezone(anchor)
     last = max(spike.end for spike in spikes).astimezone(anchor)
     count = min(ALERT_TIMELINE_BINS, round((last - first) / step) + 1 + ALERT_BINS_BEFORE)
     starts = [last - step * n for n in range(count - 1, -1, -1)]
     windows = [(start, start + step) for start in starts]
-    labels = [when(start, tz) if hourly else day_label(start) for start in starts]
+    labels = [day_label(start) if daily else when(start, tz) for start in starts]
     focus = (first, last + step)
     return timeline_rows(analysis, windows, focus, labels)
 
@@ -601,7 +600,7 @@ def build_alert(
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
         simulated=analysis.coverage.simulated,
         timezone=analysis.timezone,
-        bin=analysis.bin,
+        bin=bin_name(analysis.bin),
         timeline=spike_timeline(analysis, spikes),
     )
     chart_cid = make_msgid("timeline", _domain(sender)) if timeline_png else None

@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import Analysis, Shift, Spike
-from monitor.wording import baseline_note, language_note, p_value, spike_size, window_note
+from monitor.wording import baseline_note, language_note, p_value, per_bin, spike_size, window_note
 
 TEMPLATE = "report.html.j2"
 LEFTOVER_MAX_AGE = timedelta(days=1)  # a building folder this old is stale even if its PID is alive (PIDs are reused)
@@ -186,7 +186,7 @@ def headline_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
     if bins.empty:
         return [("posts", "none yet")]
     peak_at = bins.index[int(bins["volume"].to_numpy().argmax())].to_pydatetime()
-    rows = [("peak volume", f"{int(bins['volume'].max()):,} posts per {analysis.bin}, at {local(peak_at, zone)}")]
+    rows = [("peak volume", f"{int(bins['volume'].max()):,} posts {per_bin(analysis.bin)}, at {local(peak_at, zone)}")]
     churn = analysis.totals.get("since_announced", {}).get("churn_share")
     if churn is not None:
         rows.append(("say they will leave (since the announcement)", f"{churn:.1%} of scored posts"))

@@ -21,9 +21,23 @@ def p_value(value: float | None) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
+BIN_NAMES = {"hour": "hour", "6h": "6-hour bin", "day": "day"}  # "one bar per …", "the window's median …"
+PER_BIN = {"hour": "per hour", "6h": "per 6 hours", "day": "per day"}
+
+
+def bin_name(bin_size: str) -> str:
+    """'hour', '6-hour bin' or 'day': what one bar of a chart is."""
+    return BIN_NAMES.get(bin_size, bin_size)
+
+
+def per_bin(bin_size: str) -> str:
+    """'per hour', 'per 6 hours' or 'per day': the unit of a volume."""
+    return PER_BIN.get(bin_size, f"per {bin_size}")
+
+
 def reference_name(analysis: Analysis) -> str:
     """What spike sizes are measured against: the baseline, or the window's median bin when it is thin."""
-    return f"the window's median {analysis.bin}" if analysis.baseline_fallback else "the baseline"
+    return f"the window's median {bin_name(analysis.bin)}" if analysis.baseline_fallback else "the baseline"
 
 
 def spike_size(spike: Spike, analysis: Analysis) -> str:
