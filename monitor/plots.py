@@ -159,12 +159,15 @@ def chart_title(analysis: Analysis) -> str:
     return title if analysis.platform.lower() in title.lower() else f"{analysis.platform}: {title}"
 
 
-def date_axis(axes: Axes, timezone: str, ticks: int = 10, style: str = "%d %b\n%Y") -> None:
-    """Dates on the x axis in the event's zone, with a locator that keeps labels apart."""
+def date_axis(axes: Axes, timezone: str, ticks: tuple[int, int] = (3, 10), style: str = "%d %b\n%Y") -> None:
+    """Dates on the x axis in the event's zone, with a locator that keeps labels apart.
+
+    ticks is (fewest, most): (3, 10) and (2, 6) find an interval for every range from minutes to years (some
+    pairs, such as (3, 6) or (5, 10), leave ranges like 61 h or 109 h without one and warn)."""
     from matplotlib.dates import AutoDateLocator, DateFormatter
 
     zone = ZoneInfo(timezone)
-    locator = AutoDateLocator(tz=zone, minticks=3, maxticks=ticks)
+    locator = AutoDateLocator(tz=zone, minticks=ticks[0], maxticks=ticks[1])
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(DateFormatter(style, tz=zone))
 
@@ -211,9 +214,10 @@ def top_labels(axes: Axes, marks: Sequence[TopLabel], fontsize: float = 15) -> N
 
 
 def char_width(axes: Axes, fontsize: float) -> float:
-    """About one character's width (0.56 em, measured on DejaVu Sans) in x data units; the plot taken as 85 % of the figure."""
+    """A character's width in x data units, a little wide on purpose (0.6 em; DejaVu Sans averages 0.55) and the
+    plot taken as 80 % of the figure (the layout is not done yet): labels kept apart by it never touch."""
     left, right = axes.get_xlim()
-    return fontsize * DPI / 72 * 0.56 / (float(axes.figure.bbox.width) * 0.85) * (right - left)
+    return fontsize * DPI / 72 * 0.6 / (float(axes.figure.bbox.width) * 0.8) * (right - left)
 
 
 def stack_levels(extents: Sequence[tuple[float, float]], gap: float) -> list[int]:
@@ -327,7 +331,7 @@ def small_timeline_figure(analysis: Analysis, highlight: tuple[datetime, datetim
         if highlight is not None:
             row[0].axvspan(num(highlight[0]), num(highlight[1]), color=HIGHLIGHT, linewidth=0, zorder=0)
     label_small_top(volume_axes, analysis, highlight)
-    date_axis(share_axes, analysis.timezone, ticks=6, style="%d %b")  # 5 leaves some ranges (60 h) without an interval
+    date_axis(share_axes, analysis.timezone, ticks=(2, 6), style="%d %b")
     return figure
 
 
@@ -606,21 +610,31 @@ def milestone_offsets(analysis: Analysis) -> dict[str, float]:
 def label_other_milestones(axes: Axes, analyses: Sequence[Analysis]) -> None:
     """Name every milestone on the top axis in its event's colour, stacked so none overprints another;
     the x range widened so every event's milestones are inside it."""
-    owners: dict[tuple[float, str], list[tuple[str, str]]] = {}  # a milestone several events share at one x: one label
+    at: dict[float, list[tuple[str, str, str]]] = {}  # milestones at one x (several events' day 0): one label
     for colour, analysis in zip(OKABE_ITO, analyses, strict=False):
         for name, offset in milestone_offsets(analysis).items():
-            owners.setdefault((round(offset, 3), name), []).append((analysis.event, colour))
-    marks = [
-        TopLabel(x, name if len(analyses) == 1 else f"{name} ({', '.join(e for e, _ in events)})",
-                 events[0][1] if len(events) == 1 else BLACK)
-        for (x, name), events in owners.items()
-    ]  # fmt: skip
+            at.setdefault(round(offset, 3), []).append((name, analysis.event, colour))
+    marks = [shared_label(x, names, single=len(analyses) == 1) for x, names in at.items()]
     if marks:
         left, right = axes.get_xlim()
         xs = [mark.x for mark in marks]
         pad = max((max(xs) - min(xs)) * 0.05, 0.5)
         axes.set_xlim(min(left, min(xs) - pad), max(right, max(xs) + pad))
     top_labels(axes, marks)
+
+
+def shared_label(x: float, names: list[tuple[str, str, str]], single: bool) -> TopLabel:
+    """One label for the milestones (name, event, colour) at x: 'announced (a, b)' or 'effective (a) · announced (b)',
+    in the event's colour when it is one event's, else black."""
+    if single:
+        return TopLabel(x, " · ".join(dict.fromkeys(name for name, _, _ in names)), names[0][2])
+    kinds = list(dict.fromkeys(name for name, _, _ in names))
+    if len(kinds) == 1:
+        text = f"{kinds[0]} ({', '.join(event for _, event, _ in names)})"
+    else:
+        text = " · ".join(f"{name} ({event})" for name, event, _ in names)
+    colours = {colour for _, _, colour in names}
+    return TopLabel(x, text, colours.pop() if len(colours) == 1 else BLACK)
 
 
 def reference_rate(analysis: Analysis) -> float:

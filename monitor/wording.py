@@ -115,10 +115,10 @@ def share(value: float | None) -> str:
 
 
 def points(now: float | None, before: float | None) -> str:
-    """The change between two shares in percentage points: '+4 pts', '+0.7 pts' when a share is below 10 %."""
+    """The change between two shares in percentage points: '+4 pts', '+0.7 pts' when both are below 10 %."""
     if now is None or before is None or not (math.isfinite(now) and math.isfinite(before)):
         return "–"
-    return points_diff(now - before, small=min(abs(now), abs(before)) < 0.1)
+    return points_diff(now - before, small=max(abs(now), abs(before)) < 0.1)
 
 
 def points_diff(diff: float, small: bool = False) -> str:
