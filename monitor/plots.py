@@ -372,7 +372,8 @@ def draw_volume(axes: Axes, analysis: Analysis, fontsize: float = 14, spikes_nam
         axes.plot(times, bins["counted"], color=BLACK, linewidth=1.5, label="counted by the platform")
     top = max(float(bins["volume"].max()), float(bins["counted"].max(skipna=True) or 0), 1)
     axes.set_ylim(0, top * 1.35)
-    axes.set_xlim(times[0] - width, times[-1] + 2 * width)
+    first_milestone = min(num(moment) for moment in analysis.milestones.values())  # visible even before the data
+    axes.set_xlim(min(times[0], first_milestone) - width, times[-1] + 2 * width)
     mark_volume_spikes(axes, analysis, fontsize, spikes_named)
     mark_partial_bin(axes, analysis, fontsize)
     axes.set_ylabel(f"posts {per_bin(analysis.bin)}")
@@ -438,13 +439,26 @@ def mark_volume_spikes(axes: Axes, analysis: Analysis, fontsize: float, named: i
     texts = [f"×{short_spike_size(g.peak, analysis).lstrip('×')}" for g in chosen]
     em = char_width(axes, fontsize)
     xs = [num(g.peak.peak) for g in chosen]
-    levels = stack_levels([(x - len(t) * em / 2, x + len(t) * em / 2) for x, t in zip(xs, texts, strict=True)], em)
-    for group, text, level in zip(chosen, texts, levels, strict=True):
+    aligns = [edge_alignment((x - left) / (right - left)) for x in xs]
+    extents = [label_extent(x, len(t) * em, align) for x, t, align in zip(xs, texts, aligns, strict=True)]
+    levels = stack_levels(extents, em)
+    for group, text, level, align in zip(chosen, texts, levels, aligns, strict=True):
         axes.annotate(
             text, (num(group.peak.peak), group.peak.peak_value * 1.04), xytext=(0, 8 + level * fontsize * 1.4),
-            textcoords="offset points", ha="center", fontsize=fontsize, color=VERMILLION, fontweight="bold",
+            textcoords="offset points", ha=align, fontsize=fontsize, color=VERMILLION, fontweight="bold",
             va="bottom", zorder=6,
         )  # fmt: skip
+
+
+def edge_alignment(fraction: float) -> str:
+    """How a label sits on its x: centred, but starting (or ending) there near an edge so it is never cut off."""
+    return "left" if fraction < 0.1 else "right" if fraction > 0.9 else "center"
+
+
+def label_extent(x: float, width: float, align: str) -> tuple[float, float]:
+    """The x span a label of that width covers when aligned so at x."""
+    start = {"left": x, "center": x - width / 2, "right": x - width}[align]
+    return start, start + width
 
 
 def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
