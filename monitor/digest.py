@@ -29,13 +29,13 @@ from monitor.errors import ConfigError, DeliveryError
 from monitor.files import replacing
 from monitor.wording import (
     baseline_note,
-    bin_name,
     day,
     language_note,
     per_bin,
     points,
     share,
     spike_size,
+    step_by_step,
     window_note,
 )
 
@@ -613,7 +613,7 @@ class AlertView:
     simulated: bool
     timezone: str
     chart_cid: str | None = None
-    bin: str = "hour"  # the timeline's step: "hour" or "day"
+    bin: str = "Hour by hour"  # the text timeline's heading: wording.step_by_step of the bin
     timeline: list[TimelineRow] = field(default_factory=list)
 
 
@@ -636,7 +636,7 @@ def build_alert(
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
         simulated=analysis.coverage.simulated,
         timezone=analysis.timezone,
-        bin=bin_name(analysis.bin),
+        bin=step_by_step(analysis.bin),
         timeline=spike_timeline(analysis, spikes),
     )
     chart_cid = make_msgid("timeline", _domain(sender)) if timeline_png else None

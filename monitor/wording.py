@@ -23,11 +23,17 @@ def p_value(value: float | None) -> str:
 
 BIN_NAMES = {"hour": "hour", "6h": "6-hour bin", "day": "day"}  # "one bar per …", "the window's median …"
 PER_BIN = {"hour": "per hour", "6h": "per 6 hours", "day": "per day"}
+STEP_BY_STEP = {"hour": "Hour by hour", "6h": "Every 6 hours", "day": "Day by day"}  # a timeline's heading in text
 
 
 def bin_name(bin_size: str) -> str:
     """'hour', '6-hour bin' or 'day': what one bar of a chart is."""
     return BIN_NAMES.get(bin_size, bin_size)
+
+
+def step_by_step(bin_size: str) -> str:
+    """'Hour by hour', 'Every 6 hours' or 'Day by day': the heading of a timeline written as text."""
+    return STEP_BY_STEP.get(bin_size, bin_size)
 
 
 def per_bin(bin_size: str) -> str:
