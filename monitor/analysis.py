@@ -171,7 +171,7 @@ class Analysis:
     title: str
     platform: str
     timezone: str
-    bin: str  # "hour" or "day"
+    bin: str  # "hour", "6h" or "day" (never "auto": resolved from the window's length)
     milestones: dict[str, datetime]  # aware
     align_on: str  # milestone that is day 0 in days_from
     baseline_start: datetime
@@ -231,7 +231,9 @@ POSITIVE_AT = 0.05
 MIN_BASELINE_POSTS = 30  # fewer posts than this in the baseline and its median hour says nothing
 SHIFT_WINDOWS = {"24h": timedelta(hours=24), "72h": timedelta(hours=72), "7d": timedelta(days=7)}
 SHIFT_METRICS = ("mean_compound", "negative_share", "volume")
-BIN_WIDTH = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+BIN_WIDTH = {"hour": timedelta(hours=1), "6h": timedelta(hours=6), "day": timedelta(days=1)}
+# `bin: auto`: the finest bin whose window stays readable (at most ~120 bars): hours up to 5 days, 6 h up to 30
+AUTO_BIN_LIMITS = ((timedelta(days=5), "hour"), (timedelta(days=30), "6h"))
 MAD_TO_SIGMA = 1.4826  # makes the MAD a consistent estimate of a normal distribution's sigma
 # smallest robust scale: without it a flat baseline (MAD 0) would make any change an infinite z
 SCALE_FLOOR = {"volume": 1.0, "dip": 0.05}
@@ -274,6 +276,22 @@ def spike_reference(bins: pd.DataFrame, baseline_start: datetime, baseline_end: 
     return (baseline if posts >= MIN_BASELINE_POSTS else bins), posts
 
 
+def resolve_bin(setting: str, window: tuple[datetime, datetime]) -> str:
+    """The bin an event uses: its `bin` setting, or for "auto" the finest that keeps the window readable."""
+    if setting != "auto":
+        return setting
+    length = window[1] - window[0]
+    return next((name for limit, name in AUTO_BIN_LIMITS if length <= limit), "day")
+
+
+def bin_index(first: pd.Timestamp, last: pd.Timestamp, tz: str, bin_size: str) -> pd.DatetimeIndex:
+    """Every bin start from first to last; 6 h bins follow the wall clock (00, 06, 12, 18) across DST."""
+    if bin_size == "6h":
+        hours = pd.date_range(first, last, freq="h", tz=tz)
+        return pd.DatetimeIndex(bin_starts(hours.to_series(), tz, "6h").unique(), name="bin")
+    return pd.date_range(first, last, freq="D" if bin_size == "day" else "h", tz=tz, name="bin")
+
+
 def prepare_posts(posts: pd.DataFrame, tz: str, bin_size: str = "hour") -> pd.DataFrame:
     """A copy with every expected column, UTC times, a boolean `scored`, `engagement` and the `bin` start."""
     frame = posts.copy()
@@ -296,10 +314,10 @@ def prepare_posts(posts: pd.DataFrame, tz: str, bin_size: str = "hour") -> pd.Da
 
 
 def bin_starts(times: pd.Series, tz: str, bin_size: str) -> pd.Series:
-    """The start of each time's bin (hour or calendar day) in the zone tz."""
+    """The start of each time's bin (hour, 6 wall-clock hours or calendar day) in the zone tz."""
     local = times.dt.tz_convert(tz)
-    if bin_size == "day":
-        return local.dt.floor("D", ambiguous=False, nonexistent="shift_forward")
+    if bin_size in ("day", "6h"):  # pandas floors the wall clock, then places it in the zone again
+        return local.dt.floor("D" if bin_size == "day" else "6h", ambiguous=False, nonexistent="shift_forward")
     # floor the wall clock, then step back by the same amount: exact for any offset, DST-safe
     wall = local.dt.tz_localize(None)
     return local - (wall - wall.dt.floor("h"))
@@ -873,6 +891,7 @@ class AnalysisAccumulator:
         self.baseline_end = min(self.milestones.values())
         self.baseline_start = self.baseline_end - timedelta(days=event.baseline_days)
         self.window = event_window(event, self.milestones, ZoneInfo(tz))
+        self.bin = resolve_bin(event.bin, self.window)
         self.windows = {span: WindowSums(*span) for span in self._spans()}
         self.bin_sums: pd.DataFrame | None = None
         self.source_sums: pd.DataFrame | None = None
@@ -900,7 +919,7 @@ class AnalysisAccumulator:
         """Fold one chunk of posts in."""
         if posts.empty:
             return self
-        frame, before, after = split_window(prepare_posts(posts, self.tz, self.event.bin), *self.window)
+        frame, before, after = split_window(prepare_posts(posts, self.tz, self.bin), *self.window)
         self.cover.before_window += before
         self.cover.after_window += after
         if frame.empty:
@@ -1022,7 +1041,7 @@ class AnalysisAccumulator:
             title=self.event.title_or_name(),
             platform=self.event.platform,
             timezone=self.tz,
-            bin=self.event.bin,
+            bin=self.bin,
             milestones=self.milestones,
             align_on=align_on,
             baseline_start=self.baseline_start,
@@ -1061,11 +1080,9 @@ class AnalysisAccumulator:
             index = pd.DatetimeIndex([], tz=self.tz, name="bin")
             sums = pd.DataFrame(0, index=index, columns=_SUM_COLUMNS)
         else:
-            first, last = self.bin_sums.index.min(), self.bin_sums.index.max()
-            freq = "D" if self.event.bin == "day" else "h"
-            index = pd.date_range(first, last, freq=freq, tz=self.tz, name="bin")
+            index = bin_index(self.bin_sums.index.min(), self.bin_sums.index.max(), self.tz, self.bin)
             sums = self.bin_sums.reindex(index, fill_value=0)
-        return bins_from_sums(sums, _counted_per_bin(counts, index, self.tz, self.event.bin))
+        return bins_from_sums(sums, _counted_per_bin(counts, index, self.tz, self.bin))
 
     def per_source(self) -> pd.DataFrame:
         if self.source_sums is None or self.source_sums.empty:
@@ -1125,7 +1142,7 @@ class AnalysisAccumulator:
         shapes = []
         for position, (name, moment) in enumerate(moments):
             following = moments[position + 1][1] if position + 1 < len(moments) else None
-            peak_at, hours_to_peak, half_life = _peak(bins, moment, following, BIN_WIDTH[self.event.bin])
+            peak_at, hours_to_peak, half_life = _peak(bins, moment, following, BIN_WIDTH[self.bin])
             before = self.windows[(moment - timedelta(hours=24), moment)]
             after = self.windows[(moment, moment + timedelta(hours=24))]
             any_posts = self.cover.posts > 0

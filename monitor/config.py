@@ -6,6 +6,7 @@ Secrets never live in the file: `*_env` settings name environment variables.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -203,7 +204,9 @@ class EventConfig(Section):
     aspects: dict[str, list[str]] = Field(
         default_factory=dict, description="Topic → keywords (`*` wildcard) used to tag what a post is about"
     )
-    bin: Literal["hour", "day"] = Field("hour", description="Time bin of the charts and the analysis")
+    bin: Literal["auto", "hour", "6h", "day"] = Field(
+        "auto", description="Time bin of the charts and the analysis; auto: hour up to 5 days of window, 6h up to 30, else day"
+    )
     align_on: str = Field(
         "effective", description="Milestone that is day 0 when events are compared (announced if no effective)"
     )
@@ -645,11 +648,15 @@ def format_location(location: tuple[int | str, ...]) -> str:
 
 
 def _first_error(error: ValidationError) -> str:
-    detail = error.errors()[0]
+    """The one line to show: an unknown key first, since it usually hides the missing one it misspells."""
+    details = error.errors()
+    detail = next((d for d in details if d["type"] == "extra_forbidden"), details[0])
     location = format_location(tuple(detail["loc"]))
     message = detail["msg"].removeprefix("Value error, ")
     if detail["type"] == "extra_forbidden":
-        message = "unknown setting" + _secret_hint(location)
+        message = "unknown setting" + (_secret_hint(location) or _did_you_mean(location))
+    elif location == "events" and detail["type"] == "too_short":
+        message = "add at least one event (name, platform and milestones with an `announced` date)"
     elif detail["type"] == "missing":
         message = "is required"
     elif detail["type"] == "finite_number":
@@ -670,6 +677,15 @@ _OUT_OF_RANGE = {
     "less_than_equal": "the most allowed is",
     "less_than": "must be less than",
 }
+
+
+def _did_you_mean(location: str) -> str:
+    """' (did you mean milestones?)' for events[0].milestone, from the settings declared beside it."""
+    parent, _, key = re.sub(r"\[\d+\]", "[]", location).rpartition(".")
+    prefix = f"{parent}." if parent else ""
+    siblings = {path.removeprefix(prefix).split(".")[0] for path, _, _ in settings_reference() if path.startswith(prefix)}
+    close = difflib.get_close_matches(key, sorted(siblings), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _secret_hint(location: str) -> str:

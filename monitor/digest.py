@@ -23,11 +23,22 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from monitor.analysis import Analysis, Spike, TopPost
+from monitor.analysis import BIN_WIDTH, Analysis, Spike, TopPost
 from monitor.config import EmailConfig
 from monitor.errors import ConfigError, DeliveryError
 from monitor.files import replacing
-from monitor.wording import baseline_note, language_note, spike_size, who_what_short, window_note
+from monitor.wording import (
+    baseline_note,
+    day,
+    language_note,
+    per_bin,
+    points,
+    share,
+    spike_size,
+    step_by_step,
+    who_what_short,
+    window_note,
+)
 
 NO_RECIPIENTS = "undisclosed-recipients:;"  # RFC 5322 empty group: a dry run without configured recipients
 TOP_POSTS_SHOWN = 5
@@ -84,12 +95,18 @@ def latest_period(as_of: datetime, kind: str, tz: ZoneInfo) -> Period:
 
 
 def data_as_of(analysis: Analysis, now: datetime) -> datetime | None:
-    """Until when the data runs: now for a live event, the end of the last post's bin for an archive."""
+    """Until when the data runs: now for a live event, the end of the last post's bin (or of the event's
+    window, if sooner) for an archive."""
     last = analysis.coverage.last_post
     if last is None:
         return None
-    bin_length = timedelta(hours=1) if analysis.bin == "hour" else timedelta(days=1)
-    return min(now, last + bin_length)
+    width = BIN_WIDTH[analysis.bin]
+    ends = [now, last + width]
+    if not analysis.bins.empty:
+        ends.append(analysis.bins.index[-1].to_pydatetime() + width)
+    if analysis.window_end is not None:
+        ends.append(analysis.window_end)
+    return min(ends)
 
 
 @dataclass(frozen=True)
@@ -147,28 +164,19 @@ def thousands(value: float) -> str:
     return f"{round(value):,}".replace(",", "\u202f")
 
 
-def percent(share: float | None) -> str:
-    return "–" if share is None else f"{share * 100:.0f}\u00a0%"  # no line break inside "18 %"
-
-
 def signed(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:+.{digits}f}".replace("-", "−")
 
 
 def relative_change(now: float | None, before: float | None) -> str:
-    """'+38 %', '−12 %', 'new' (from zero) or '–' (unknown)."""
+    """A change of a count: '+38 %', '−12 %', '×4.0', 'up from none', 'none either' or '–' (unknown)."""
     if now is None or before is None:
         return "–"
     if before == 0:
-        return "–" if now == 0 else "new"
+        return "none either" if now == 0 else "up from none"
     if now / before >= 3:
         return f"×{now / before:.1f}"
     return signed((now / before - 1) * 100, 0) + " %"
-
-
-def points_change(now: float | None, before: float | None) -> str:
-    """Difference of two shares in percentage points."""
-    return "–" if now is None or before is None else signed((now - before) * 100, 0) + " pts"
 
 
 def day_label(midnight: datetime) -> str:
@@ -187,7 +195,7 @@ def describe_spike(spike: Spike, analysis: Analysis) -> str:
     span = f"{when(spike.start, tz)} to {when(spike.end, tz)}" if spike.end != spike.start else when(spike.start, tz)
     z = f"z {spike.z:.1f}".replace("-", "−")
     if spike.kind == "volume":
-        peak = f"peak {thousands(spike.peak_value)} posts per {analysis.bin} at {when(spike.peak, tz)}"
+        peak = f"peak {thousands(spike.peak_value)} posts {per_bin(analysis.bin)} at {when(spike.peak, tz)}"
         return f"Volume spike {span}: {peak} ({spike_size(spike, analysis)}, {z})"
     peak = f"mean sentiment {signed(spike.peak_value)} at {when(spike.peak, tz)}"
     return f"Sentiment dip {span}: {peak} ({spike_size(spike, analysis)}, {z})"
@@ -228,7 +236,7 @@ def timeline_rows(
             label=label,
             posts=thousands(window.posts),
             tone=signed(window.mean_compound),
-            negative=percent(window.negative_share),
+            negative=share(window.negative_share),
             in_focus=focus[0] <= start and end <= focus[1],
             bar=_bar(window.posts, busiest),
             notes=", ".join(name for name, moment in analysis.milestones.items() if start <= moment < end),
@@ -261,16 +269,16 @@ def period_timeline(analysis: Analysis, period: Period) -> list[TimelineRow]:
 def spike_timeline(analysis: Analysis, spikes: Sequence[Spike]) -> list[TimelineRow]:
     """Bin by bin, from a few bins before the first spike to the end of the last one (at most ALERT_TIMELINE_BINS)."""
     tz = ZoneInfo(analysis.timezone)
-    hourly = analysis.bin == "hour"
-    step = timedelta(hours=1) if hourly else timedelta(days=1)
-    # hours step in UTC (a DST change skips or repeats a local hour); days step from local midnight to midnight
+    hourly, daily = analysis.bin == "hour", analysis.bin == "day"
+    step = BIN_WIDTH[analysis.bin]
+    # hours step in UTC (a DST change skips or repeats a local hour); 6 h and days step on the local wall clock
     anchor = UTC if hourly else tz
     first = min(spike.start for spike in spikes).astimezone(anchor)
     last = max(spike.end for spike in spikes).astimezone(anchor)
     count = min(ALERT_TIMELINE_BINS, round((last - first) / step) + 1 + ALERT_BINS_BEFORE)
     starts = [last - step * n for n in range(count - 1, -1, -1)]
     windows = [(start, start + step) for start in starts]
-    labels = [when(start, tz) if hourly else day_label(start) for start in starts]
+    labels = [day_label(start) if daily else when(start, tz) for start in starts]
     focus = (first, last + step)
     return timeline_rows(analysis, windows, focus, labels)
 
@@ -318,7 +326,9 @@ class DigestView:
 
     title: str
     headline: str
-    lead: str  # the absolute numbers behind the headline
+    lead: str  # the volume and tone behind the headline (never its negative share again)
+    basis: str  # what the period is compared with, in words
+    has_baseline: bool  # the table shows the baseline's columns
     period_label: str
     previous_label: str
     timezone: str
@@ -341,7 +351,7 @@ class DigestView:
 def comparison_rows(current: WindowStats, previous: WindowStats, baseline: WindowStats | None) -> list[TableRow]:
     """Posts, mean sentiment, negative and churn share: this period vs the previous period and the baseline.
 
-    Without a usable baseline its columns say "–": the note above the table says why.
+    Without a usable baseline its columns say "–" and the templates leave them out: the basis line says why.
     """
     baseline = baseline or NO_BASELINE
     typical = baseline.posts_over(current.hours) if baseline.hours else None
@@ -374,52 +384,71 @@ def _difference(now: float | None, before: float | None) -> str:
 def _share_row(label: str, current: float | None, previous: float | None, baseline: float | None) -> TableRow:
     return TableRow(
         label,
-        percent(current),
-        percent(previous),
-        points_change(current, previous),
-        percent(baseline),
-        points_change(current, baseline),
+        share(current),
+        share(previous),
+        points(current, previous),
+        share(baseline),
+        points(current, baseline),
     )
 
 
-def headline(current: WindowStats, baseline: WindowStats | None, spike_count: int) -> str:
-    """'negativity up 38 % vs baseline, 2 spikes' — the subject line's news."""
-    parts = [_tone_headline(current, baseline)]
+@dataclass(frozen=True)
+class Basis:
+    """What this period is compared with, in the subject, the lead and the table alike."""
+
+    stats: WindowStats
+    short: str  # in the subject and the headline: "vs baseline", "vs the day before"
+    words: str  # the sentence under the table that says what it is
+    typical: str  # what the basis's posts are, in the lead: "on a typical baseline day", "the day before"
+
+
+def comparison_basis(analysis: Analysis, period: Period, previous: WindowStats, baseline: WindowStats | None) -> Basis:
+    """The baseline when it holds enough posts, else the previous period."""
+    tz = ZoneInfo(analysis.timezone)
+    span = "one day" if period.kind == "day" else "seven days"
+    if baseline is not None:
+        days = f"{day(analysis.baseline_start, tz, year=False)} – {day(analysis.baseline_end, tz)}"
+        words = f"Compared with the baseline: the days before the first milestone ({days}), scaled to {span}."
+        typical = "on a typical baseline day" if period.kind == "day" else "in a typical baseline week"
+        return Basis(baseline, "vs baseline", words, typical)
+    before = "the day before" if period.kind == "day" else "the week before"
+    words = f"Compared with {before}: the baseline holds too few posts to compare with."
+    return Basis(previous, f"vs {before}", words, before)
+
+
+def headline(current: WindowStats, basis: Basis, spike_count: int) -> str:
+    """'negativity 27 %, +4 pts vs baseline, 2 spikes' — the subject line's news, in percentage points."""
+    parts = [_tone_headline(current, basis)]
     if spike_count:
         parts.append(f"{spike_count} spike{'s' if spike_count != 1 else ''}")
     return ", ".join(parts)
 
 
-def _tone_headline(current: WindowStats, baseline: WindowStats | None) -> str:
-    baseline = baseline or NO_BASELINE
-    now, before = current.negative_share, baseline.negative_share
-    if now is not None and before:
-        change = (now / before - 1) * 100
-        direction = "up" if change >= 0 else "down"
-        return f"negativity {direction} {abs(change):.0f} % vs baseline"
-    if now is not None and before == 0:
-        return f"{percent(now)} negative, none at baseline"
+def _tone_headline(current: WindowStats, basis: Basis) -> str:
+    now, before = current.negative_share, basis.stats.negative_share
+    if now is not None and before is not None:
+        return f"negativity {share(now)}, {points(now, before)} {basis.short}"
     if now is not None:
-        return f"{percent(now)} negative"
-    typical = baseline.posts_over(current.hours) if baseline.hours else 0
+        return f"negativity {share(now)}"
+    return f"{thousands(current.posts)} posts, none scored yet"
+
+
+def lead(current: WindowStats, basis: Basis) -> str:
+    """The volume and the tone behind the headline (which already gave the negative share):
+    '186 posts against 369 on a typical baseline day (−50 %); mean sentiment +0.11 (baseline +0.09).'"""
+    typical = basis.stats.posts_over(current.hours) if basis.stats.hours else None
+    against = basis.short.removeprefix("vs ")
+    volume = f"{thousands(current.posts)} post{'s' if current.posts != 1 else ''}"
     if typical:
-        return f"{thousands(current.posts)} posts ({relative_change(current.posts, typical)} vs baseline)"
-    return f"{thousands(current.posts)} posts"
-
-
-def lead(current: WindowStats, baseline: WindowStats | None) -> str:
-    """'1 108 posts (a typical day before the announcement: 69); 58 % negative (baseline 18 %).'"""
-    if baseline is None:
-        tone = "none scored yet" if current.negative_share is None else f"{percent(current.negative_share)} negative"
-        return f"{thousands(current.posts)} posts; {tone}."
-    typical = baseline.posts_over(current.hours) if baseline.hours else None
-    span = "day" if current.hours <= 24 else f"{current.hours / 24:.0f} days"
-    volume = f"{thousands(current.posts)} posts"
-    if typical is not None:
-        volume += f" (a typical {span} before the announcement: {thousands(typical)})"
-    if current.negative_share is None:
+        volume += f" against {thousands(typical)} {basis.typical} ({relative_change(current.posts, typical)})"
+    elif typical == 0:
+        volume += f"; {against} had none"
+    if current.mean_compound is None:
         return volume + "; none scored yet."
-    return f"{volume}; {percent(current.negative_share)} negative (baseline {percent(baseline.negative_share)})."
+    tone = f"mean sentiment {signed(current.mean_compound)}"
+    if basis.stats.mean_compound is not None:
+        tone += f" ({against} {signed(basis.stats.mean_compound)})"
+    return f"{volume}; {tone}."
 
 
 def post_view(post: TopPost, tz: ZoneInfo) -> PostView:
@@ -481,16 +510,19 @@ def digest_view(
     baseline = None if analysis.baseline_fallback else window_stats(analysis.bins, analysis.baseline_start, analysis.baseline_end)
     spikes = spikes_in(analysis.spikes, period.start, period.end)
     heading, posts = _top_posts(analysis, period, tz)
+    basis = comparison_basis(analysis, period, previous, baseline)
     return DigestView(
         title=analysis.title or analysis.event,
-        headline=headline(current, baseline, len(spikes)),
-        lead=lead(current, baseline),
+        headline=headline(current, basis, len(spikes)),
+        lead=lead(current, basis),
+        basis=basis.words,
+        has_baseline=baseline is not None,
         period_label=period.label(),
         previous_label=previous_period.label(),
         timezone=analysis.timezone,
         rows=comparison_rows(current, previous, baseline),
         spikes=[describe_spike(spike, analysis) for spike in spikes],
-        churn=percent(current.churn_share),
+        churn=share(current.churn_share),
         posts_heading=heading,
         posts=posts,
         coverage=coverage_lines(analysis, spend),
@@ -555,9 +587,13 @@ def build_digest(
     spend: Spend | None = None,
     now: datetime | None = None,
 ) -> EmailMessage:
-    """The digest email of one period: text and HTML alternatives, the timeline chart inline by cid."""
+    """The digest email of one period: text and HTML alternatives, a chart made for ~600 px inline by cid
+    (the period's days highlighted). timeline_png is not used: the report's 1600 px chart is unreadable in a mail."""
+    from monitor.plots import small_timeline_png
+
     view = digest_view(analysis, period, dashboard_link, spend)
-    chart_cid = make_msgid("timeline", _domain(sender)) if timeline_png else None
+    timeline_png = small_timeline_png(analysis, (period.start, period.end))
+    chart_cid = make_msgid("timeline", _domain(sender))
     view.chart_cid = chart_cid[1:-1] if chart_cid else None
     prefix = "[simulated] " if view.simulated else ""
     subject = f"{prefix}{view.title} — {view.headline}"
@@ -577,7 +613,7 @@ class AlertView:
     simulated: bool
     timezone: str
     chart_cid: str | None = None
-    bin: str = "hour"  # the timeline's step: "hour" or "day"
+    bin: str = "Hour by hour"  # the text timeline's heading: wording.step_by_step of the bin
     timeline: list[TimelineRow] = field(default_factory=list)
 
 
@@ -600,7 +636,7 @@ def build_alert(
         dashboard_is_url=bool(dashboard_link and dashboard_link.startswith(("http://", "https://"))),
         simulated=analysis.coverage.simulated,
         timezone=analysis.timezone,
-        bin=analysis.bin,
+        bin=step_by_step(analysis.bin),
         timeline=spike_timeline(analysis, spikes),
     )
     chart_cid = make_msgid("timeline", _domain(sender)) if timeline_png else None

@@ -6,17 +6,17 @@ can draw every hour without leaking figures. Each PNG is written to a temporary 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from monitor.analysis import Analysis, Shift
-from monitor.wording import p_value, short_spike_size
+from monitor.analysis import BIN_WIDTH, Analysis, Shift, Spike
+from monitor.wording import bin_name, finite_shift, key_shift, p_value, per_bin, short_spike_size
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,27 +47,56 @@ STYLE: dict[str, Any] = {
     # No label of ours uses mathtext, so every text of every chart is drawn as written.
     "text.parse_math": False,
 }
-CHART_FILES = ("timeline.png", "compare.png", "shift.png", "drivers.png")
+# Made for ~600 px (an email, a phone): a 640 x 420 px figure with type sized for it, fewer labels.
+SMALL_WIDTH_IN, SMALL_HEIGHT_IN = 6.4, 4.2
+SMALL_STYLE: dict[str, Any] = {
+    **STYLE,
+    "font.size": 12,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "legend.fontsize": 10.5,
+    "figure.titlesize": 14,
+}
+HIGHLIGHT = "#FFF0A8"  # the digest's own period behind the bars
+CHART_FILES = ("timeline.png", "timeline-small.png", "compare.png", "shift.png", "drivers.png")
+CHART_SIZES = {name: (640, 420) if "small" in name else (1600, 900) for name in CHART_FILES}  # px
 SHIFT_WINDOW_ORDER = {"24h": 0, "72h": 1, "7d": 2}
 POOLED_BINS = 6  # hourly sentiment is drawn pooled over 6 h: single hours are too thin to read
+LABELLED_SPIKES = 3  # the largest spikes are named on the chart; every spike is in the page's table
+SPIKE_MERGE_GAP = 0.015  # spikes closer than this share of the time axis are drawn (and named) as one
+REPOST = "#F5C46B"  # reposts: a light orange beside the originals' dark blue, apart in hue and lightness
+SPIKE_TINT = "#FBE3D6"  # a volume spike's span: a pale vermillion, the colour of its marker
 
 
 def write_charts(analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path) -> list[Path]:
     """Draw the four charts of an event into out_dir; every_event feeds compare.png."""
     drawers: dict[str, Callable[[], Figure]] = {
         "timeline.png": lambda: timeline_figure(analysis),
+        "timeline-small.png": lambda: small_timeline_figure(analysis),
         "compare.png": lambda: compare_figure(every_event or [analysis]),
         "shift.png": lambda: shift_figure(analysis),
         "drivers.png": lambda: drivers_figure(analysis),
     }
-    return [write_chart(draw, out_dir / name) for name, draw in drawers.items()]
+    return [write_chart(draw, out_dir / name, SMALL_STYLE if "small" in name else STYLE) for name, draw in drawers.items()]
 
 
-def write_chart(draw: Callable[[], Figure], path: Path) -> Path:
+def write_chart(draw: Callable[[], Figure], path: Path, style: dict[str, Any] = STYLE) -> Path:
     """Draw one figure in the house style and save it (atomically) as path."""
-    with chart_style():
+    with chart_style(style):
         save_png(draw(), path)
     return path
+
+
+def small_timeline_png(analysis: Analysis, highlight: tuple[datetime, datetime] | None = None) -> bytes:
+    """The ~600 px timeline as PNG bytes, for an email: highlight is the digest's own period."""
+    from io import BytesIO
+
+    buffer = BytesIO()
+    with chart_style(SMALL_STYLE):
+        small_timeline_figure(analysis, highlight).savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
 
 
 def write_timeline(analysis: Analysis, path: Path) -> Path:
@@ -76,11 +105,11 @@ def write_timeline(analysis: Analysis, path: Path) -> Path:
 
 
 @contextmanager
-def chart_style() -> Iterator[None]:
+def chart_style(style: dict[str, Any] = STYLE) -> Iterator[None]:
     """The house style for figures created and saved inside the block."""
     import matplotlib
 
-    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
+    with matplotlib.rc_context(style):  # type: ignore[arg-type]
         yield
 
 
@@ -95,12 +124,12 @@ def save_png(figure: Figure, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def new_figure(rows: int = 1, cols: int = 1, **grid: Any) -> tuple[Figure, Any]:
-    """A constrained-layout figure of the house size on the Agg canvas, and its axes."""
+def new_figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (WIDTH_IN, HEIGHT_IN), **grid: Any) -> tuple[Figure, Any]:
+    """A constrained-layout figure (of the house size unless given, in inches) on the Agg canvas, and its axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=size, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, cols, squeeze=False, **grid)
     return figure, axes
@@ -130,41 +159,79 @@ def chart_title(analysis: Analysis) -> str:
     return title if analysis.platform.lower() in title.lower() else f"{analysis.platform}: {title}"
 
 
-def date_axis(axes: Axes, timezone: str) -> None:
-    """Dates on the x axis in the event's zone, with a locator that keeps labels apart."""
+def date_axis(axes: Axes, timezone: str, ticks: tuple[int, int] = (3, 10), style: str = "%d %b\n%Y") -> None:
+    """Dates on the x axis in the event's zone, with a locator that keeps labels apart.
+
+    ticks is (fewest, most): (3, 10) and (2, 6) find an interval for every range from minutes to years (some
+    pairs, such as (3, 6) or (5, 10), leave ranges like 61 h or 109 h without one and warn)."""
     from matplotlib.dates import AutoDateLocator, DateFormatter
 
     zone = ZoneInfo(timezone)
-    locator = AutoDateLocator(tz=zone, minticks=5, maxticks=10)
+    locator = AutoDateLocator(tz=zone, minticks=ticks[0], maxticks=ticks[1])
     axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(DateFormatter("%d %b\n%Y", tz=zone))
+    axes.xaxis.set_major_formatter(DateFormatter(style, tz=zone))
 
 
-def label_milestones(axes: Axes, milestones: dict[str, datetime], timezone: str) -> None:
-    """Every milestone as a dashed line, named with its date on a top axis (close names staggered)."""
-    zone = ZoneInfo(timezone)
-    ordered = sorted(milestones.items(), key=lambda item: item[1])
-    milestone_lines(axes, milestones)
-    positions = [num(moment) for _, moment in ordered]
-    top_labels(axes, positions, [f"{name} {moment.astimezone(zone):%d %b}" for name, moment in ordered])
+def label_milestones(axes: Axes, analysis: Analysis, fontsize: float = 15) -> None:
+    """Every milestone as a dashed line, named with its date on a top axis, the baseline named beside them."""
+    zone = ZoneInfo(analysis.timezone)
+    ordered = sorted(analysis.milestones.items(), key=lambda item: item[1])
+    milestone_lines(axes, analysis.milestones)
+    marks = [TopLabel(num(moment), f"{name} {moment.astimezone(zone):%d %b}") for name, moment in ordered]
+    middle = analysis.baseline_start + (analysis.baseline_end - analysis.baseline_start) / 2
+    baseline = f"baseline ({analysis.baseline_posts:,} posts)" if analysis.baseline_fallback else "baseline"
+    marks.append(TopLabel(num(middle), baseline, "#555555", tick=False))
+    top_labels(axes, marks, fontsize)
 
 
-def top_labels(axes: Axes, positions: list[float], labels: list[str]) -> None:
-    """Labels on a secondary top axis at x positions; a label close to the previous one goes a line higher.
+@dataclass(frozen=True)
+class TopLabel:
+    """A name above the plot at an x position: a milestone's (with a tick) or the baseline's (without)."""
+
+    x: float
+    text: str
+    colour: str = BLACK
+    tick: bool = True
+
+
+def top_labels(axes: Axes, marks: Sequence[TopLabel], fontsize: float = 15) -> None:
+    """Labels on a secondary top axis; each goes on the lowest line where it overprints no other label.
 
     A secondary axis (not free text) so the constrained layout makes room for it and nothing is clipped.
+    Widths are estimated from the characters (0.6 em each), which is what keeps them apart.
     """
-    left, right = axes.get_xlim()
-    lifted, previous, level = [], None, 0
-    for position, label in zip(positions, labels, strict=True):
-        close = previous is not None and (position - previous) / (right - left) < 0.14
-        level = (level + 1) % 3 if close else 0
-        previous = position
-        lifted.append(label + "\n" * level)
+    em = char_width(axes, fontsize)
+    ordered = sorted(marks, key=lambda mark: mark.x)
+    levels = stack_levels([(m.x - len(m.text) * em / 2, m.x + len(m.text) * em / 2) for m in ordered], em)
     top = axes.secondary_xaxis("top")
-    top.set_xticks(positions, lifted)
-    top.tick_params(length=6, labelsize=15)
+    top.set_xticks([m.x for m in ordered], [m.text + "\n" * level for m, level in zip(ordered, levels, strict=True)])
+    top.tick_params(length=6, labelsize=fontsize)
     top.spines["top"].set_visible(False)
+    for label, tick, mark in zip(top.get_xticklabels(), top.xaxis.get_major_ticks(), ordered, strict=True):
+        label.set_color(mark.colour)
+        tick.tick2line.set_visible(mark.tick)
+        tick.tick1line.set_visible(mark.tick)
+
+
+def char_width(axes: Axes, fontsize: float) -> float:
+    """A character's width in x data units, a little wide on purpose (0.6 em; DejaVu Sans averages 0.55) and the
+    plot taken as 80 % of the figure (the layout is not done yet): labels kept apart by it never touch."""
+    left, right = axes.get_xlim()
+    return fontsize * DPI / 72 * 0.6 / (float(axes.figure.bbox.width) * 0.8) * (right - left)
+
+
+def stack_levels(extents: Sequence[tuple[float, float]], gap: float) -> list[int]:
+    """For extents sorted by start, the lowest line each fits on without overlapping one already there."""
+    ends: list[float] = []  # per line, where its last label ends
+    levels = []
+    for start, end in extents:
+        level = next((n for n, line_end in enumerate(ends) if start > line_end + gap), len(ends))
+        if level < len(ends):
+            ends[level] = end
+        else:
+            ends.append(end)
+        levels.append(level)
+    return levels
 
 
 def num(moment: datetime) -> float:
@@ -187,9 +254,18 @@ def milestone_lines(axes: Axes, milestones: dict[str, datetime]) -> None:
         axes.axvline(num(moment), color=BLACK, linewidth=1.6, linestyle="--", zorder=4)
 
 
-def smooth(series: pd.Series, bin_name: str) -> pd.Series:
+def smooth(series: pd.Series, bin_size: str) -> pd.Series:
     """A 6-hour centred mean for hourly series, so a line reads as a trend, not noise."""
-    return series.rolling(6, center=True, min_periods=1).mean() if bin_name == "hour" else series
+    return series.rolling(6, center=True, min_periods=1).mean() if bin_size == "hour" else series
+
+
+def pooling(bin_size: str) -> int:
+    """How many bins a sentiment line pools: 6 for hours (single hours are too thin), else 1."""
+    return POOLED_BINS if bin_size == "hour" else 1
+
+
+def hours_per_bin(bin_size: str) -> float:
+    return BIN_WIDTH[bin_size].total_seconds() / 3600
 
 
 def no_data(axes: Axes, message: str) -> None:
@@ -222,12 +298,52 @@ def timeline_figure(analysis: Analysis) -> Figure:
     for row in axes:
         shade_baseline(row[0], analysis)
     date_axis(axes[-1][0], analysis.timezone)
-    axes[-1][0].set_xlabel(f"date ({analysis.timezone}), one bar per {analysis.bin}")
-    label_milestones(volume_axes, analysis.milestones, analysis.timezone)
+    axes[-1][0].set_xlabel(f"date ({analysis.timezone}), one bar per {bin_name(analysis.bin)}")
+    label_milestones(volume_axes, analysis)
     for row in axes[1:]:
         milestone_lines(row[0], analysis.milestones)
     figure.align_ylabels([row[0] for row in axes])
     return figure
+
+
+def small_timeline_figure(analysis: Analysis, highlight: tuple[datetime, datetime] | None = None) -> Figure:
+    """The timeline for ~600 px: posts per bin over the negative share, milestones and the largest spike named,
+    the highlighted period (a digest's day) shaded."""
+    figure, axes = new_figure(2, 1, size=(SMALL_WIDTH_IN, SMALL_HEIGHT_IN), sharex=True,
+                              gridspec_kw={"height_ratios": [1.3, 1.0]})  # fmt: skip
+    figure.suptitle(chart_title(analysis) + ("  (SIMULATED)" if analysis.coverage.simulated else ""),
+                    x=0.01, ha="left", fontweight="bold")  # fmt: skip
+    volume_axes, share_axes = axes[0][0], axes[1][0]
+    if analysis.bins.empty:
+        no_data(volume_axes, "no posts yet")
+        return figure
+    draw_volume(volume_axes, analysis, fontsize=11, spikes_named=1)
+    volume_axes.get_legend().remove()
+    volume_axes.set_ylabel(f"posts {per_bin(analysis.bin)}")
+    window = pooling(analysis.bin)
+    times = index_nums(analysis.bins.index) + bar_width_days(analysis.bin) / 2
+    share_axes.plot(times, pooled_share(analysis.bins, "negative_share", window) * 100, color=VERMILLION, linewidth=1.8)
+    share_axes.set_ylim(0, 100)
+    share_axes.set_ylabel("negative, %")
+    for row in axes:
+        shade_baseline(row[0], analysis)
+        milestone_lines(row[0], analysis.milestones)
+        if highlight is not None:
+            row[0].axvspan(num(highlight[0]), num(highlight[1]), color=HIGHLIGHT, linewidth=0, zorder=0)
+    label_small_top(volume_axes, analysis, highlight)
+    date_axis(share_axes, analysis.timezone, ticks=(2, 6), style="%d %b")
+    return figure
+
+
+def label_small_top(axes: Axes, analysis: Analysis, highlight: tuple[datetime, datetime] | None) -> None:
+    """Milestone names (no dates: the axis has them) and 'this digest' above the small chart."""
+    marks = [TopLabel(num(moment), name) for name, moment in analysis.milestones.items()]
+    middle = analysis.baseline_start + (analysis.baseline_end - analysis.baseline_start) / 2
+    if analysis.bins.index[0] < middle:  # the baseline is drawn only when the data reach back into it
+        marks.append(TopLabel(num(middle), "baseline", "#555555", tick=False))
+    if highlight is not None:
+        marks.append(TopLabel(num(highlight[0] + (highlight[1] - highlight[0]) / 2), "this digest", "#8A6D00", tick=False))
+    top_labels(axes, marks, fontsize=10.5)
 
 
 def shade_baseline(axes: Axes, analysis: Analysis) -> None:
@@ -236,79 +352,153 @@ def shade_baseline(axes: Axes, analysis: Analysis) -> None:
     )
 
 
-def bar_width_days(analysis: Analysis) -> float:
-    return 1 / 24 if analysis.bin == "hour" else 0.9
+def bar_width_days(bin_size: str) -> float:
+    """One bar's width in days: hour bars touch (a gap would be wider than the bar), longer bars keep a gap."""
+    days = hours_per_bin(bin_size) / 24
+    return days if bin_size == "hour" else days * 0.85
 
 
-def draw_volume(axes: Axes, analysis: Analysis) -> None:
+def draw_volume(axes: Axes, analysis: Analysis, fontsize: float = 14, spikes_named: int = LABELLED_SPIKES) -> None:
+    """Originals and reposts stacked, the platform's own count as a line, spikes marked; the legend outside."""
     bins = analysis.bins
-    width = bar_width_days(analysis)
+    width = bar_width_days(analysis.bin)
     times = index_nums(bins.index)
     axes.bar(times, bins["originals"], width=width, color=BLUE, label="originals", align="edge", linewidth=0)
     axes.bar(
-        times, bins["reposts"], width=width, bottom=bins["originals"], color=SKY, label="reposts",
+        times, bins["reposts"], width=width, bottom=bins["originals"], color=REPOST, label="reposts",
         align="edge", linewidth=0,
     )  # fmt: skip
     if bins["counted"].notna().any():
         axes.plot(times, bins["counted"], color=BLACK, linewidth=1.5, label="counted by the platform")
-    mark_volume_spikes(axes, analysis)
-    axes.set_ylabel(f"posts per {analysis.bin}")
-    axes.set_ylim(0, max(float(bins["volume"].max()), float(bins["counted"].max(skipna=True) or 0), 1) * 1.5)
-    baseline = f" baseline ({analysis.baseline_posts:,} posts)" if analysis.baseline_fallback else " baseline"
-    axes.text(num(analysis.baseline_start), 0.45, baseline, transform=_blend(axes), fontsize=14, color="#555555")
-    axes.legend(loc="upper left", frameon=True, framealpha=0.9, edgecolor="none")
+    top = max(float(bins["volume"].max()), float(bins["counted"].max(skipna=True) or 0), 1)
+    axes.set_ylim(0, top * 1.35)
+    first_milestone = min(num(moment) for moment in analysis.milestones.values())  # visible even before the data
+    axes.set_xlim(min(times[0], first_milestone) - width, times[-1] + 2 * width)
+    mark_volume_spikes(axes, analysis, fontsize, spikes_named)
+    mark_partial_bin(axes, analysis, fontsize)
+    axes.set_ylabel(f"posts {per_bin(analysis.bin)}")
+    # outside the plot, right of it: a legend inside would cover bars or spike labels somewhere on real data
+    axes.legend(loc="upper left", bbox_to_anchor=(1.005, 1), frameon=False, borderaxespad=0)
 
 
-def _blend(axes: Axes) -> Any:
-    from matplotlib.transforms import blended_transform_factory
+def partial_last_bin(analysis: Analysis) -> bool:
+    """Whether the last bin was still running when the report was made (a live event): its bar is short."""
+    if analysis.bins.empty:
+        return False
+    end = analysis.bins.index[-1].to_pydatetime() + BIN_WIDTH[analysis.bin]
+    cut = analysis.generated_at if analysis.window_end is None else min(analysis.generated_at, analysis.window_end)
+    return cut < end
 
-    return blended_transform_factory(axes.transData, axes.transAxes)
+
+def mark_partial_bin(axes: Axes, analysis: Analysis, fontsize: float) -> None:
+    """Hatch the last bar and name it partial when its bin had not ended."""
+    if not partial_last_bin(analysis):
+        return
+    start = num(analysis.bins.index[-1].to_pydatetime())
+    value = float(analysis.bins["volume"].iloc[-1])
+    axes.bar([start], [value], width=bar_width_days(analysis.bin), align="edge", color="white", alpha=0.6,
+             hatch="///", edgecolor=GREY, linewidth=0, zorder=3)  # fmt: skip
+    axes.annotate("partial", (start, value), xytext=(0, 4), textcoords="offset points", ha="center",
+                  va="bottom", fontsize=fontsize * 0.85, color="#555555", rotation=90)  # fmt: skip
 
 
-def mark_volume_spikes(axes: Axes, analysis: Analysis) -> None:
-    """Each volume spike: its span tinted, a triangle over the peak; its size written unless too close to the last label."""
+@dataclass(frozen=True)
+class SpikeGroup:
+    """Volume spikes close together on the time axis, drawn as one span with one marker at the highest peak."""
+
+    start: datetime
+    end: datetime
+    peak: Spike
+
+
+def spike_groups(spikes: Sequence[Spike], span_days: float) -> list[SpikeGroup]:
+    """Volume spikes in time order, neighbours closer than SPIKE_MERGE_GAP of the axis merged into one group."""
+    groups: list[SpikeGroup] = []
+    for spike in sorted((s for s in spikes if s.kind == "volume"), key=lambda s: s.start):
+        last = groups[-1] if groups else None
+        if last and (spike.start - last.end).total_seconds() / 86400 <= SPIKE_MERGE_GAP * span_days:
+            peak = spike if spike.peak_value > last.peak.peak_value else last.peak
+            groups[-1] = SpikeGroup(last.start, max(last.end, spike.end), peak)
+        else:
+            groups.append(SpikeGroup(spike.start, spike.end, spike))
+    return groups
+
+
+def mark_volume_spikes(axes: Axes, analysis: Analysis, fontsize: float, named: int) -> None:
+    """Each spike group: its span tinted, a triangle over its peak; only the `named` largest get a label,
+    placed on the lowest line where it overprints no other label."""
     left, right = axes.get_xlim()
-    labelled_at: float | None = None
-    for number, spike in enumerate(s for s in analysis.spikes if s.kind == "volume"):
-        label = "volume spike" if number == 0 else None
-        axes.axvspan(num(spike.start), num(spike.end), color=ORANGE, alpha=0.25, linewidth=0, zorder=0, label=label)
-        peak = num(spike.peak)
-        axes.plot([peak], [spike.peak_value * 1.06], marker="v", color=VERMILLION, markersize=13, zorder=5)
-        if labelled_at is not None and (peak - labelled_at) / (right - left) < 0.08:
-            continue
-        labelled_at = peak
+    groups = spike_groups(analysis.spikes, right - left)
+    for number, group in enumerate(groups):
+        axes.axvspan(num(group.start), num(group.end) + bar_width_days(analysis.bin), color=SPIKE_TINT,
+                     linewidth=0, zorder=0, label="volume spike" if number == 0 else None)  # fmt: skip
+        axes.plot([num(group.peak.peak)], [group.peak.peak_value * 1.04], marker="v", color=VERMILLION,
+                  markersize=fontsize * 0.8, linewidth=0, zorder=5)  # fmt: skip
+    largest = sorted(groups, key=lambda g: g.peak.peak_value, reverse=True)[:named]
+    chosen = sorted(largest, key=lambda g: g.peak.peak)
+    texts = [f"×{short_spike_size(g.peak, analysis).lstrip('×')}" for g in chosen]
+    em = char_width(axes, fontsize)
+    xs = [num(g.peak.peak) for g in chosen]
+    aligns = [edge_alignment((x - left) / (right - left)) for x in xs]
+    extents = [label_extent(x, len(t) * em, align) for x, t, align in zip(xs, texts, aligns, strict=True)]
+    levels = stack_levels(extents, em)
+    for group, text, level, align in zip(chosen, texts, levels, aligns, strict=True):
         axes.annotate(
-            f"spike {short_spike_size(spike, analysis)}", (peak, spike.peak_value * 1.06), xytext=(10, 2),
-            textcoords="offset points", fontsize=14, color=VERMILLION, fontweight="bold", va="bottom",
+            text, (num(group.peak.peak), group.peak.peak_value * 1.04), xytext=(0, 8 + level * fontsize * 1.4),
+            textcoords="offset points", ha=align, fontsize=fontsize, color=VERMILLION, fontweight="bold",
+            va="bottom", zorder=6,
         )  # fmt: skip
+
+
+def edge_alignment(fraction: float) -> str:
+    """How a label sits on its x: centred, but starting (or ending) there near an edge so it is never cut off."""
+    return "left" if fraction < 0.1 else "right" if fraction > 0.9 else "center"
+
+
+def label_extent(x: float, width: float, align: str) -> tuple[float, float]:
+    """The x span a label of that width covers when aligned so at x."""
+    start = {"left": x, "center": x - width / 2, "right": x - width}[align]
+    return start, start + width
 
 
 def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
     """Mean compound with its band (left axis), negative and churn-intent shares (right axis)."""
     bins = analysis.bins
-    times = index_nums(bins.index)
-    mean, low, high = pooled_compound(bins, POOLED_BINS if analysis.bin == "hour" else 1)
+    times = index_nums(bins.index) + bar_width_days(analysis.bin) / 2  # a bin's value sits at its middle
+    window = pooling(analysis.bin)
+    pooled = " (6 h)" if window > 1 else ""
+    mean, low, high = pooled_compound(bins, window)
     axes.fill_between(times, low, high, color=BLUE, alpha=0.2, linewidth=0, label="95 % band")
-    label = f"mean compound{' (6 h)' if analysis.bin == 'hour' else ''}, left"
-    axes.plot(times, mean, color=BLUE, linewidth=2.2, label=label)
-    axes.axhline(0, color=GREY, linewidth=1)
+    axes.plot(times, mean, color=BLUE, linewidth=2.4, label=f"mean compound{pooled} — left scale, −1 … +1")
+    axes.axhline(0, color=BLUE, linewidth=1, alpha=0.5)
     axes.set_ylim(-1, 1)
-    axes.set_ylabel("mean compound")
+    axes.set_ylabel("mean compound (−1 … +1)", color=BLUE)
+    axes.tick_params(axis="y", colors=BLUE)
     for number, spike in enumerate(s for s in analysis.spikes if s.kind == "dip"):
         dip_label = "sentiment dip" if number == 0 else None
         axes.axvspan(num(spike.start), num(spike.end), color=PURPLE, alpha=0.15, linewidth=0, zorder=0, label=dip_label)
-    shares = axes.twinx()
-    window = POOLED_BINS if analysis.bin == "hour" else 1
-    shares.plot(times, pooled_share(bins, "negative_share", window) * 100, color=VERMILLION, linewidth=2.2)
-    shares.plot(times, pooled_share(bins, "churn_share", window) * 100, color=PURPLE, linewidth=2.2)
-    shares.set_ylim(0, 100)
-    shares.set_ylabel("share of scored posts, %")
-    shares.grid(False)
-    shares.spines["right"].set_visible(True)
+    shares = percent_axes(axes)
+    shares.plot(times, pooled_share(bins, "negative_share", window) * 100, color=VERMILLION, linewidth=2.2,
+                linestyle=(0, (5, 2)))  # fmt: skip
+    shares.plot(times, pooled_share(bins, "churn_share", window) * 100, color=PURPLE, linewidth=2.2, linestyle=":")
     handles, labels = axes.get_legend_handles_labels()
     handles += shares.get_lines()
-    labels += [f"negative %{' (6 h)' if window > 1 else ''}, right", "will leave %, right"]
-    axes.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1), ncols=5, frameon=False, borderaxespad=0.2)
+    labels += [f"negative{pooled} — right scale, %", "say they will leave — right scale, %"]
+    axes.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False, borderaxespad=0.2)
+
+
+def percent_axes(axes: Axes) -> Axes:
+    """A right-hand 0–100 % scale, its ticks written with % and its spine dashed, so it is never read as −1 … +1."""
+    from matplotlib.ticker import PercentFormatter
+
+    shares = axes.twinx()
+    shares.set_ylim(0, 100)
+    shares.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    shares.set_ylabel("share of scored posts (0–100 %)", color="#333333")
+    shares.grid(False)
+    shares.spines["right"].set_visible(True)
+    shares.spines["right"].set_linestyle((0, (5, 2)))
+    return shares
 
 
 def pooled_compound(bins: pd.DataFrame, window: int) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -342,13 +532,13 @@ def _network_series(networks: pd.DataFrame, network: str, column: str) -> pd.Ser
     return pd.Series(rows[column].to_numpy(dtype=float), index=pd.DatetimeIndex(rows["bin"]))
 
 
-def draw_per_source(axes: Axes, networks: pd.DataFrame, sources: list[str], bin_name: str) -> None:
+def draw_per_source(axes: Axes, networks: pd.DataFrame, sources: list[str], bin_size: str) -> None:
     """One line per network: posts per bin, so a source that stops or floods shows."""
     for colour, source in zip(OKABE_ITO[1:], sources, strict=False):
         series = _network_series(networks, source, "volume")
-        axes.plot(index_nums(series.index), smooth(series, bin_name), color=colour, linewidth=2, label=source)
+        axes.plot(index_nums(series.index), smooth(series, bin_size), color=colour, linewidth=2, label=source)
     axes.set_ylabel("posts")
-    panel_label(axes, f"posts per {bin_name} by network")
+    panel_label(axes, f"posts {per_bin(bin_size)} by network")
     axes.legend(loc="upper right", ncols=len(sources), frameon=True, framealpha=0.9, edgecolor="none")
 
 
@@ -358,9 +548,9 @@ def panel_label(axes: Axes, text: str) -> None:
     axes.text(0.005, 0.93, text, transform=axes.transAxes, va="top", ha="left", fontsize=14, bbox=box, zorder=5)
 
 
-def draw_source_tone(axes: Axes, networks: pd.DataFrame, sources: list[str], bin_name: str) -> None:
+def draw_source_tone(axes: Axes, networks: pd.DataFrame, sources: list[str], bin_size: str) -> None:
     """Mean compound per network side by side, because the tone differs between networks."""
-    window = 6 if bin_name == "hour" else 1
+    window = pooling(bin_size)
     for colour, source in zip(OKABE_ITO[1:], sources, strict=False):
         scored = _network_series(networks, source, "scored")
         weighted = (_network_series(networks, source, "mean_compound").fillna(0) * scored).rolling(
@@ -402,7 +592,8 @@ def compare_figure(analyses: Sequence[Analysis]) -> Figure:
     tone_axes.set_ylim(-1, 1)
     tone_axes.axhline(0, color=GREY, linewidth=1)
     tone_axes.set_xlabel("days from the alignment milestone (0 = dashed line)")
-    volume_axes.legend(loc="upper right", frameon=False)
+    # below the plot: inside it, the legend would cover a line or a milestone somewhere
+    figure.legend(*volume_axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
     return figure
 
 
@@ -410,11 +601,11 @@ def compare_lines(volume_axes: Axes, tone_axes: Axes, analysis: Analysis, colour
     frame = analysis.days_from
     if frame.empty:
         return
-    per_hour = frame["volume"] / (24.0 if analysis.bin == "day" else 1.0)
+    per_hour = frame["volume"] / hours_per_bin(analysis.bin)
     days = frame.index.to_numpy(dtype=float)
     label = f"{analysis.event} ({analysis.platform})"
     if analysis.baseline_fallback:
-        label += f"\n× its median {analysis.bin}: baseline holds {analysis.baseline_posts:,} posts"
+        label += f"\n× its median {bin_name(analysis.bin)}: baseline holds {analysis.baseline_posts:,} posts"
     volume_axes.plot(days, smooth(per_hour / reference_rate(analysis), analysis.bin), color=colour, linewidth=2.2, label=label)
     tone_axes.plot(days, smooth(frame["mean_compound"], analysis.bin), color=colour, linewidth=2.2)
     for offset in milestone_offsets(analysis).values():
@@ -431,20 +622,40 @@ def milestone_offsets(analysis: Analysis) -> dict[str, float]:
 
 
 def label_other_milestones(axes: Axes, analyses: Sequence[Analysis]) -> None:
-    """Name every milestone on the top axis; with several events, say whose it is."""
-    marks = []
-    for analysis in analyses:
+    """Name every milestone on the top axis in its event's colour, stacked so none overprints another;
+    the x range widened so every event's milestones are inside it."""
+    at: dict[float, list[tuple[str, str, str]]] = {}  # milestones at one x (several events' day 0): one label
+    for colour, analysis in zip(OKABE_ITO, analyses, strict=False):
         for name, offset in milestone_offsets(analysis).items():
-            marks.append((offset, name if len(analyses) == 1 else f"{name} ({analysis.event})"))
-    marks.sort()
-    top_labels(axes, [offset for offset, _ in marks], [label for _, label in marks])
+            at.setdefault(round(offset, 3), []).append((name, analysis.event, colour))
+    marks = [shared_label(x, names, single=len(analyses) == 1) for x, names in at.items()]
+    if marks:
+        left, right = axes.get_xlim()
+        xs = [mark.x for mark in marks]
+        pad = max((max(xs) - min(xs)) * 0.05, 0.5)
+        axes.set_xlim(min(left, min(xs) - pad), max(right, max(xs) + pad))
+    top_labels(axes, marks)
+
+
+def shared_label(x: float, names: list[tuple[str, str, str]], single: bool) -> TopLabel:
+    """One label for the milestones (name, event, colour) at x: 'announced (a, b)' or 'effective (a) · announced (b)',
+    in the event's colour when it is one event's, else black."""
+    if single:
+        return TopLabel(x, " · ".join(dict.fromkeys(name for name, _, _ in names)), names[0][2])
+    kinds = list(dict.fromkeys(name for name, _, _ in names))
+    if len(kinds) == 1:
+        text = f"{kinds[0]} ({', '.join(event for _, event, _ in names)})"
+    else:
+        text = " · ".join(f"{name} ({event})" for name, event, _ in names)
+    colours = {colour for _, _, colour in names}
+    return TopLabel(x, text, colours.pop() if len(colours) == 1 else BLACK)
 
 
 def reference_rate(analysis: Analysis) -> float:
     """Posts per hour an event's volume is divided by: the baseline's mean rate, or the window's median busy
     bin when the baseline is too thin to say anything (the legend then says so). 1 only without any post."""
     bins = analysis.bins
-    hours = 24.0 if analysis.bin == "day" else 1.0
+    hours = hours_per_bin(analysis.bin)
     if analysis.baseline_fallback:
         busy = bins["volume"][bins["volume"] > 0]
         rate = float(busy.median()) / hours if len(busy) else 0.0
@@ -475,14 +686,6 @@ def simulated_badge(figure: Figure, analysis: Analysis) -> None:
         )
 
 
-def headline_shift(shifts: Sequence[Shift]) -> Shift | None:
-    """The mean-compound shift a reader looks for first: a week after the announcement, else the first."""
-    candidates = [s for s in shifts if s.metric == "mean_compound"]
-    preferred = [s for s in candidates if s.milestone == "announced" and s.window == "7d"]
-    chosen = preferred or candidates
-    return chosen[0] if chosen else None
-
-
 def draw_distribution(axes: Axes, analysis: Analysis) -> None:
     frame = analysis.distribution
     top = float(max(frame["baseline"].max(), frame["after"].max())) if not frame.empty else 0.0
@@ -501,7 +704,7 @@ def draw_distribution(axes: Axes, analysis: Analysis) -> None:
     axes.set_xlabel("compound score (−1 most negative, +1 most positive)")
     axes.set_ylabel("share of posts, %")
     axes.legend(loc="upper left", frameon=False)
-    shift = headline_shift(analysis.shifts)
+    shift = key_shift(analysis.shifts, "mean_compound")
     if shift is not None:
         axes.text(
             0.98, 0.97, shift_sentence(shift), transform=axes.transAxes, ha="right", va="top", fontsize=15,
@@ -511,7 +714,7 @@ def draw_distribution(axes: Axes, analysis: Analysis) -> None:
 
 
 def shift_sentence(shift: Shift) -> str:
-    if not _is_finite_shift(shift):
+    if not finite_shift(shift):
         return (
             f"mean compound, {shift.window} after {shift.milestone}:\n"
             f"no comparison — {shift.n_baseline:,} scored posts in the baseline, {shift.n_after:,} after"
@@ -526,7 +729,7 @@ def shift_sentence(shift: Shift) -> str:
 
 def draw_shift_intervals(axes: Axes, shifts: Sequence[Shift], milestones: dict[str, datetime]) -> None:
     """A forest plot: one row per milestone and window, the difference with its 95 % interval."""
-    shifts = [shift for shift in shifts if _is_finite_shift(shift)]
+    shifts = [shift for shift in shifts if finite_shift(shift)]
     if not shifts:
         no_data(axes, "no shifts to draw:\nno scored posts in the baseline\nor after the milestones")
         return
@@ -552,11 +755,6 @@ def draw_shift_intervals(axes: Axes, shifts: Sequence[Shift], milestones: dict[s
     high = max(s.ci_high for s in ordered)
     pad = max((high - low) * 0.15, 0.05)
     axes.set_xlim(min(low, 0) - pad, max(high, 0) + pad)
-
-
-def _is_finite_shift(shift: Shift) -> bool:
-    """A shift can be drawn only when both sides had posts (no NaN in the difference or its interval)."""
-    return all(math.isfinite(value) for value in (shift.diff, shift.ci_low, shift.ci_high))
 
 
 # ---- drivers.png ----------------------------------------------------------------------------

@@ -25,7 +25,12 @@ from monitor.wording import (
     checked_note,
     language_note,
     p_value,
+    per_bin,
+    points_diff,
+    share,
+    shift_direction,
     spike_size,
+    verdict,
     who_what_rows,
     window_note,
 )
@@ -33,6 +38,7 @@ from monitor.wording import (
 TEMPLATE = "report.html.j2"
 LEFTOVER_MAX_AGE = timedelta(days=1)  # a building folder this old is stale even if its PID is alive (PIDs are reused)
 METRIC_NAMES = {"mean_compound": "mean compound", "negative_share": "negative share", "volume": "posts per hour"}
+KEY_WINDOW = "72h"  # the shift rows shown first: 72 h after each milestone; the rest are behind <details>
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,10 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
         "coverage": coverage_rows(analysis, zone),
         "networks": network_rows(analysis),
         "headline": headline_rows(analysis, zone),
-        "shifts": [shift_row(shift) for shift in analysis.shifts],
+        "verdict": verdict(analysis),
+        "per_bin": per_bin(analysis.bin),
+        "key_shifts": [shift_row(shift) for shift in analysis.shifts if shift.window == KEY_WINDOW],
+        "other_shifts": [shift_row(shift) for shift in analysis.shifts if shift.window != KEY_WINDOW],
         "notes": page_notes(analysis),
         "spikes": [spike_row(spike, analysis, zone) for spike in analysis.spikes],
         "milestones": [(name, local(moment, zone)) for name, moment in sorted(analysis.milestones.items(), key=lambda i: i[1])],
@@ -191,25 +200,20 @@ def coverage_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
 
 
 def headline_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
-    """Peak volume and churn share: the two numbers people ask for first."""
+    """The busiest bin of the whole window (the verdict names the busiest since the announcement) and the spikes."""
     bins = analysis.bins
     if bins.empty:
         return [("posts", "none yet")]
     peak_at = bins.index[int(bins["volume"].to_numpy().argmax())].to_pydatetime()
-    rows = [("peak volume", f"{int(bins['volume'].max()):,} posts per {analysis.bin}, at {local(peak_at, zone)}")]
-    churn = analysis.totals.get("since_announced", {}).get("churn_share")
-    if churn is not None:
-        rows.append(("say they will leave (since the announcement)", f"{churn:.1%} of scored posts"))
-        rows.extend(checked_rows(analysis))
-    rows.append(("spikes", str(len(analysis.spikes))))
-    return rows
+    busiest = f"{int(bins['volume'].max()):,} posts {per_bin(analysis.bin)}, at {local(peak_at, zone)}"
+    return [("busiest bin (whole window)", busiest), *checked_rows(analysis), ("spikes", str(len(analysis.spikes)))]
 
 
 def checked_rows(analysis: Analysis) -> list[tuple[str, str]]:
     """The hand check of our labels (`backlash validate`), beside the churn share it qualifies."""
     notes = [
-        ("… checked by hand", checked_note(analysis, "churn", "yes", "churn intent")),
-        ("… adjusted", adjusted_churn_note(analysis)),
+        ("say they will leave, checked by hand", checked_note(analysis, "churn", "yes", "churn intent")),
+        ("say they will leave, adjusted", adjusted_churn_note(analysis)),
         ("negative, checked by hand", checked_note(analysis, "sentiment", "negative", "negative sentiment")),
     ]
     return [(label, note) for label, note in notes if note]
@@ -223,8 +227,9 @@ def shift_row(shift: Shift) -> dict[str, str]:
         if not math.isfinite(value):
             return "—"
         if percent:
-            return f"{value * 100:{'+' if sign else ''}.1f} pts" if sign else f"{value:.1%}"
-        return f"{value:{'+' if sign else ''}.{digits}f}"
+            return points_diff(value, small=True) if sign else share(value)
+        text = f"{value:{'+' if sign else ''}.{digits}f}"
+        return f"{0:.{digits}f}" if float(text) == 0 else text.replace("-", "−")
 
     interval = f"{show(shift.ci_low, sign=True)} to {show(shift.ci_high, sign=True)}"
     return {
@@ -236,19 +241,8 @@ def shift_row(shift: Shift) -> dict[str, str]:
         "interval": interval if math.isfinite(shift.ci_low) else "no posts on one side",
         "p": p_value(shift.p_value),
         "n": f"{shift.n_baseline:,} / {shift.n_after:,}",
-        "direction": shift_judgement(shift),
+        "direction": shift_direction(shift),
     }
-
-
-def shift_judgement(shift: Shift) -> str:
-    """CSS class of a shift whose interval excludes zero: worse (more negative), better, or louder (volume)."""
-    if not math.isfinite(shift.ci_low) or shift.ci_low <= 0 <= shift.ci_high:
-        return "same"
-    rising = shift.ci_low > 0
-    if shift.metric == "volume":
-        return "louder" if rising else "same"
-    worse = rising if shift.metric == "negative_share" else not rising
-    return "worse" if worse else "better"
 
 
 def spike_row(spike: Spike, analysis: Analysis, zone: ZoneInfo) -> dict[str, str]:

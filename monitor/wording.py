@@ -7,12 +7,12 @@ otherwise every output names what the factor really is against, and says why.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.analysis import MIN_BASELINE_POSTS, Analysis, Spike, Standing, checked_class, churn_share_adjusted
+from monitor.analysis import MIN_BASELINE_POSTS, Analysis, Shift, Spike, Standing, checked_class, churn_share_adjusted
 
 
 def p_value(value: float | None) -> str:
@@ -22,9 +22,29 @@ def p_value(value: float | None) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
+BIN_NAMES = {"hour": "hour", "6h": "6-hour bin", "day": "day"}  # "one bar per …", "the window's median …"
+PER_BIN = {"hour": "per hour", "6h": "per 6 hours", "day": "per day"}
+STEP_BY_STEP = {"hour": "Hour by hour", "6h": "Every 6 hours", "day": "Day by day"}  # a timeline's heading in text
+
+
+def bin_name(bin_size: str) -> str:
+    """'hour', '6-hour bin' or 'day': what one bar of a chart is."""
+    return BIN_NAMES.get(bin_size, bin_size)
+
+
+def step_by_step(bin_size: str) -> str:
+    """'Hour by hour', 'Every 6 hours' or 'Day by day': the heading of a timeline written as text."""
+    return STEP_BY_STEP.get(bin_size, bin_size)
+
+
+def per_bin(bin_size: str) -> str:
+    """'per hour', 'per 6 hours' or 'per day': the unit of a volume."""
+    return PER_BIN.get(bin_size, f"per {bin_size}")
+
+
 def reference_name(analysis: Analysis) -> str:
     """What spike sizes are measured against: the baseline, or the window's median bin when it is thin."""
-    return f"the window's median {analysis.bin}" if analysis.baseline_fallback else "the baseline"
+    return f"the window's median {bin_name(analysis.bin)}" if analysis.baseline_fallback else "the baseline"
 
 
 def spike_size(spike: Spike, analysis: Analysis) -> str:
@@ -156,3 +176,138 @@ def who_what_short(analysis: Analysis, number: Callable[[int], str] = "{:,}".for
             shown = ", ".join(f"{i.name} {number(i.count)} ({change_note(i, analysis)})" for i in items)
             lines.append(f"{WHO_WHAT_TITLES[kind].split(' (')[0]}: {shown}")
     return lines
+
+
+# ---- numbers as words: shares, changes, the verdict ------------------------------------------------
+
+
+def share(value: float | None) -> str:
+    """'27 %', one decimal below 10 % ('0.5 %', '1.2 %'), '–' when unknown; no line break inside."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    percent = value * 100
+    if percent == 0:
+        return "0\u00a0%"
+    return f"{percent:.1f}\u00a0%" if abs(percent) < 10 else f"{percent:.0f}\u00a0%"
+
+
+def points(now: float | None, before: float | None) -> str:
+    """The change between two shares in percentage points: '+4 pts', '+0.7 pts' when both are below 10 %."""
+    if now is None or before is None or not (math.isfinite(now) and math.isfinite(before)):
+        return "–"
+    return points_diff(now - before, small=max(abs(now), abs(before)) < 0.1)
+
+
+def points_diff(diff: float, small: bool = False) -> str:
+    """A difference of shares (0.04) as '+4 pts' ('+0.7 pts' when small or under one point)."""
+    digits = 1 if small or abs(diff) < 0.01 else 0
+    text = f"{diff * 100:+.{digits}f}"
+    return ("±0" if float(text) == 0 else text.replace("-", "−")) + " pts"
+
+
+def key_shift(shifts: Sequence[Shift], metric: str) -> Shift | None:
+    """The shift a reader looks for first: a week after the announcement, else the longest window after it,
+    else any; one that could be computed (both sides had posts) before one that could not."""
+    candidates = [s for s in shifts if s.metric == metric]
+    rank = {"7d": 0, "72h": 1, "24h": 2}
+    candidates.sort(key=lambda s: (not finite_shift(s), s.milestone != "announced", rank.get(s.window, 9)))
+    return candidates[0] if candidates else None
+
+
+def finite_shift(shift: Shift) -> bool:
+    """Both sides had posts: the difference and its interval are numbers."""
+    return all(math.isfinite(value) for value in (shift.diff, shift.ci_low, shift.ci_high))
+
+
+def shift_direction(shift: Shift) -> str:
+    """A shift whose interval excludes zero: worse (more negative), better, or louder (volume); else same."""
+    if not finite_shift(shift) or shift.ci_low <= 0 <= shift.ci_high:
+        return "same"
+    rising = shift.ci_low > 0
+    if shift.metric == "volume":
+        return "louder" if rising else "same"
+    worse = rising if shift.metric == "negative_share" else not rising
+    return "worse" if worse else "better"
+
+
+DIRECTION_WORDS = {"worse": "worse than before", "better": "better than before", "same": "no clear change"}
+
+
+def moment(value: datetime, analysis: Analysis) -> str:
+    """'28 Oct 2022, 00:00 UTC' (a day bin: '28 Oct 2022')."""
+    local = value.astimezone(ZoneInfo(analysis.timezone))
+    clock = "" if analysis.bin == "day" else f", {local:%H:%M} {local.tzname()}"
+    return f"{local.day} {local:%b %Y}{clock}"
+
+
+WINDOW_WORDS = {"24h": "24 hours", "72h": "72 hours", "7d": "7 days"}
+
+
+def loudness(analysis: Analysis) -> str:
+    """How loud: the busiest bin since the announcement, when, and against what (its spike, or the baseline)."""
+    bins = analysis.bins
+    announced = analysis.milestones.get("announced", analysis.baseline_end)
+    after = bins["volume"][bins.index >= announced]
+    top = int(after.max()) if len(after) else 0
+    if not top:
+        return "Loudest: no posts since the announcement yet."
+    peak_at = after.index[int(after.to_numpy().argmax())].to_pydatetime()
+    busiest = f"{top:,} posts {per_bin(analysis.bin)} on {moment(peak_at, analysis)}"
+    spikes = [s for s in analysis.spikes if s.kind == "volume"]
+    around = next((s for s in spikes if s.start <= peak_at <= s.end), None)
+    count = f"{len(spikes)} volume spike{'s' if len(spikes) != 1 else ''} in all" if spikes else "no volume spike"
+    if around is not None:
+        return f"Loudest since the announcement: {busiest}, {spike_size(around, analysis)} ({count})."
+    baseline = bins["volume"][(bins.index >= analysis.baseline_start) & (bins.index < analysis.baseline_end)]
+    typical = float(baseline.mean()) if len(baseline) else 0.0
+    if analysis.baseline_fallback or not typical:
+        return f"Loudest since the announcement: {busiest} ({count})."
+    factor = top / typical
+    return f"Loudest since the announcement: {busiest}, ×{factor:.1f} the baseline's average ({count})."
+
+
+def negativity(analysis: Analysis) -> str:
+    """How negative, and whether better or worse: the key negative-share shift with its interval."""
+    since = analysis.totals.get("since_announced", {}).get("negative_share")
+    shift = key_shift(analysis.shifts, "negative_share")
+    if shift is None or not finite_shift(shift):
+        held = f"{analysis.baseline_posts:,} posts"
+        return f"Negative: {share(since)} of scored posts since the announcement; no baseline to compare with ({held})."
+    when = day(analysis.milestones[shift.milestone], ZoneInfo(analysis.timezone), year=False)
+    low, high = points_diff(shift.ci_low, True).removesuffix(" pts"), points_diff(shift.ci_high, True)
+    return (
+        f"Negative: {share(shift.after)} of scored posts in the {WINDOW_WORDS.get(shift.window, shift.window)} "
+        f"after {shift.milestone} ({when}), {points_diff(shift.diff, True)} vs the baseline's {share(shift.baseline)} "
+        f"(95 % interval {low} to {high}): {DIRECTION_WORDS.get(shift_direction(shift), 'no clear change')}."
+    )
+
+
+def leaving(analysis: Analysis) -> str:
+    """How many say they will leave, as a lower bound (the rules find about a third of such posts)."""
+    since = analysis.totals.get("since_announced", {})
+    churn, scored = since.get("churn_share"), since.get("posts") or 0
+    if churn is None:
+        return "Say they will leave: no scored posts since the announcement yet."
+    return (
+        f"Say they will leave: {share(churn)} of scored posts since the announcement "
+        f"({round(churn * scored):,} of {int(scored):,}), a lower bound."
+    )
+
+
+def anger(analysis: Analysis, aspects: int = 3, terms: int = 5) -> str:
+    """What people are angry about: the most-discussed aspects with their tone, and the top negative terms."""
+    found = sorted((a for a in analysis.aspects if a.posts), key=lambda a: a.share, reverse=True)[:aspects]
+    about = "; ".join(
+        f"{a.aspect} ({share(a.share)} of posts, tone {a.mean_compound:+.2f})".replace("-", "−")
+        if a.mean_compound is not None
+        else f"{a.aspect} ({share(a.share)} of posts)"
+        for a in found
+    )
+    words = ", ".join(f"“{d.term}”" for d in analysis.drivers[:terms])
+    parts = ([f"Talked about most: {about}."] if about else []) + ([f"Words that mark the negative posts: {words}."] if words else [])
+    return " ".join(parts) or "No aspects found and no words that mark the negative posts yet."
+
+
+def verdict(analysis: Analysis) -> list[str]:
+    """The story in four sentences: how loud, how negative and which way, who will leave, about what."""
+    return [loudness(analysis), negativity(analysis), leaving(analysis), anger(analysis)]

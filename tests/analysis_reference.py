@@ -49,6 +49,7 @@ from monitor.analysis import (
     post_entities,
     prepare_posts,
     rank_drivers,
+    resolve_bin,
     spike_reference,
     split_window,
     standings,
@@ -84,8 +85,9 @@ def analyze(
     baseline_end = min(ordered.values())
     baseline_start = baseline_end - timedelta(days=event.baseline_days)
     window = event_window(event, ordered, ZoneInfo(tz))
-    frame, before, after = split_window(prepare_posts(posts, tz, event.bin), *window)
-    bins = bin_series(frame, tz, event.bin, counts)
+    bin_size = resolve_bin(event.bin, window)
+    frame, before, after = split_window(prepare_posts(posts, tz, bin_size), *window)
+    bins = bin_series(frame, tz, bin_size, counts)
     reference, baseline_posts = spike_reference(bins, baseline_start, baseline_end)
     found = coverage(frame, counts, event.simulated, event.name)
     found.before_window, found.after_window = before, after
@@ -95,7 +97,7 @@ def analyze(
         title=event.title_or_name(),
         platform=event.platform,
         timezone=tz,
-        bin=event.bin,
+        bin=bin_size,
         milestones=ordered,
         align_on=align_on,
         baseline_start=baseline_start,
@@ -106,7 +108,7 @@ def analyze(
         distribution=compound_distribution(frame, baseline_start, baseline_end, announced),
         shifts=shifts(frame, ordered, baseline_start, baseline_end),
         spikes=find_spikes(bins, reference, alerts),
-        shapes=milestone_shapes(frame, bins, ordered, event.bin),
+        shapes=milestone_shapes(frame, bins, ordered, bin_size),
         drivers=drivers(frame, baseline_start, baseline_end, announced),
         aspects=aspect_stats(frame, list(event.aspects), announced),
         top_posts=top_negative_posts(frame[frame["created_at"] >= pd.Timestamp(announced)]),
@@ -152,6 +154,11 @@ def _bin_index(frame: pd.DataFrame, tz: str, bin_size: str) -> pd.DatetimeIndex:
     if frame.empty:
         return pd.DatetimeIndex([], tz=tz, name="bin")
     first, last = frame["bin"].min(), frame["bin"].max()
+    if bin_size == "6h":  # wall-clock quarters of each local day, built independently of analysis.bin_index
+        days = pd.date_range(first.tz_localize(None).floor("D"), last.tz_localize(None), freq="D")
+        starts = [day + pd.Timedelta(hours=h) for day in days for h in (0, 6, 12, 18)]
+        local = pd.DatetimeIndex(starts).tz_localize(tz, ambiguous=False, nonexistent="shift_forward")
+        return pd.DatetimeIndex(local[(local >= first) & (local <= last)], name="bin")
     freq = "D" if bin_size == "day" else "h"
     return pd.date_range(first, last, freq=freq, tz=tz, name="bin")
 

@@ -77,6 +77,7 @@ BASE_CONFIG: dict[str, Any] = {
             "title": "Instagram terms of service change",
             "milestones": {"announced": "2012-12-17", "reversed": "2012-12-20", "effective": "2013-01-16"},
             "baseline_days": 7,
+            "bin": "hour",  # the hand-worked cases count hours; `auto` has its own tests
             "query": "instagram terms",
             "sources": [],
             "aspects": {"ads": ["ad", "ads", "advertis*"], "photos": ["photo*", "sell*"]},

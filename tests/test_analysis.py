@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from monitor.analysis import BIN_COLUMNS, Analysis, AnalysisAccumulator, bin_starts, welch
+from monitor.analysis import BIN_COLUMNS, Analysis, AnalysisAccumulator, bin_index, bin_starts, resolve_bin, welch
 from monitor.config import AlertsConfig, EventConfig, parse_config
 from monitor.pipeline import analyze_event, open_workspace, score
 from monitor.posts import Post
@@ -30,6 +30,7 @@ EVENT = EventConfig(
     platform="Instagram",
     milestones={name: moment for name, moment in MILESTONES.items()},
     aspects={"ads": ["ad", "ads"], "photos": ["photo*"]},
+    bin="hour",  # the hand-worked cases count hours
 )
 GENERATED = datetime(2013, 2, 1, tzinfo=UTC)
 
@@ -109,6 +110,40 @@ def test_day_bins_follow_the_config_zone_across_daylight_saving() -> None:
     ]
     hours = bin_starts(pd.Series(pd.to_datetime(["2012-12-18T07:45:00Z"])), "Asia/Kolkata", "hour")
     assert hours.iloc[0].isoformat() == "2012-12-18T13:00:00+05:30"
+
+
+@pytest.mark.parametrize(
+    ("days", "expected"), [(3, "hour"), (5, "hour"), (6, "6h"), (30, "6h"), (31, "day"), (400, "day")]
+)
+def test_auto_bin_follows_the_window_length(days: int, expected: str) -> None:
+    start = datetime(2022, 11, 1, tzinfo=UTC)
+    assert resolve_bin("auto", (start, start + timedelta(days=days))) == expected
+    assert resolve_bin("day", (start, start + timedelta(days=1))) == "day"
+
+
+def test_six_hour_bins_on_both_paths_count_every_post_and_keep_empty_quarters() -> None:
+    rows = [post(hour(18, 1), -0.5, n=1), post(hour(18, 5, 59), 0.5, n=2), post(hour(18, 6), 0.1, n=3)]
+    rows += [post(hour(19, 23, 30), 0.2, n=4)]
+    analysis = run(rows, EVENT.model_copy(update={"bin": "6h"}))
+    bins = analysis.bins
+    assert analysis.bin == "6h"
+    assert [stamp.hour for stamp in bins.index[:4]] == [0, 6, 12, 18]
+    assert bins.loc[pd.Timestamp(hour(18, 0)), "volume"] == 2
+    assert bins.loc[pd.Timestamp(hour(18, 6)), "volume"] == 1
+    assert bins.loc[pd.Timestamp(hour(18, 12)), "volume"] == 0
+    assert int(bins["volume"].sum()) == 4 and len(bins) == 8
+
+
+def test_six_hour_bins_follow_the_wall_clock_across_daylight_saving() -> None:
+    times = pd.Series(pd.to_datetime(["2013-03-10T05:30:00Z", "2013-03-10T13:30:00Z", "2013-03-10T19:00:00Z"]))
+    starts = bin_starts(times, "America/Los_Angeles", "6h")
+    assert [stamp.isoformat() for stamp in starts] == [
+        "2013-03-09T18:00:00-08:00",
+        "2013-03-10T06:00:00-07:00",
+        "2013-03-10T12:00:00-07:00",
+    ]
+    index = bin_index(starts.iloc[0], starts.iloc[-1], "America/Los_Angeles", "6h")
+    assert [stamp.hour for stamp in index] == [18, 0, 6, 12]
 
 
 # ---- shifts against the baseline -----------------------------------------------------------------------

@@ -140,8 +140,11 @@ def test_chat_settings_are_checked(tmp_path: Path) -> None:
         return parse_config({**BASE_CONFIG, "alerts": alerts}, tmp_path)
 
     assert "CHAT_HOOK_URL" in parse({"notify": [{"url_env": "CHAT_HOOK_URL"}]}).secret_variables()
-    with pytest.raises(ConfigError, match=r"^alerts.notify\[0\].url_env: is required"):
+    with pytest.raises(ConfigError, match=r"^alerts.notify\[0\].url: unknown setting; secrets stay out of the file") as error:
         parse({"notify": [{"url": "slack://a/b/c"}]})
+    assert "slack://" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"^alerts.notify\[0\].url_env: is required"):
+        parse({"notify": [{"name": "team"}]})
     with pytest.raises(ConfigError, match="two entries are named 'a_b'"):
         parse({"notify": [{"url_env": "A_B"}, {"url_env": "a_b"}]})
     with pytest.raises(ConfigError, match=r"^alerts.notify\[0\].name: 'team slack' must start"):

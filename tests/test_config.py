@@ -66,6 +66,16 @@ def _with_event(**changes: object) -> dict[str, object]:
         ({**BASE_CONFIG, "timezone": "Mars/Olympus"}, "timezone: unknown time zone"),
         ({**BASE_CONFIG, "schedule": {"collect_every": "soon"}}, "schedule.collect_every"),
         ({**BASE_CONFIG, "email": {"security": "tls13"}}, "email.security"),
+        (
+            {
+                **BASE_CONFIG,
+                "events": [{**{k: v for k, v in BASE_CONFIG["events"][0].items() if k != "milestones"}, "milestone": {}}],
+            },
+            "events[0].milestone: unknown setting (did you mean milestones?)",
+        ),
+        ({**BASE_CONFIG, "databse": "x"}, "databse: unknown setting (did you mean database?)"),
+        ({**BASE_CONFIG, "events": []}, "events: add at least one event"),
+        (_with_event(bin="week"), "events[0].bin"),
     ],
 )
 def test_mistakes_name_the_field(document: dict[str, object], expected: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli import cli
-from monitor.plots import CHART_FILES
+from monitor.plots import CHART_FILES, CHART_SIZES
 from tests.test_report import pixels, png_size
 
 
@@ -28,7 +28,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_writes_every_file_it_prints(demo_dir: Path) -> None:
     folder = demo_dir / "dashboards" / "instagram-tos-2012"
     for name in CHART_FILES:
-        assert png_size(folder / name) == (1600, 900)
+        assert png_size(folder / name) == CHART_SIZES[name]
         assert pixels(folder / name).std() > 20
     assert (demo_dir / "data" / "demo.db").is_file()
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))

@@ -153,11 +153,13 @@ def test_digest_arrives_as_text_and_html_with_the_chart_inline(
     for header in ("Date", "Message-ID", "From", "To", "MIME-Version"):
         assert message[header], header
     assert message["Message-ID"] == result.message_id
-    assert message["Subject"].startswith("Instagram terms of service change — negativity up ")
+    assert message["Subject"].startswith("Instagram terms of service change — negativity ")
+    assert " pts vs baseline" in message["Subject"]  # percentage points, the table's basis, never a relative "+17 %"
     assert "2 spikes" in message["Subject"]  # the storm's volume spike and sentiment dip both start on the 17th
     content = parts(message)
     [image] = content["images"]
-    assert image.get_content_type() == "image/png" and image.get_content() == tiny_png()
+    assert image.get_content_type() == "image/png"
+    assert struct.unpack(">II", image.get_content()[16:24]) == (640, 420)  # drawn for mail, not the report's chart
     assert f'src="cid:{image["Content-ID"].strip("<>")}"' in content["html"]
     assert "Digest for Monday 17 December 2012 (UTC)" in content["text"]
     assert "😡" in content["text"] and "😡" in content["html"]
@@ -427,4 +429,4 @@ def test_weekly_digest_compares_seven_days_with_the_seven_before(smtp_server: An
     assert result.period == "2012-12-11_2012-12-17"
     text = parts(smtp_server.messages[0])["text"]
     assert "Digest for 11–17 December 2012 (UTC)" in text and "Previous period: 4–10 December 2012" in text
-    assert "(a typical 7 days before the announcement:" in text
+    assert "in a typical baseline week (" in text and "Compared with the baseline:" in text

@@ -211,7 +211,7 @@ ONE_EVENT = "events:\n  - {name: e, platform: P, milestones: {announced: 2012-12
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
-        ("database: sqlite:///x.db\nevents: []\n", "events: List should have at least 1 item"),
+        ("database: sqlite:///x.db\nevents: []\n", "events: add at least one event"),
         (
             "events:\n  - name: e\n    platform: P\n    milestones: {announced: 2012-02-30}\n",
             "events[0].milestones.announced",

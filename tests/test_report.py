@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monitor.plots import CHART_FILES
+from monitor.plots import CHART_FILES, CHART_SIZES
 from monitor.report import write_report
 from tests.analysis_factory import make_analysis
 
@@ -35,9 +35,9 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("name", CHART_FILES)
-def test_each_chart_is_a_1600x900_png_with_a_picture_on_it(report_dir: Path, name: str) -> None:
+def test_each_chart_is_a_png_of_its_size_with_a_picture_on_it(report_dir: Path, name: str) -> None:
     path = report_dir / name
-    assert png_size(path) == (1600, 900)
+    assert png_size(path) == CHART_SIZES[name]  # 1600 x 900, the small one 640 x 420 for mail and phones
     gray = pixels(path)
     assert gray.std() > 20  # not blank
     assert (gray < 128).mean() > 0.01  # real ink, not a faint frame
@@ -85,7 +85,7 @@ def test_page_links_only_to_files_in_the_folder(report_dir: Path) -> None:
 def test_page_shows_simulated_label_numbers_and_coverage(report_dir: Path) -> None:
     page = (report_dir / "index.html").read_text(encoding="utf-8")
     assert "Simulated data" in page
-    assert "-0.42" in page and "-0.47 to -0.37" in page  # the 7-day shift after the announcement and its interval
+    assert "−0.42" in page and "−0.47 to −0.37" in page  # the 7-day shift after the announcement and its interval
     assert "2013-01-23 12:00 UTC" in page  # generated at
     assert "posts per hour, at" in page  # peak volume
 
@@ -168,7 +168,7 @@ def test_dates_are_drawn_in_the_event_timezone(tmp_path: Path) -> None:
 
 def test_shift_colours_say_better_or_worse_not_up_or_down() -> None:
     from monitor.analysis import Shift
-    from monitor.report import shift_judgement
+    from monitor.wording import shift_direction as shift_judgement
 
     def shift(metric: str, low: float, high: float) -> Shift:
         return Shift("announced", "24h", metric, 0.0, 0.0, (low + high) / 2, low, high, 0.01, 10, 10)

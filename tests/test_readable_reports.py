@@ -1,0 +1,199 @@
+"""Reports a person reads in thirty seconds: the verdict first, shares in points, charts whose labels never
+overprint, a digest with one basis — checked on a real-shaped archive (snscrape's columns, a month of posts)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.analysis import Spike
+from monitor.plots import (
+    SMALL_STYLE,
+    chart_style,
+    compare_figure,
+    small_timeline_figure,
+    spike_groups,
+    stack_levels,
+    timeline_figure,
+)
+from monitor.wording import key_shift, points, share, verdict
+
+from .analysis_factory import ANNOUNCED, make_analysis
+from .conftest import BASE_CONFIG
+from .test_real_shaped import page, run, scraped_archive, storm
+
+EVENT = BASE_CONFIG["events"][0]["name"]
+
+
+# ---- numbers in words ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0.27, "27\u00a0%"), (0.005, "0.5\u00a0%"), (0.0123, "1.2\u00a0%"), (0.0, "0\u00a0%"), (None, "–")]
+)
+def test_shares_take_one_decimal_below_ten_percent(value: float | None, expected: str) -> None:
+    assert share(value) == expected
+
+
+def test_changes_of_shares_are_percentage_points() -> None:
+    assert points(0.27, 0.23) == "+4 pts"
+    assert points(0.012, 0.005) == "+0.7 pts"  # a share below 10 %: one decimal
+    assert points(0.23, 0.27) == "−4 pts"
+    assert points(0.2, 0.2) == "±0 pts"
+    assert points(None, 0.2) == "–"
+
+
+def test_the_key_shift_is_a_week_after_the_announcement_when_it_could_be_computed() -> None:
+    analysis = make_analysis()
+    shift = key_shift(analysis.shifts, "mean_compound")
+    assert shift is not None and (shift.milestone, shift.window) == ("announced", "7d")
+
+
+def test_the_verdict_says_how_loud_how_negative_who_leaves_and_about_what() -> None:
+    totals = {"since_announced": {"posts": 4000, "churn_share": 0.012, "negative_share": 0.6}}
+    loud, negative, leaving, about = verdict(replace(make_analysis(), totals=totals))
+    assert loud.startswith("Loudest since the announcement: ") and " posts per hour on " in loud
+    assert negative.startswith("Negative: ") and "95 % interval" in negative and "pts" in negative
+    assert leaving == "Say they will leave: 1.2\u00a0% of scored posts since the announcement (48 of 4,000), a lower bound."
+    assert "photos (48\u00a0% of posts, tone −0.41)" in about and "“sell”" in about
+
+
+# ---- charts: nothing overprints ------------------------------------------------------------------------
+
+
+def test_stacked_labels_go_up_only_when_they_would_overlap() -> None:
+    assert stack_levels([(0, 2), (3, 5), (6, 8)], 0.1) == [0, 0, 0]
+    assert stack_levels([(0, 2), (1, 3), (2.5, 4), (5, 6)], 0.1) == [0, 1, 0, 0]
+
+
+def spike(start: datetime, hours: int, peak: float) -> Spike:
+    end = start + timedelta(hours=hours)
+    return Spike("volume", start, start + timedelta(hours=hours // 2), end, peak, 10.0, 9.0, peak / 10)
+
+
+def test_neighbouring_spikes_are_merged_and_keep_the_highest_peak() -> None:
+    first = spike(ANNOUNCED, 2, 50)
+    close = spike(ANNOUNCED + timedelta(hours=3), 1, 80)
+    far = spike(ANNOUNCED + timedelta(days=10), 1, 40)
+    groups = spike_groups([far, close, first], span_days=40)
+    assert [(g.start, g.end, g.peak.peak_value) for g in groups] == [
+        (first.start, close.end, 80),
+        (far.start, far.end, 40),
+    ]
+
+
+def overlaps(boxes: list[Any]) -> list[tuple[Any, Any]]:
+    return [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)]
+
+
+def drawn(figure: Any) -> Any:
+    figure.canvas.draw()
+    return figure.canvas.get_renderer()
+
+
+def test_timeline_spike_labels_never_overprint_and_the_legend_stays_off_the_plot() -> None:
+    analysis = make_analysis()
+    volume = analysis.bins["volume"]
+    starts = [ANNOUNCED + timedelta(hours=30 * n) for n in range(12)]
+    crowded = [spike(start, 0, float(volume.loc[start])) for start in starts]  # peaks as tall as their bins
+    analysis = replace(analysis, spikes=crowded)
+    with chart_style():
+        figure = timeline_figure(analysis)
+        renderer = drawn(figure)
+        volume = figure.axes[0]
+        labels = [text for text in volume.texts if text.get_text().startswith("×")]
+        assert len(labels) == 3  # only the largest are named; the table has the rest
+        assert not overlaps([label.get_window_extent(renderer) for label in labels])
+        legend = volume.get_legend().get_window_extent(renderer)
+        assert not legend.overlaps(volume.get_window_extent(renderer))
+
+
+def top_label_boxes(figure: Any, renderer: Any) -> list[Any]:
+    """The inked line of each label above a plot (a label is lifted by empty lines below it, which take no ink)."""
+    from matplotlib.transforms import Bbox
+
+    tops = [child for axes in figure.axes for child in axes.child_axes]
+    labels = [label for top in tops for label in top.get_xticklabels() if label.get_text()]
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    line = min(box.height for box in boxes)
+    return [Bbox([[box.x0, box.y1 - line], [box.x1, box.y1]]) for box in boxes]
+
+
+def test_compare_names_every_milestone_of_every_event_without_collisions() -> None:
+    one = make_analysis(event="first-2012")
+    milestones = {"announced": ANNOUNCED, "paused": ANNOUNCED + timedelta(hours=20), "reinstated": ANNOUNCED + timedelta(days=1)}
+    two = replace(make_analysis(event="second-2012", seed=1), milestones=milestones, align_on="announced")
+    with chart_style():
+        figure = compare_figure([one, two])
+        renderer = drawn(figure)
+        texts = [label.get_text() for axes in figure.axes for top in axes.child_axes for label in top.get_xticklabels()]
+        assert any("paused (second-2012)" in text for text in texts)
+        assert any("reinstated (second-2012)" in text for text in texts)
+        assert any("effective (first-2012) · announced (second-2012)" in text for text in texts)  # both at day 0
+        assert not overlaps(top_label_boxes(figure, renderer))
+
+
+def test_the_mail_chart_is_small_and_highlights_its_day() -> None:
+    analysis = make_analysis()
+    day = (ANNOUNCED + timedelta(days=1), ANNOUNCED + timedelta(days=2))
+    with chart_style(SMALL_STYLE):
+        figure = small_timeline_figure(analysis, day)
+        renderer = drawn(figure)
+        assert (figure.bbox.width, figure.bbox.height) == (640, 420)
+        texts = [label.get_text().strip() for top in figure.axes[0].child_axes for label in top.get_xticklabels()]
+        assert "this digest" in texts
+        assert not overlaps(top_label_boxes(figure, renderer))
+
+
+# ---- a real-shaped month: the page and the digest --------------------------------------------------------
+
+
+@pytest.fixture
+def month(write_config: Callable[..., Path], tmp_path: Path) -> Path:
+    """Three weeks of a steady hashtag before the announcement and a storm after it, as the shared archive is shaped."""
+    event = {**BASE_CONFIG["events"][0], "milestones": {"announced": "2012-12-17", "reversed": "2012-12-20"}}
+    event.pop("bin")  # the shipped default, auto: 7 + 3 + 14 days of window → 6-hour bins
+    config = write_config(events=[event])
+    calm = storm(ANNOUNCED - timedelta(days=7), 7 * 24, 1, "instagram is fine today, nice photos")
+    loud = storm(ANNOUNCED + timedelta(hours=20), 10, 30) + storm(ANNOUNCED + timedelta(days=2), 8 * 24, 1, "instagram terms, meh")
+    run(config, "import", str(scraped_archive(tmp_path / "month.csv", calm + loud)), "--event", EVENT)
+    run(config, "score")
+    run(config, "report")
+    return config
+
+
+def test_the_page_opens_with_the_verdict_and_keeps_the_long_shift_table_folded(month: Path, tmp_path: Path) -> None:
+    html = page(tmp_path)
+    short = html.split("<h2>In short</h2>")[1].split("<nav>")[0]
+    assert "Loudest since the announcement: " in short and " posts per 6 hours on " in short  # bin: auto → 6 h
+    assert "Negative: " in short and "pts vs the baseline" in short and "Say they will leave: " in short
+    shifts = html.split("<h2>Shifts against the baseline</h2>")[1].split("<details>")[0]
+    assert "72h after announced" in shifts and "24h after" not in shifts and "7d after" not in shifts
+    assert "<details><summary>Every window" in html
+    assert '<source media="(max-width: 700px)" srcset="timeline-small.png">' in html
+
+
+def test_the_digest_says_its_basis_once_in_points_and_never_repeats_its_headline(month: Path, tmp_path: Path) -> None:
+    run(month, "digest", "--dry-run", "--force")
+    message = next((tmp_path / "dashboards" / EVENT).glob("digest-*.eml")).read_bytes()
+    mail = BytesParser(policy=policy.default).parsebytes(message)
+    subject = str(mail["Subject"])
+    assert re.search(r"— negativity \d+(\.\d)?\u00a0%, ([+−]\d+(\.\d)?|±0) pts vs baseline", subject), subject
+    assert not re.search(r"[+−]\d+ %", subject)  # never a relative change of a share
+    text = " ".join(mail.get_body(("plain",)).get_content().split())  # type: ignore[union-attr]
+    headline, lead = text.split(" Digest for ")[1].split(". ", 2)[:2]
+    assert headline.lower().endswith(subject.split(" — ", 1)[1].lower().replace("\u00a0", " "))  # said once
+    assert "negativ" not in lead.lower()  # the lead gives volume and tone, not the headline again
+    assert "Compared with the baseline: the days before the first milestone" in text
+    assert " new " not in text and "| new" not in text
+    [image] = [part for part in mail.walk() if part.get_content_type() == "image/png"]
+    assert image.get_content()[16:24] == (640).to_bytes(4, "big") + (420).to_bytes(4, "big")
