@@ -1189,6 +1189,52 @@ _COVERAGE_COUNTS = (
 )  # fmt: skip
 
 
+# ---- statistics of a span of bins (the digest's periods and baseline) -----------------------------------
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Volume and tone over a time window, summed or weighted over Analysis.bins."""
+
+    posts: int
+    scored: int
+    hours: float
+    mean_compound: float | None
+    negative_share: float | None
+    churn_share: float | None
+
+    def posts_over(self, hours: float) -> float:
+        """Posts scaled to a window of another length (e.g. the baseline week → one day)."""
+        return self.posts * hours / self.hours if self.hours else 0.0
+
+
+NO_BASELINE = WindowStats(posts=0, scored=0, hours=0.0, mean_compound=None, negative_share=None, churn_share=None)
+
+
+def window_stats(bins: pd.DataFrame, start: datetime, end: datetime) -> WindowStats:
+    """Sum volume and average the tone (weighted by scored posts) of the bins starting in [start, end)."""
+    window = bins[(bins.index >= start) & (bins.index < end)]
+    weights = window["scored"].fillna(0) if "scored" in window else pd.Series(dtype=float)
+    return WindowStats(
+        posts=int(window["volume"].fillna(0).sum()),
+        scored=int(weights.sum()),
+        hours=(end - start).total_seconds() / 3600,
+        mean_compound=_weighted_mean(window, "mean_compound", weights),
+        negative_share=_weighted_mean(window, "negative_share", weights),
+        churn_share=_weighted_mean(window, "churn_share", weights),
+    )
+
+
+def _weighted_mean(window: pd.DataFrame, column: str, weights: pd.Series) -> float | None:
+    if column not in window:
+        return None
+    values = window[column]
+    usable = values.notna() & (weights > 0)
+    total = float(weights[usable].sum())
+    return float((values[usable] * weights[usable]).sum() / total) if total else None
+
+
+
 def bins_from_sums(sums: pd.DataFrame, counted: pd.Series) -> pd.DataFrame:
     """BIN_COLUMNS from per-bin sums (_SUM_COLUMNS): means, 95 % bands and shares."""
     n = sums["scored"]

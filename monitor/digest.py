@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from monitor.analysis import BIN_WIDTH, Analysis, Spike, TopPost
+from monitor.analysis import BIN_WIDTH, NO_BASELINE, Analysis, Spike, TopPost, WindowStats, window_stats
 from monitor.config import EmailConfig
 from monitor.errors import ConfigError, DeliveryError
 from monitor.files import replacing
@@ -107,48 +107,6 @@ def data_as_of(analysis: Analysis, now: datetime) -> datetime | None:
     if analysis.window_end is not None:
         ends.append(analysis.window_end)
     return min(ends)
-
-
-@dataclass(frozen=True)
-class WindowStats:
-    """Volume and tone over a time window, summed or weighted over Analysis.bins."""
-
-    posts: int
-    scored: int
-    hours: float
-    mean_compound: float | None
-    negative_share: float | None
-    churn_share: float | None
-
-    def posts_over(self, hours: float) -> float:
-        """Posts scaled to a window of another length (e.g. the baseline week → one day)."""
-        return self.posts * hours / self.hours if self.hours else 0.0
-
-
-NO_BASELINE = WindowStats(posts=0, scored=0, hours=0.0, mean_compound=None, negative_share=None, churn_share=None)
-
-
-def window_stats(bins: pd.DataFrame, start: datetime, end: datetime) -> WindowStats:
-    """Sum volume and average the tone (weighted by scored posts) of the bins starting in [start, end)."""
-    window = bins[(bins.index >= start) & (bins.index < end)]
-    weights = window["scored"].fillna(0) if "scored" in window else pd.Series(dtype=float)
-    return WindowStats(
-        posts=int(window["volume"].fillna(0).sum()),
-        scored=int(weights.sum()),
-        hours=(end - start).total_seconds() / 3600,
-        mean_compound=_weighted_mean(window, "mean_compound", weights),
-        negative_share=_weighted_mean(window, "negative_share", weights),
-        churn_share=_weighted_mean(window, "churn_share", weights),
-    )
-
-
-def _weighted_mean(window: pd.DataFrame, column: str, weights: pd.Series) -> float | None:
-    if column not in window:
-        return None
-    values = window[column]
-    usable = values.notna() & (weights > 0)
-    total = float(weights[usable].sum())
-    return float((values[usable] * weights[usable]).sum() / total) if total else None
 
 
 def spikes_in(spikes: Sequence[Spike], start: datetime, end: datetime) -> list[Spike]:

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from monitor.analysis import Analysis, Spike, TopPost
+from monitor.analysis import Analysis, Spike, TopPost, window_stats
 from monitor.cli import cli
 from monitor.config import parse_config
-from monitor.digest import comparison_rows, latest_period, window_stats
+from monitor.digest import comparison_rows, latest_period
 from monitor.pipeline import (
     Workspace,
     check_alerts,
