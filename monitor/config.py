@@ -480,6 +480,46 @@ class ScheduleConfig(Section):
     )
     misfire_grace: Duration = bounded(timedelta(minutes=10), SECOND, DAY, "A job late by more than this is skipped")
 
+    @field_validator("report_cron", "digest_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        return check_crontab(value)
+
+
+# (field, least, most, names) of a crontab line; seconds come first when there are 6 fields
+_CRON_FIELDS = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("weekday", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+_CRON_PART = re.compile(r"^(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/([0-9]+))?$")
+
+
+def check_crontab(expression: str) -> str:
+    """A crontab line checked at load (5 fields, or 6 with seconds first; numbers, names, ranges, steps, lists)."""
+    fields = expression.lower().split()
+    if len(fields) not in (5, 6):
+        raise ValueError(f"{expression!r} needs 5 fields (minute hour day month weekday) or 6 (seconds first)")
+    for text, (name, least, most, names) in zip(fields, _CRON_FIELDS[6 - len(fields) :], strict=True):
+        for part in text.split(","):
+            _check_cron_part(part, name, least, most, names)
+    return " ".join(expression.split())
+
+
+def _check_cron_part(part: str, name: str, least: int, most: int, names: tuple[str, ...]) -> None:
+    match = _CRON_PART.match(part)
+    if match is None or match.group(2) == "0":
+        raise ValueError(f"{name} {part!r} is not crontab syntax (e.g. 5, 1-5, */15, mon-fri)")
+    if match.group(1) == "*":
+        return
+    for value in match.group(1).split("-"):
+        number = names.index(value) + least if value in names else (int(value) if value.isdigit() else -1)
+        if not least <= number <= most:
+            raise ValueError(f"{name} {value!r} is outside {least}-{most}" + (f" or {names[0]}-{names[-1]}" if names else ""))
+
 
 class EmailConfig(Section):
     """SMTP delivery of digests and alerts."""

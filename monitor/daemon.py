@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.config import Config
+from monitor.config import Config, check_crontab
 from monitor.errors import ConfigError, LockedError
 from monitor.pipeline import CollectResult, Workspace, check_alerts, collect, digest, report, score
 from monitor.store import RunRecord
@@ -144,11 +144,10 @@ def cron_trigger(expression: str, setting: str, config: Config) -> Any:
     """A CronTrigger from a crontab line: 5 fields, or 6 with seconds first; weekdays 0 and 7 are Sunday."""
     from apscheduler.triggers.cron import CronTrigger
 
-    fields = expression.split()
-    if len(fields) not in (5, 6):
-        raise ConfigError(
-            f"{setting}: {expression!r} needs 5 fields (minute hour day month weekday) or 6 (seconds first)"
-        )
+    try:
+        fields = check_crontab(expression).split()
+    except ValueError as error:
+        raise ConfigError(f"{setting}: {error}") from None
     second = fields.pop(0) if len(fields) == 6 else "0"
     minute, hour, day, month, weekday = fields
     try:

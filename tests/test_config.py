@@ -209,3 +209,27 @@ def test_an_import_source_name_follows_the_same_rule(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, command)
     assert result.exit_code == 2
     assert result.output.startswith("error: --source 'ssss") and "at most 64 characters" in result.output
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        ("0 * *", "schedule.report_cron: '0 * *' needs 5 fields"),
+        ("61 * * * *", "schedule.report_cron: minute '61' is outside 0-59"),
+        ("0 8 * * funday", "schedule.report_cron: weekday 'funday' is outside 0-7 or sun-sat"),
+        ("*/0 * * * *", "schedule.report_cron: minute '*/0' is not crontab syntax"),
+        ("0 8 * 13 *", "schedule.report_cron: month '13' is outside 1-12 or jan-dec"),
+    ],
+)
+def test_a_bad_crontab_is_exit_2_at_load_naming_the_setting(tmp_path: Path, cron: str, expected: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"{ONE_EVENT}schedule: {{report_cron: '{cron}'}}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {config}: {expected}")
+
+
+@pytest.mark.parametrize("cron", ["0 8 * * 1-5", "*/15 * * * *", "0 0 1 jan-jun mon,wed", "*/2 * * * * *", "0 8 * * 7"])
+def test_good_crontabs_load(cron: str) -> None:
+    document = {**BASE_CONFIG, "schedule": {"report_cron": cron}}
+    assert parse_config(document).schedule.report_cron == cron
