@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from monitor.config import Config, EventConfig
+from monitor.config import EventConfig
 from monitor.errors import MonitorError, NotConfiguredError, UsageCapError, UsageError
 from monitor.pipeline.runlog import recorded_run
 from monitor.pipeline.workspace import Workspace
@@ -68,8 +68,8 @@ def collect(
             if stop is not None and stop.is_set():
                 break
             if name not in opened:
-                opened[name] = _open_source(ws.config, name)
-            outcome = _collect_one(ws, event, opened[name], name, counts, stop)
+                opened[name] = _open_source(ws, name, stop)
+            outcome = _collect_one(ws, event, opened[name], name, counts)
             result.outcomes.append(outcome)
             if outcome.usage_capped:
                 opened[name] = _retire_capped(opened[name], name)
@@ -88,14 +88,15 @@ def _collect_plan(events: list[EventConfig], source_name: str | None) -> list[tu
     return plan
 
 
-def _open_source(config: Config, name: str) -> Source | MonitorError:
-    """The source built from its config, or the reason it is switched off (logged once, loudly)."""
+def _open_source(ws: Workspace, name: str, stop: threading.Event | None) -> Source | MonitorError:
+    """The source built from its config with the run's stop flag and session store, or the reason it is
+    switched off (logged once, loudly)."""
     from monitor.sources import SOURCE_CLASSES, source_class
 
     try:
         if name not in SOURCE_CLASSES:
             raise NotConfiguredError(f"{name} source skipped: this version has no collector for it")
-        return source_class(name).from_config(config)
+        return source_class(name).open(ws.config, stop=stop, sessions=ws.store)
     except NotConfiguredError as error:
         log.warning("%s", error)
         return error
@@ -110,14 +111,11 @@ def _collect_one(
     source: Source | MonitorError,
     name: str,
     counts: bool,
-    stop: threading.Event | None,
 ) -> SourceOutcome:
     outcome = SourceOutcome(event.name, name, "ok", kind="counts" if counts else "posts")
     if isinstance(source, MonitorError):
         outcome.status, outcome.message = "skipped", str(source)
         return outcome
-    source.stop = stop
-    source.sessions = ws.store
     if not counts and not _apply_budget(ws, source, outcome):
         return outcome
     tally = lambda: (outcome.read, outcome.new, outcome.cost_usd)  # noqa: E731 - read when the run ends

@@ -60,13 +60,22 @@ class Source(ABC):
 
     name: ClassVar[str]
     read_limit: int | None = None  # stop after reading this many posts; the pipeline sets it from the budgets
-    stop: threading.Event | None = None  # set on shutdown; the source's waits end early when it is
-    sessions: SessionStore | None = None  # set by the pipeline; sources that log in keep their session there
+    stop: threading.Event | None = None  # set on shutdown; the source's waits end early when it is (see open)
+    sessions: SessionStore | None = None  # sources that log in keep their session there (see open)
 
     @classmethod
     @abstractmethod
     def from_config(cls, config: Config) -> Source:
         """Build from the config; raise NotConfiguredError (saying why) when credentials or settings are missing."""
+
+    @classmethod
+    def open(
+        cls, config: Config, *, stop: threading.Event | None = None, sessions: SessionStore | None = None
+    ) -> Source:
+        """Build from the config (from_config) for one run: its shutdown flag and where sessions are kept."""
+        source = cls.from_config(config)
+        source.stop, source.sessions = stop, sessions
+        return source
 
     @abstractmethod
     def search(self, event: EventConfig, cursor: Mapping[str, str]) -> Iterator[Page]:
