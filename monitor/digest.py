@@ -551,12 +551,7 @@ def build_digest(
 
     view = digest_view(analysis, period, dashboard_link, spend)
     timeline_png = small_timeline_png(analysis, (period.start, period.end))
-    chart_cid = make_msgid("timeline", _domain(sender))
-    view.chart_cid = chart_cid[1:-1] if chart_cid else None
-    prefix = "[simulated] " if view.simulated else ""
-    subject = f"{prefix}{view.title} — {view.headline}"
-    text, html = render("digest.txt", view=view), render("digest.html", view=view)
-    return _compose(subject, text, html, timeline_png, chart_cid, sender, recipients, now)
+    return _compose("digest", view, f"{view.title} — {view.headline}", timeline_png, sender, recipients, now)
 
 
 @dataclass
@@ -597,12 +592,8 @@ def build_alert(
         bin=step_by_step(analysis.bin),
         timeline=spike_timeline(analysis, spikes),
     )
-    chart_cid = make_msgid("timeline", _domain(sender)) if timeline_png else None
-    view.chart_cid = chart_cid[1:-1] if chart_cid else None
-    prefix = "[simulated] " if view.simulated else ""
-    subject = f"{prefix}Alert: {view.title} — {_alert_headline(spikes, analysis)}"
-    text, html = render("alert.txt", view=view), render("alert.html", view=view)
-    return _compose(subject, text, html, timeline_png, chart_cid, sender, recipients, now)
+    subject = f"Alert: {view.title} — {_alert_headline(spikes, analysis)}"
+    return _compose("alert", view, subject, timeline_png, sender, recipients, now)
 
 
 def _alert_headline(spikes: Sequence[Spike], analysis: Analysis) -> str:
@@ -612,17 +603,20 @@ def _alert_headline(spikes: Sequence[Spike], analysis: Analysis) -> str:
 
 
 def _compose(
+    template: str,
+    view: DigestView | AlertView,
     subject: str,
-    text: str,
-    html: str,
     png: bytes | None,
-    chart_cid: str | None,
     sender: str,
     recipients: Sequence[str],
     now: datetime | None,
 ) -> EmailMessage:
+    """The message: `template`.txt and .html rendered from the view, the chart inline by cid when there is one."""
+    chart_cid = make_msgid("timeline", _domain(sender)) if png else None
+    view.chart_cid = chart_cid[1:-1] if chart_cid else None
+    text, html = render(f"{template}.txt", view=view), render(f"{template}.html", view=view)
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = ("[simulated] " if view.simulated else "") + subject
     message["From"] = sender
     message["To"] = ", ".join(recipients) if recipients else NO_RECIPIENTS
     message["Date"] = format_datetime(now or datetime.now(UTC))
