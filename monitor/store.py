@@ -496,17 +496,6 @@ class Store:
         }
         conn.execute(self._upsert(cursors_table, ["event", "source", "kind"], values))
 
-    def set_cursor(self, cursor: CursorUpdate) -> None:
-        with self.engine.begin() as conn:
-            self._write_cursor(conn, cursor)
-
-    def get_cursor(self, event_name: str, source: str, kind: str) -> str | None:
-        query = select(cursors_table.c.value).where(
-            cursors_table.c.event == event_name, cursors_table.c.source == source, cursors_table.c.kind == kind
-        )
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
-
     def cursors(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(cursors_table).order_by("event", "source", "kind")).mappings()
@@ -594,11 +583,6 @@ class Store:
             return [(source, start.replace(tzinfo=UTC), count) for source, start, count in conn.execute(query)]
 
     # ---- feeds read (coverage: a feed read without a matching post still counts) ------------
-
-    def add_feed_read(self, event_name: str, source: str, feed: str, statuses: int) -> None:
-        """Record that a collect read a feed (and how many statuses), even when none of them was kept."""
-        with self.engine.begin() as conn:
-            self._write_feed_read(conn, event_name, source, feed, statuses)
 
     def _write_feed_read(self, conn: Connection, event_name: str, source: str, feed: str, statuses: int) -> None:
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert

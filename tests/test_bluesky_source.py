@@ -24,7 +24,7 @@ from monitor.store import Store
 from tests.fake_bluesky import FakeBluesky, jwt, make_jetstream_events, make_post_views, rkey
 from tests.fake_http import Fault, epoch_in
 from tests.killed_store import KilledError, StoreKilledOnThirdPage
-from tests.workspaces import event_rows, workspace_on
+from tests.workspaces import event_rows, stored_cursor, workspace_on
 
 DATA = Path(__file__).parent / "data"
 EVENT = "instagram-tos-2012"
@@ -84,7 +84,7 @@ def uris(first: int, count: int) -> list[str]:
 
 
 def cursor(ws: Workspace, kind: str) -> str | None:
-    return ws.store.get_cursor(EVENT, "bluesky", kind)
+    return stored_cursor(ws.store, EVENT, "bluesky", kind)
 
 
 def only(result: CollectResult) -> Any:

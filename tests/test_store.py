@@ -12,6 +12,7 @@ import pytest
 from monitor.errors import StoreError
 from monitor.posts import Post
 from monitor.store import MIGRATIONS, SCHEMA_VERSION, CursorUpdate, Store, metadata, open_store
+from tests.workspaces import record_feed_read, store_cursor, stored_cursor
 
 T0 = datetime(2012, 12, 18, 9, 0, tzinfo=UTC)
 
@@ -50,16 +51,16 @@ def test_failed_batch_leaves_nothing_half_written(store: Store) -> None:
     with pytest.raises(StoreError):
         store.add_posts("e", [*good[:4], broken], cursors=[CursorUpdate("e", "x", "since_id", "4")])
     assert store.post_count("e") == 0
-    assert store.get_cursor("e", "x", "since_id") is None
+    assert stored_cursor(store, "e", "x", "since_id") is None
 
 
 def test_cursor_is_committed_with_its_page(store: Store) -> None:
     store.add_posts("e", make_posts(3), cursors=[CursorUpdate("e", "x", "since_id", "2")])
-    assert store.get_cursor("e", "x", "since_id") == "2"
+    assert stored_cursor(store, "e", "x", "since_id") == "2"
     store.add_posts("e", make_posts(3, start=3), cursors=[CursorUpdate("e", "x", "since_id", "5")])
-    assert store.get_cursor("e", "x", "since_id") == "5"
-    store.set_cursor(CursorUpdate("e", "x", "since_id", None))
-    assert store.get_cursor("e", "x", "since_id") is None
+    assert stored_cursor(store, "e", "x", "since_id") == "5"
+    store_cursor(store, CursorUpdate("e", "x", "since_id", None))
+    assert stored_cursor(store, "e", "x", "since_id") is None
 
 
 def test_times_come_back_in_utc(store: Store) -> None:
@@ -215,10 +216,10 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_posts(store: Sto
 
 
 def test_feeds_read_add_up_per_event_and_feed(store: Store) -> None:
-    store.add_feed_read("e", "mastodon", "mastodon@a.example #instagram", 40)
-    store.add_feed_read("e", "mastodon", "mastodon@b.example #instagram", 0)
-    store.add_feed_read("e", "mastodon", "mastodon@a.example #instagram", 3)
-    store.add_feed_read("other", "mastodon", "mastodon@c.example #instagram", 9)
+    record_feed_read(store, "e", "mastodon", "mastodon@a.example #instagram", 40)
+    record_feed_read(store, "e", "mastodon", "mastodon@b.example #instagram", 0)
+    record_feed_read(store, "e", "mastodon", "mastodon@a.example #instagram", 3)
+    record_feed_read(store, "other", "mastodon", "mastodon@c.example #instagram", 9)
     assert store.feeds_read("e") == {"mastodon@a.example #instagram": 43, "mastodon@b.example #instagram": 0}
 
 

@@ -24,6 +24,7 @@ from monitor.sources.x_payloads import normalize_counts, normalize_page, normali
 from monitor.store import Store, open_store
 from tests.fake_x_api import BASE_ID, INVALID_REQUEST, FakeXApi, Fault, make_tweets
 from tests.killed_store import KilledError, StoreKilledOnThirdPage
+from tests.workspaces import stored_cursor
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAFakeBearer%2Fsecret%3D0123456789"
@@ -79,7 +80,7 @@ def stored_ids(ws: Workspace, event: str = EVENT) -> list[str]:
 
 
 def cursor(ws: Workspace, kind: str, event: str = EVENT) -> str | None:
-    return ws.store.get_cursor(event, "x", kind)
+    return stored_cursor(ws.store, event, "x", kind)
 
 
 def ids(first: int, count: int) -> list[str]:
