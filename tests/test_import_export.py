@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli import cli
-from monitor.config import Config
+from monitor.config import Config, load_config
 from monitor.pipeline import import_archive, open_workspace
 from monitor.store import AddResult
 from tests.killed_store import KilledError, StoreKilledOnThirdPage
@@ -332,3 +332,18 @@ def test_a_killed_import_leaves_the_rejects_of_the_batches_it_stored(
     on_disk = StoreKilledReadingRejects.on_disk_at_kill.splitlines()
     assert on_disk[0] == "line,reason"
     assert [int(row.split(",")[0]) for row in on_disk[1:]] == bad_lines
+
+
+def test_our_own_export_is_not_decoded_twice(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    """A post whose words are an entity's spelling ('write &amp; for &') keeps it through export and import."""
+    archive = tmp_path / "posts.jsonl"
+    archive.write_text(json.dumps({"id": "e1", "created_at": "2012-12-18T10:00:00Z", "text": "write &amp;amp; for &amp;"}) + "\n")
+    run(write_config(), "import", str(archive), "--event", EVENT)
+    out = tmp_path / "export.csv"
+    run(write_config(), "export", "--event", EVENT, "--format", "csv", "--out", str(out))
+    fresh = write_config(database=f"sqlite:///{tmp_path / 'fresh.db'}")
+    run(fresh, "import", str(out), "--event", EVENT, "--source", "archive")
+    ws = workspace_on(load_config(fresh))
+    texts = [row["text"] for row in event_rows(ws.store, EVENT)]
+    ws.close()
+    assert texts == ["write &amp; for &"]

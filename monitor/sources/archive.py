@@ -217,8 +217,9 @@ def _read_csv(
     except (StopIteration, csv.Error):
         raise UsageError(f"{path}: empty file or unreadable CSV header") from None
     columns = _column_positions(header, mapping, path)
-    cell = restore_cell if header == EXPORT_COLUMNS else _as_read  # only our own export's quotes are ours
-    fast = _FastRows(columns, source, tz) if cell is _as_read else None
+    ours = header == EXPORT_COLUMNS  # our own export: its quotes are ours and its text is already decoded
+    cell = restore_cell if ours else _as_read
+    fast = _FastRows(columns, source, tz) if not ours else None
     last_line = reader.line_num
     while True:
         start = last_line + 1
@@ -240,7 +241,8 @@ def _read_csv(
             yield Reject(start, f"expected {len(header)} columns, found {len(row)}")
             continue
         checked = fast.post(row) if fast is not None else None
-        yield checked or _record({name: cell(row[index]) for name, index in columns.items()}, start, source, tz)
+        fields = {name: cell(row[index]) for name, index in columns.items()}
+        yield checked or _record(fields, start, source, tz, decode=not ours)
 
 
 def neutralise_cell(text: str) -> str:
@@ -352,15 +354,15 @@ def _read_twarc(
             yield result if isinstance(result, Post) else Reject(number, result)
 
 
-def _record(fields: Mapping[str, Any], line: int, source: str, tz: tzinfo) -> Record:
-    """A Post from raw field values, or a Reject naming the first problem."""
+def _record(fields: Mapping[str, Any], line: int, source: str, tz: tzinfo, decode: bool = True) -> Record:
+    """A Post from raw field values, or a Reject naming the first problem (decode: HTML entities in the text)."""
     try:
-        return _post_from_fields(fields, source, tz)
+        return _post_from_fields(fields, source, tz, decode)
     except ValueError as error:
         return Reject(line, str(error))
 
 
-def _post_from_fields(fields: Mapping[str, Any], source: str, tz: tzinfo) -> Post:
+def _post_from_fields(fields: Mapping[str, Any], source: str, tz: tzinfo, decode: bool = True) -> Post:
     text = _text_field(fields, "text")
     if not text or not text.strip():
         raise ValueError("text: missing or empty")
@@ -376,7 +378,7 @@ def _post_from_fields(fields: Mapping[str, Any], source: str, tz: tzinfo) -> Pos
         source=source,
         id=post_id,
         created_at=created_at,
-        text=html.unescape(text),  # scrapers keep X's "&amp;": stored as people read it, escaped once on output
+        text=html.unescape(text) if decode else text,  # scrapers keep X's "&amp;": decoded once, escaped on output
         author=author.lstrip("@") if author else None,
         lang=_text_field(fields, "lang") or None,
         url=_text_field(fields, "url") or None,
