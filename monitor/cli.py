@@ -199,7 +199,7 @@ def import_command(
         result = import_archive(app.workspace(), file, event_name, fmt, fields, source, advance)
     echo(
         f"{result.path}: read {result.read}, new {result.new}, duplicate {result.duplicate}, "
-        f"rejected {result.rejected} → event {result.event} (source {result.source})"
+        f"rejected {result.rejected} → event {result.event} (source {result.source}; {result.added_to_event} added to it)"
     )
     for reject in result.rejects[:REJECTS_SHOWN]:
         echo(f"  line {reject.line}: {reject.reason}", err=True)

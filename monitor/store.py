@@ -216,6 +216,7 @@ class AddResult:
 
     new: int
     duplicate: int
+    linked: int = 0  # posts added to the event: new ones, and ones already stored for another event
 
 
 @dataclass(frozen=True)
@@ -361,13 +362,14 @@ class Store:
         unique = sorted({(post.source, post.id): post for post in posts}.values(), key=_post_key)
         try:
             with self.engine.begin() as conn:
-                new = 0
+                new = linked = 0
                 if unique:
                     # ON CONFLICT DO NOTHING counts only the rows it inserted (both drivers sum an executemany)
                     values = [self._post_values(post) for post in unique]
                     new = conn.exec_driver_sql(self._bulk_insert_sql(posts_table, _POST_COLUMN_NAMES), values).rowcount
                     links = [(event_name, post.source, post.id) for post in unique]
-                    conn.exec_driver_sql(self._bulk_insert_sql(event_posts_table, ["event", "source", "post_id"]), links)
+                    insert_links = self._bulk_insert_sql(event_posts_table, ["event", "source", "post_id"])
+                    linked = conn.exec_driver_sql(insert_links, links).rowcount
                 for cursor in cursors:
                     self._write_cursor(conn, cursor)
                 if progress is not None:
@@ -376,7 +378,7 @@ class Store:
                     self._write_feed_read(conn, event_name, *feed_read)
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store posts: {_error_text(error)}") from None
-        return AddResult(new=new, duplicate=len(posts) - new)
+        return AddResult(new=new, duplicate=len(posts) - new, linked=linked)
 
     def _post_values(self, post: Post | CheckedPost) -> tuple[Any, ...]:
         """A post as the driver's parameter tuple (times as the dialect stores them).

@@ -17,6 +17,7 @@ from monitor.cli import cli
 from monitor.config import Config, load_config
 from monitor.pipeline import import_archive, open_workspace
 from monitor.store import AddResult
+from tests.conftest import BASE_CONFIG
 from tests.killed_store import KilledError, StoreKilledOnThirdPage
 from tests.workspaces import event_rows, workspace_on
 
@@ -347,3 +348,18 @@ def test_our_own_export_is_not_decoded_twice(write_config: Callable[..., Path], 
     texts = [row["text"] for row in event_rows(ws.store, EVENT)]
     ws.close()
     assert texts == ["write &amp; for &"]
+
+
+def test_import_into_a_second_event_says_how_many_posts_that_event_gained(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    second = {**BASE_CONFIG["events"][0], "name": "second-event"}
+    config = write_config(events=[BASE_CONFIG["events"][0], second])
+    archive = tmp_path / "posts.csv"
+    archive.write_text("id,created_at,text\n1,2012-12-18T10:00:00Z,a\n2,2012-12-18T11:00:00Z,b\n", encoding="utf-8")
+    assert "new 2, duplicate 0, rejected 0 → event instagram-tos-2012 (source archive; 2 added to it)" in run(
+        config, "import", str(archive), "--event", EVENT
+    ).output
+    again = run(config, "import", str(archive), "--event", "second-event").output
+    assert "new 0, duplicate 2, rejected 0 → event second-event (source archive; 2 added to it)" in again
+    assert "(source archive; 0 added to it)" in run(config, "import", str(archive), "--event", "second-event").output

@@ -32,6 +32,7 @@ class ImportResult:
     read: int = 0
     new: int = 0
     duplicate: int = 0
+    added_to_event: int = 0  # posts the event gained (new, or stored before for another event)
     rejected: int = 0
     rejects: list[Reject] = field(default_factory=list)  # the first REJECTS_SHOWN only; all are in rejects_file
     rejects_file: Path | None = None
@@ -103,6 +104,7 @@ def _flush(ws: Workspace, batch: list[Post | CheckedPost], result: ImportResult)
         added = ws.store.add_posts(result.event, batch)
         result.new += added.new
         result.duplicate += added.duplicate
+        result.added_to_event += added.linked
         batch.clear()
 
 
