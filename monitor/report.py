@@ -30,6 +30,7 @@ from monitor.wording import (
     share,
     shift_direction,
     spike_size,
+    unscored_note,
     verdict,
     who_what_rows,
     window_note,
@@ -160,8 +161,9 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
 
 
 def page_notes(analysis: Analysis) -> list[str]:
-    """What the reader must know before trusting the numbers: a thin baseline, posts left out."""
-    return [note for note in (baseline_note(analysis), window_note(analysis)) if note]
+    """What the reader must know before trusting the numbers: posts not scored yet, a thin baseline, posts left out."""
+    notes = (unscored_note(analysis), baseline_note(analysis), window_note(analysis))
+    return [note for note in notes if note]
 
 
 def local(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -185,6 +187,7 @@ def coverage_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
         ("quotes", f"{coverage.quotes:,}"),
         ("not scored (language)", f"{coverage.not_scored_language:,}"),
         ("not scored (other)", f"{coverage.not_scored_other:,}"),
+        ("not scored yet", f"{coverage.unscored:,}"),
         ("language", language_note(analysis)),
         ("outside the event window", f"{coverage.before_window:,} before, {coverage.after_window:,} after"),
         ("sources", ", ".join(f"{name} {count:,}" for name, count in sorted(coverage.per_source.items())) or "—"),
