@@ -72,6 +72,7 @@ def write_report(analysis: Analysis, every_event: list[Analysis], out_dir: Path)
         summary = analysis.summary()
         (building / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         (building / "index.html").write_text(render_page(analysis, [c.name for c in charts]), encoding="utf-8")
+        carry_over(target, building)
         swap_folder(building, target)
     finally:
         shutil.rmtree(building, ignore_errors=True)
@@ -110,6 +111,16 @@ def _older_than(path: Path, age: timedelta) -> bool:
         return time.time() - path.stat().st_mtime > age.total_seconds()
     except OSError:
         return False
+
+
+KEPT_FILES = "*.eml"  # digests and alerts that `digest --dry-run` and the daemon wrote: not the report's to replace
+
+
+def carry_over(target: Path, building: Path) -> None:
+    """Copy the event folder's .eml files into the new folder, so swapping it in keeps them."""
+    for path in target.glob(KEPT_FILES):
+        if path.is_file():
+            shutil.copy2(path, building / path.name)
 
 
 def swap_folder(fresh: Path, target: Path) -> None:
