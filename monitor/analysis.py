@@ -143,7 +143,8 @@ class Coverage:
     reposts: int = 0
     quotes: int = 0  # posts quoting another post (their text is their own, unlike reposts)
     not_scored_language: int = 0  # posts in languages outside scoring.languages
-    not_scored_other: int = 0  # posts skipped for another reason (e.g. bots) or not scored yet
+    not_scored_other: int = 0  # posts the current scorer skipped for another reason (e.g. bots)
+    unscored: int = 0  # posts the current scorer has not seen yet: `backlash score` was not run since
     before_window: int = 0  # posts stored for the event but older than its window: not analysed
     after_window: int = 0  # posts at or after the window's end: not analysed
     language_tagged: int = 0  # scored or skipped posts whose source gave a language tag
@@ -993,6 +994,7 @@ class AnalysisAccumulator:
         cover.reposts += int(frame["is_repost"].sum())
         cover.quotes += int(frame["is_quote"].sum())
         cover.not_scored_language += int(language.sum())
+        cover.unscored += int(frame["status"].isna().sum())
         _add_counts(cover.per_source, frame["source"].value_counts())
         _add_counts(cover.languages_excluded, lang[language].value_counts())
         _count_languages(cover, frame)
@@ -1176,7 +1178,7 @@ class AnalysisAccumulator:
         found = Coverage(**{**asdict(self.cover), "per_source": dict(sorted(self.cover.per_source.items()))})
         found.feeds_read = dict(sorted(feeds_read.items()))
         found.languages_excluded = dict(Counter(self.cover.languages_excluded).most_common())
-        found.not_scored_other = found.posts - found.scored - found.not_scored_language
+        found.not_scored_other = found.posts - found.scored - found.not_scored_language - found.unscored
         if self.first is not None and self.last is not None:
             found.first_post, found.last_post = _utc(self.first), _utc(self.last)
         found.counted = _counted_between(counts, found.first_post, found.last_post)
@@ -1184,7 +1186,7 @@ class AnalysisAccumulator:
 
 
 _COVERAGE_COUNTS = (
-    "posts", "scored", "reposts", "quotes", "not_scored_language", "before_window", "after_window",
+    "posts", "scored", "reposts", "quotes", "not_scored_language", "unscored", "before_window", "after_window",
     "language_tagged", "language_guessed", "language_undetermined",
 )  # fmt: skip
 

@@ -429,7 +429,7 @@ def coverage_lines(analysis: Analysis, spend: Spend | None) -> list[str]:
     if coverage.counted:
         share = coverage.posts / coverage.counted
         lines.append(f"Posts counted by the platform: {thousands(coverage.counted)} — we read {share * 100:.0f} %")
-    skipped = coverage.not_scored_language + coverage.not_scored_other
+    skipped = coverage.not_scored_language + coverage.not_scored_other + coverage.unscored
     lines.append(f"Scored: {thousands(coverage.scored)}; not scored: {thousands(skipped)}")
     if coverage.language_guessed or coverage.language_undetermined:
         lines.append(f"Language: {language_note(analysis, thousands)}")

@@ -30,6 +30,7 @@ from monitor.wording import (
     share,
     shift_direction,
     spike_size,
+    unscored_note,
     verdict,
     who_what_rows,
     window_note,
@@ -71,6 +72,7 @@ def write_report(analysis: Analysis, every_event: list[Analysis], out_dir: Path)
         summary = analysis.summary()
         (building / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         (building / "index.html").write_text(render_page(analysis, [c.name for c in charts]), encoding="utf-8")
+        carry_over(target, building)
         swap_folder(building, target)
     finally:
         shutil.rmtree(building, ignore_errors=True)
@@ -109,6 +111,16 @@ def _older_than(path: Path, age: timedelta) -> bool:
         return time.time() - path.stat().st_mtime > age.total_seconds()
     except OSError:
         return False
+
+
+KEPT_FILES = "*.eml"  # digests and alerts that `digest --dry-run` and the daemon wrote: not the report's to replace
+
+
+def carry_over(target: Path, building: Path) -> None:
+    """Copy the event folder's .eml files into the new folder, so swapping it in keeps them."""
+    for path in target.glob(KEPT_FILES):
+        if path.is_file():
+            shutil.copy2(path, building / path.name)
 
 
 def swap_folder(fresh: Path, target: Path) -> None:
@@ -160,8 +172,9 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
 
 
 def page_notes(analysis: Analysis) -> list[str]:
-    """What the reader must know before trusting the numbers: a thin baseline, posts left out."""
-    return [note for note in (baseline_note(analysis), window_note(analysis)) if note]
+    """What the reader must know before trusting the numbers: posts not scored yet, a thin baseline, posts left out."""
+    notes = (unscored_note(analysis), baseline_note(analysis), window_note(analysis))
+    return [note for note in notes if note]
 
 
 def local(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -185,6 +198,7 @@ def coverage_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
         ("quotes", f"{coverage.quotes:,}"),
         ("not scored (language)", f"{coverage.not_scored_language:,}"),
         ("not scored (other)", f"{coverage.not_scored_other:,}"),
+        ("not scored yet", f"{coverage.unscored:,}"),
         ("language", language_note(analysis)),
         ("outside the event window", f"{coverage.before_window:,} before, {coverage.after_window:,} after"),
         ("sources", ", ".join(f"{name} {count:,}" for name, count in sorted(coverage.per_source.items())) or "—"),

@@ -93,6 +93,15 @@ def window_note(analysis: Analysis) -> str | None:
     return f"{' and '.join(parts)} {verb} outside the event window and not analysed."
 
 
+def unscored_note(analysis: Analysis) -> str | None:
+    """'1,204 of 5,618 posts are not scored yet: run `backlash score`.' (None when every post has been seen)."""
+    coverage = analysis.coverage
+    if not coverage.unscored:
+        return None
+    verb = "is" if coverage.unscored == 1 else "are"
+    return f"{coverage.unscored:,} of {coverage.posts:,} posts {verb} not scored yet: run `backlash score`."
+
+
 def language_note(analysis: Analysis, number: Callable[[int], str] = "{:,}".format) -> str:
     """How each post's language was known: '120 tagged by the source, 9,500 identified, 300 undetermined …'."""
     coverage = analysis.coverage

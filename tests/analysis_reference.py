@@ -360,12 +360,13 @@ def coverage(frame: pd.DataFrame, counts: pd.DataFrame | None, simulated: bool, 
         reposts=int(frame["is_repost"].sum()),
         quotes=int(frame["is_quote"].sum()),
         not_scored_language=int((status == "skipped:language").sum()),
+        unscored=int((status == "unscored").sum()),
         per_source={str(k): int(v) for k, v in frame["source"].value_counts().sort_index().items()},
         simulated=simulated,
         languages_excluded={str(k): int(v) for k, v in excluded.items()},
     )
     _count_languages(found, frame)
-    found.not_scored_other = found.posts - found.scored - found.not_scored_language
+    found.not_scored_other = found.posts - found.scored - found.not_scored_language - found.unscored
     if not frame.empty:
         found.first_post, found.last_post = _utc(frame["created_at"].min()), _utc(frame["created_at"].max())
     found.counted = _counted_between(counts, found.first_post, found.last_post)

@@ -347,8 +347,9 @@ def test_coverage_counts_what_was_not_scored_and_why() -> None:
         1,
         1,
         1,
-        2,
+        1,  # the bot: a skip, not a post still waiting for `score`
     )
+    assert cover.unscored == 1  # no status by this scorer yet
     assert cover.per_source == {"archive": 2, "x": 2} and cover.languages_excluded == {"fr": 1}
     assert cover.quotes == 2
     assert (cover.first_post, cover.last_post, cover.counted) == (hour(18, 1), hour(18, 4), 120)

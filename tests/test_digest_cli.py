@@ -264,3 +264,13 @@ def test_a_server_that_never_ends_its_greeting_fails_the_digest_in_bounded_time_
     line = err.splitlines()[-1]
     assert line.startswith(f"error: {EVENT}: failed — cannot send email through 127.0.0.1:{hostile.port} (none): ")
     assert expected in line
+
+
+def test_a_report_keeps_the_eml_files_that_a_dry_run_wrote(scored_config: Path, tmp_path: Path) -> None:
+    assert digest_command(scored_config, "--dry-run", "--force").exit_code == 0
+    path = tmp_path / "dashboards" / EVENT / "digest-2012-12-17.eml"
+    written = path.read_bytes()
+    report = CliRunner().invoke(cli, ["--config", str(scored_config), "report"])
+    assert report.exit_code == 0, report.output
+    assert path.read_bytes() == written
+    assert (tmp_path / "dashboards" / EVENT / "index.html").is_file()

@@ -198,3 +198,21 @@ def test_untagged_short_english_is_scored_and_only_confident_guesses_excluded(
     assert coverage["language_undetermined"] >= 2  # "#TwitterIsDead", "WTF?": too little left to tell
     assert coverage["language_guessed"] + coverage["language_undetermined"] == len(texts)
     assert "undetermined (too little text: kept and scored)" in page(tmp_path)
+
+
+def test_report_before_score_says_how_many_posts_wait_for_score(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    config = write_config()
+    posts = storm(datetime(2012, 12, 11, tzinfo=UTC), 24, 2, "instagram is fine today") + storm(ANNOUNCED, 48, 6)
+    run(config, "import", str(scraped_archive(tmp_path / "tag.csv", posts)), "--event", EVENT)
+    note = f"{len(posts):,} of {len(posts):,} posts are not scored yet: run `backlash score`."
+
+    before = run(config, "report")
+    assert note in before.stderr
+    assert note in page(tmp_path)
+    assert summary(tmp_path)["coverage"]["unscored"] == len(posts)
+    assert summary(tmp_path)["coverage"]["not_scored_other"] == 0
+
+    run(config, "score")
+    after = run(config, "report")
+    assert "not scored yet:" not in after.stderr and "not scored yet:" not in page(tmp_path)
+    assert summary(tmp_path)["coverage"]["unscored"] == 0
