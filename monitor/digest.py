@@ -30,10 +30,12 @@ from monitor.files import replacing
 from monitor.wording import (
     baseline_note,
     day,
+    feeds_text,
     language_note,
     per_bin,
     points,
     share,
+    sources_text,
     spike_size,
     step_by_step,
     who_what_short,
@@ -424,7 +426,7 @@ def post_view(post: TopPost, tz: ZoneInfo) -> PostView:
 def coverage_lines(analysis: Analysis, spend: Spend | None) -> list[str]:
     """What the numbers rest on: posts read vs counted, scored, and the month's API spend."""
     coverage = analysis.coverage
-    sources = ", ".join(f"{name} {thousands(n)}" for name, n in sorted(coverage.per_source.items()))
+    sources = sources_text(analysis, thousands)
     lines = [f"Posts read: {thousands(coverage.posts)}" + (f" ({sources})" if sources else "")]
     if coverage.counted:
         share = coverage.posts / coverage.counted
@@ -436,8 +438,7 @@ def coverage_lines(analysis: Analysis, spend: Spend | None) -> list[str]:
     if coverage.reposts or coverage.quotes:
         lines.append(f"Reposts: {thousands(coverage.reposts)}; quotes: {thousands(coverage.quotes)}")
     if coverage.feeds_read:
-        feeds = ", ".join(f"{feed} ({thousands(n)} read)" for feed, n in coverage.feeds_read.items())
-        lines.append(f"Feeds read: {feeds}")
+        lines.append(f"Feeds read (statuses): {feeds_text(analysis, thousands)}")
     networks = analysis.network_totals()
     if len(networks) > 1:
         lines.append("By network: " + "; ".join(_network_text(*network) for network in networks))

@@ -23,12 +23,14 @@ from monitor.wording import (
     adjusted_churn_note,
     baseline_note,
     checked_note,
+    feeds_text,
     language_note,
     p_value,
     per_bin,
     points_diff,
     share,
     shift_direction,
+    sources_text,
     spike_size,
     unscored_note,
     verdict,
@@ -201,12 +203,12 @@ def coverage_rows(analysis: Analysis, zone: ZoneInfo) -> list[tuple[str, str]]:
         ("not scored yet", f"{coverage.unscored:,}"),
         ("language", language_note(analysis)),
         ("outside the event window", f"{coverage.before_window:,} before, {coverage.after_window:,} after"),
-        ("sources", ", ".join(f"{name} {count:,}" for name, count in sorted(coverage.per_source.items())) or "—"),
+        ("sources", sources_text(analysis) or "—"),
         ("first post", local(coverage.first_post, zone)),
         ("last post", local(coverage.last_post, zone)),
     ]
     if coverage.feeds_read:
-        rows.append(("feeds read (statuses)", ", ".join(f"{feed} {n:,}" for feed, n in coverage.feeds_read.items())))
+        rows.append(("feeds read (statuses)", feeds_text(analysis)))
     if coverage.counted is not None:
         rows.append(("counted by the platform", f"{coverage.counted:,}"))
     rows.append(("data", "SIMULATED — not real posts" if coverage.simulated else "collected"))

@@ -320,3 +320,13 @@ def anger(analysis: Analysis, aspects: int = 3, terms: int = 5) -> str:
 def verdict(analysis: Analysis) -> list[str]:
     """The story in four sentences: how loud, how negative and which way, who will leave, about what."""
     return [loudness(analysis), negativity(analysis), leaving(analysis), anger(analysis)]
+
+
+def sources_text(analysis: Analysis, number: Callable[[int], str] = "{:,}".format) -> str:
+    """'archive 5,618, x 120': posts per source, for the page's and the mail's coverage ('' without posts)."""
+    return ", ".join(f"{name} {number(count)}" for name, count in sorted(analysis.coverage.per_source.items()))
+
+
+def feeds_text(analysis: Analysis, number: Callable[[int], str] = "{:,}".format) -> str:
+    """'mastodon@a #tag 40, mastodon@b #tag 0': statuses read per feed, the feeds that gave no post included."""
+    return ", ".join(f"{feed} {number(n)}" for feed, n in analysis.coverage.feeds_read.items())

@@ -196,7 +196,7 @@ def test_report_and_digest_coverage_name_every_instance_read_even_without_posts(
     page = (written.folder / "index.html").read_text(encoding="utf-8")
     assert ", ".join(f"{feed} {n}" for feed, n in sorted(feeds.items())) in page  # feeds in name order
     lines = coverage_lines(analyze_event(ws, EVENT), None)
-    assert "Feeds read: " + ", ".join(f"{feed} ({n} read)" for feed, n in sorted(feeds.items())) in lines
+    assert "Feeds read (statuses): " + ", ".join(f"{feed} {n}" for feed, n in sorted(feeds.items())) in lines
 
 
 def test_bots_are_stored_flagged_and_skipped_by_scoring(
