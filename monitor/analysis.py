@@ -564,6 +564,27 @@ def _counted_between(counts: pd.DataFrame | None, first: datetime | None, last: 
 # ---- the JSON summary ---------------------------------------------------------------------------------
 
 
+SERIES_COLUMNS = [
+    "volume", "originals", "reposts", "scored", "mean_compound", "ci_low", "ci_high", "negative_share", "churn_share",
+]  # fmt: skip
+
+
+def series_rows(analysis: Analysis) -> list[dict[str, Any]]:
+    """The per-bin series behind the charts (bin start, then SERIES_COLUMNS; None where a bin has no scored post)."""
+    bins = analysis.bins[SERIES_COLUMNS]
+    return [
+        {"bin": start.to_pydatetime(), **{name: _series_value(name, value) for name, value in zip(SERIES_COLUMNS, row, strict=True)}}
+        for start, row in zip(bins.index, bins.itertuples(index=False, name=None), strict=True)
+    ]
+
+
+def _series_value(name: str, value: Any) -> int | float | None:
+    return int(value) if name in _SERIES_COUNTS else _finite_or_none(value)
+
+
+_SERIES_COUNTS = frozenset({"volume", "originals", "reposts", "scored"})
+
+
 def _summary(analysis: Analysis) -> dict[str, Any]:
     spikes = [asdict(spike) | {"key": spike.key()} for spike in analysis.spikes]
     document = {
@@ -582,6 +603,7 @@ def _summary(analysis: Analysis) -> dict[str, Any]:
         "totals": analysis.totals,
         "bins": len(analysis.bins),
         "latest_bin": _latest_bin(analysis.bins),
+        "series": series_rows(analysis),
         "shifts": [asdict(shift) for shift in analysis.shifts],
         "spikes": spikes,
         "shapes": [asdict(shape) for shape in analysis.shapes],

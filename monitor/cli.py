@@ -215,19 +215,27 @@ def import_command(
 @click.option("--event", "event_name", required=True, help="Event to export.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=True, path_type=Path), required=True, help="File (or folder) to write.")
+@click.option("--series", is_flag=True, help="Write the per-bin series behind the charts (CSV) instead of the posts.")
 @pass_app
 @handle_errors
-def export_command(app: AppContext, event_name: str, fmt: str, out: Path) -> None:
+def export_command(app: AppContext, event_name: str, fmt: str, out: Path, series: bool) -> None:
     """Write an event's posts with their scores (score columns empty until scored).
 
     `--format parquet` writes a dataset folder partitioned by event and day
     (OUT/event=E/day=YYYY-MM-DD/*.parquet) that `import`, Dask, pandas or DuckDB read back.
+    `--series` writes one row per time bin instead: volume, originals, reposts, scored, mean compound
+    with its 95 % band, negative and churn shares — the numbers behind the charts, for a spreadsheet.
 
     Example: backlash export --event instagram-tos-2012 --format csv --out instagram.csv
     """
-    from monitor.pipeline import export_posts
+    from monitor.pipeline import export_posts, export_series
 
     workspace = app.workspace()
+    if series:
+        if fmt != "csv":
+            raise UsageError("--series writes CSV: drop --format parquet")
+        echo(f"{out}: {export_series(workspace, event_name, out)} bins")
+        return
     with progress_bar("exporting", workspace.store.post_count(event_name)) as advance:
         rows = export_posts(workspace, event_name, out, fmt, advance)
     echo(f"{out}: {rows} posts")

@@ -216,3 +216,25 @@ def test_report_before_score_says_how_many_posts_wait_for_score(write_config: Ca
     after = run(config, "report")
     assert "not scored yet:" not in after.stderr and "not scored yet:" not in page(tmp_path)
     assert summary(tmp_path)["coverage"]["unscored"] == 0
+
+
+def test_the_series_behind_the_charts_is_in_summary_json_and_exported(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    rows = storm(ANNOUNCED, 2, 3, "instagram terms are awful") + [(ANNOUNCED + timedelta(hours=3), "instagram is great", 0)]
+    config = write_config(events=[{**BASE_CONFIG["events"][0], "bin": "hour"}])
+    run(config, "import", str(scraped_archive(tmp_path / "s.csv", rows)), "--event", EVENT)
+    run(config, "score")
+    run(config, "report")
+    series = summary(tmp_path)["series"]
+    assert [(row["bin"], row["volume"], row["scored"]) for row in series] == [
+        ("2012-12-17T00:00:00Z", 3, 3), ("2012-12-17T01:00:00Z", 3, 3), ("2012-12-17T02:00:00Z", 0, 0),
+        ("2012-12-17T03:00:00Z", 1, 1),
+    ]  # fmt: skip
+    assert series[0]["negative_share"] == 1.0 and series[2]["mean_compound"] is None and series[3]["negative_share"] == 0.0
+    out = tmp_path / "series.csv"
+    assert "4 bins" in run(config, "export", "--event", EVENT, "--series", "--out", str(out)).output
+    with out.open(encoding="utf-8") as handle:
+        exported = list(csv.DictReader(handle))
+    assert [row["volume"] for row in exported] == ["3", "3", "0", "1"] and exported[2]["mean_compound"] == ""
+    assert exported[0]["bin"] == "2012-12-17T00:00:00+00:00" and float(exported[0]["negative_share"]) == 1.0

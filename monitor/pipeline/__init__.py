@@ -5,7 +5,7 @@ progress through an optional callback so the CLI can draw a bar. cli.py and daem
 here; each verb lives in its own module, and every run is recorded through runlog.recorded_run.
 """
 
-from monitor.pipeline.archive import REJECTS_SHOWN, ImportResult, export_posts, import_archive
+from monitor.pipeline.archive import REJECTS_SHOWN, ImportResult, export_posts, export_series, import_archive
 from monitor.pipeline.collect import CollectResult, SourceOutcome, collect, spend_this_month
 from monitor.pipeline.demo import DemoResult, demo, demo_config
 from monitor.pipeline.mail import (
@@ -27,7 +27,7 @@ from monitor.pipeline.workspace import ProgressCallback, Workspace, current_scor
 __all__ = [
     "REJECTS_SHOWN", "AlertResult", "CollectResult", "DemoResult", "DigestResult", "ImportResult", "ProgressCallback",
     "SampleResult", "ScoreResult", "SourceOutcome", "ValidationResult", "StatusReport", "Workspace", "analyze_event", "check_alerts", "collect",
-    "count_unscored", "current_scorer", "demo", "demo_config", "digest", "export_posts", "import_archive",
+    "count_unscored", "current_scorer", "demo", "demo_config", "digest", "export_posts", "export_series", "import_archive",
     "open_workspace", "refuse_overwriting", "report", "sample_posts", "score", "send_alerts", "send_chat_alerts", "send_digest", "send_due_digests",
     "spend_this_month", "status", "validate_sample",
 ]  # fmt: skip
