@@ -133,8 +133,13 @@ ONE_EVENT = "events:\n  - {name: e, platform: P, milestones: {announced: 2012-12
     ],
 )
 def test_every_duration_and_count_is_bounded_exit_2_naming_it(tmp_path: Path, section: str, expected: str) -> None:
+    assert_config_error(tmp_path, f"{ONE_EVENT}{section}\n", expected)
+
+
+def assert_config_error(tmp_path: Path, text: str, expected: str) -> None:
+    """`status` on a config.yaml holding `text` stops with exit 2 and one line: the file, then `expected`."""
     config = tmp_path / "config.yaml"
-    config.write_text(f"{ONE_EVENT}{section}\n", encoding="utf-8")
+    config.write_text(text, encoding="utf-8")
     result = CliRunner().invoke(cli, ["--config", str(config), "status"])
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"error: {config}: {expected}")
@@ -175,11 +180,7 @@ def _field_info(path: str) -> FieldInfo:
     ],
 )
 def test_dates_outside_1990_to_2100_are_refused_naming_the_field(tmp_path: Path, event: str, expected: str) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(f"events:\n  - {{name: e, platform: P, {event}}}\n", encoding="utf-8")
-    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
-    assert result.exit_code == 2, result.output
-    assert result.output.startswith(f"error: {config}: {expected}")
+    assert_config_error(tmp_path, f"events:\n  - {{name: e, platform: P, {event}}}\n", expected)
 
 
 @pytest.mark.parametrize("name", [".", "..", "-rf", "_x", "a" * 65, "x\n", "two words", ""])
@@ -222,11 +223,7 @@ def test_an_import_source_name_follows_the_same_rule(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_crontab_is_exit_2_at_load_naming_the_setting(tmp_path: Path, cron: str, expected: str) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(f"{ONE_EVENT}schedule: {{report_cron: '{cron}'}}\n", encoding="utf-8")
-    result = CliRunner().invoke(cli, ["--config", str(config), "status"])
-    assert result.exit_code == 2, result.output
-    assert result.output.startswith(f"error: {config}: {expected}")
+    assert_config_error(tmp_path, f"{ONE_EVENT}schedule: {{report_cron: '{cron}'}}\n", expected)
 
 
 @pytest.mark.parametrize("cron", ["0 8 * * 1-5", "*/15 * * * *", "0 0 1 jan-jun mon,wed", "*/2 * * * * *", "0 8 * * 7"])
