@@ -1315,8 +1315,16 @@ def post_entities(text: str) -> dict[str, set[str]]:
     return {
         "hashtags": {"#" + tag.lower() for tag in _HASHTAG.findall(text)},
         "mentions": {"@" + name.lower() for name in _MENTION.findall(_REPOST_PREFIX.sub("", text, count=1))},
-        "domains": {domain.lower().rstrip(".") for domain in _DOMAIN.findall(text)},
+        "domains": {_readable_domain(domain.lower().rstrip(".")) for domain in _DOMAIN.findall(text)},
     }
+
+
+LINK_SHORTENERS = frozenset({"t.co", "bit.ly", "buff.ly", "ow.ly", "tinyurl.com", "dlvr.it", "ift.tt", "goo.gl"})
+
+
+def _readable_domain(domain: str) -> str:
+    """A shortener hides where a link goes (X wraps every link in t.co): say so rather than rank it as a site."""
+    return f"{domain} (shortened link: site unknown)" if domain in LINK_SHORTENERS else domain
 
 
 def who_what_counts(frame: pd.DataFrame) -> dict[str, Counter[str]]:

@@ -38,6 +38,7 @@ from monitor.wording import (
     sources_text,
     spike_size,
     step_by_step,
+    who_what_heading,
     who_what_short,
     window_note,
 )
@@ -120,8 +121,8 @@ def spikes_in(spikes: Sequence[Spike], start: datetime, end: datetime) -> list[S
 
 
 def thousands(value: float) -> str:
-    """12345 → '12 345' (a thin space reads in every locale)."""
-    return f"{round(value):,}".replace(",", "\u202f")
+    """12345 → '12,345', as the page and every other sentence write it."""
+    return f"{round(value):,}"
 
 
 def signed(value: float | None, digits: int = 2) -> str:
@@ -306,6 +307,7 @@ class DigestView:
     timeline: list[TimelineRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # a thin baseline, posts outside the window
     who_what: list[str] = field(default_factory=list)  # wording.who_what_short: top hashtags, mentions, domains, accounts
+    who_what_heading: str = ""
 
 
 def comparison_rows(current: WindowStats, previous: WindowStats, baseline: WindowStats | None) -> list[TableRow]:
@@ -491,6 +493,7 @@ def digest_view(
         simulated=analysis.coverage.simulated,
         drivers=_driver_terms(analysis),
         who_what=who_what_short(analysis, thousands),
+        who_what_heading=who_what_heading(analysis),
         timeline=period_timeline(analysis, period),
     )
 

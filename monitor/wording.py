@@ -182,9 +182,21 @@ def who_what_short(analysis: Analysis, number: Callable[[int], str] = "{:,}".for
     for kind in ("hashtags", "mentions", "domains", "active_accounts"):
         items = analysis.who_what.get(kind, [])[:top]
         if items:
-            shown = ", ".join(f"{i.name} {number(i.count)} ({change_note(i, analysis)})" for i in items)
+            shown = ", ".join(f"{i.name} {number(i.count)}{_change_in_brackets(i, analysis)}" for i in items)
             lines.append(f"{WHO_WHAT_TITLES[kind].split(' (')[0]}: {shown}")
     return lines
+
+
+def _change_in_brackets(item: Standing, analysis: Analysis) -> str:
+    """' (×1.5)' or ' (new)'; nothing when there is no baseline (the heading says so once)."""
+    return f" ({change_note(item, analysis)})" if analysis.baseline_posts else ""
+
+
+def who_what_heading(analysis: Analysis) -> str:
+    """The mail's heading of the who-and-what lines: what the bracketed change compares, or that nothing is."""
+    if analysis.baseline_posts:
+        return "Who and what since the announcement (× the baseline, per post)"
+    return "Who and what since the announcement (the baseline holds 0 posts: counts only)"
 
 
 # ---- numbers as words: shares, changes, the verdict ------------------------------------------------

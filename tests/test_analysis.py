@@ -526,7 +526,7 @@ def test_who_and_what_count_posts_since_the_announcement_against_the_baseline() 
         post(hour(18, 9), n=5, author="ann", likes=10, reposts=5, text="#BoycottInstagram #instagram @Instagram x"),
         post(hour(18, 10), n=6, author="cat", likes=1, text="#boycottinstagram now http://news.example/b"),
         post(hour(18, 11), n=7, author="dan", is_repost=True, likes=99, text="RT @ann: #BoycottInstagram #instagram"),
-        post(hour(18, 12), n=8, author="cat", replies=2, text="@instagram why? #instagram and #instagram again"),
+        post(hour(18, 12), n=8, author="cat", replies=2, text="@instagram why? #instagram https://t.co/x1 #instagram"),
     ]
     who = run(baseline + after).who_what
     # 4 posts since the announcement, 4 in the baseline: change = (count / 4) / (baseline / 4)
@@ -534,7 +534,8 @@ def test_who_and_what_count_posts_since_the_announcement_against_the_baseline() 
     assert hashtags == {"#instagram": (3, 2, 1.5), "#boycottinstagram": (3, 0, None)}
     assert [item.name for item in who["hashtags"]] == ["#boycottinstagram", "#instagram"]  # ties: by name
     assert [(item.name, item.count) for item in who["mentions"]] == [("@instagram", 2)]  # "RT @ann:" is not one
-    assert [(item.name, item.count, item.baseline) for item in who["domains"]] == [("news.example", 1, 1)]
+    domains = [(item.name, item.count, item.baseline) for item in who["domains"]]
+    assert domains == [("news.example", 1, 1), ("t.co (shortened link: site unknown)", 1, 0)]
     active = [(item.name, item.count, item.baseline, item.change) for item in who["active_accounts"]]
     assert active == [("cat", 2, 0, None), ("ann", 1, 2, 0.5), ("dan", 1, 0, None)]
     engaged = [(item.name, item.count) for item in who["engaged_accounts"]]

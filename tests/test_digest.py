@@ -370,12 +370,12 @@ def test_alert_text_shows_the_hours_before_and_during_the_spike(smtp_server: Any
     assert send_alerts(ws, analysis, now=started + timedelta(hours=3)).status == "sent"
     text = parts(smtp_server.messages[0])["text"]
     assert "Hour by hour (the timeline chart is in the HTML version):" in text
-    hours = re.findall(r"^([ *]) Mon 17 Dec (\d\d):00 +([\d\u202f]+) ", text, re.MULTILINE)
+    hours = re.findall(r"^([ *]) Mon 17 Dec (\d\d):00 +([\d,]+) ", text, re.MULTILINE)
     assert [hour for _mark, hour, _posts in hours] == [f"{h:02d}" for h in range(8, 17)]  # six before, three inside
     assert [hour for mark, hour, _posts in hours if mark == "*"] == ["14", "15", "16"]
     volume = analysis.bins["volume"]
     for _mark, hour, posts in hours:
-        assert int(posts.replace("\u202f", "")) == int(volume[pd.Timestamp(f"2012-12-17 {hour}:00", tz="UTC")])
+        assert int(posts.replace(",", "")) == int(volume[pd.Timestamp(f"2012-12-17 {hour}:00", tz="UTC")])
 
 
 def test_small_and_old_spikes_are_not_alerted(smtp_server: Any, workspace_for: Callable[..., Workspace]) -> None:

@@ -38,8 +38,19 @@ def test_the_digest_names_the_top_three_of_each_list() -> None:
     message = build_digest(analysis, period, sender="m@example.org", recipients=["t@example.org"])
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Who and what since the announcement (× the baseline, per post):" in text
-    assert "Hashtags: #boycottinstagram 1\u202f234 (new), #instagram 800 (×1.5)" in text
+    assert "Hashtags: #boycottinstagram 1,234 (new), #instagram 800 (×1.5)" in text
     assert "Mentions: @instagram 40 (×1.0)" in text
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "Who and what since the announcement" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+
+
+def test_without_a_baseline_the_digest_gives_counts_and_says_why() -> None:
+    analysis = make_analysis()
+    analysis.who_what, analysis.baseline_posts = WHO_WHAT, 0
+    period = latest_period(analysis.coverage.last_post, "day", analysis.milestones["announced"].tzinfo)  # type: ignore[arg-type]
+    message = build_digest(analysis, period, sender="m@example.org", recipients=["t@example.org"])
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Who and what since the announcement (the baseline holds 0 posts: counts only):" in text
+    assert "Hashtags: #boycottinstagram 1,234, #instagram 800\n" in text
+    assert "(—)" not in text
