@@ -89,7 +89,7 @@ def test_every_yaml_example_is_a_valid_config(tmp_path: Path) -> None:
     for number, (page, body) in enumerate(examples):
         document = yaml.safe_load(body)
         whole = document if "events" in document else merged(shape, document)
-        path = tmp_path / f"example-{number}.yaml"
+        path = tmp_path / f"{page.stem}-example-{number}.yaml"  # the error names the page
         path.write_text(yaml.safe_dump(whole), encoding="utf-8")
         load_config(path)  # a ConfigError names the field
 
@@ -102,6 +102,7 @@ def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 def test_the_readme_walkthrough_runs_and_writes_what_it_promises(tmp_path: Path) -> None:
     workspace = prepared_workspace(tmp_path)
     promised = run_console_blocks(README, workspace)
@@ -113,6 +114,7 @@ def test_the_readme_walkthrough_runs_and_writes_what_it_promises(tmp_path: Path)
         assert (workspace / path).is_file(), path
 
 
+@pytest.mark.slow
 def test_the_examples_in_the_commands_page_run_and_print_what_they_show(tmp_path: Path) -> None:
     workspace = prepared_workspace(tmp_path)
     promised = run_console_blocks(DOCS / "commands.md", workspace)
@@ -149,7 +151,12 @@ def run_console_blocks(page: Path, workspace: Path) -> list[str]:
             continue
         assert words[0] == "backlash", f"{page.name}: examples run `backlash` only: {command}"
         result = subprocess.run(
-            [*backlash_command(), *words[1:]], cwd=workspace, env=environment, capture_output=True, text=True, timeout=600
+            [*backlash_command(), *words[1:]],
+            cwd=workspace,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         output = (result.stdout + result.stderr).splitlines()
         assert result.returncode == 0, f"{page.name}: `{command}` exited {result.returncode}:\n" + "\n".join(output)
