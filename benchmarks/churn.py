@@ -4,7 +4,7 @@ The labels (tests/data/churn_labels.csv: keys and labels only, the rules at its 
 #ElonMuskTwitter tweets from ../shared/data/elonmusktwitter-2022.csv; their text is joined back from that
 file here and never committed. The `candidate` stratum holds every tweet matching a broad leaving
 keyword net, `other` a random sample of the rest, so population figures weight `other` by its sampling rate.
-Rules are tuned on `dev` only; `test` is the held-out figure the README quotes.
+Rules are tuned on `dev` only; `test` is the held-out figure docs/numbers.md quotes.
 
     python benchmarks/churn.py [--shared ../shared/data/elonmusktwitter-2022.csv] [--show dev]
 """

@@ -41,7 +41,7 @@ _OTHER_PLATFORMS = (
 # Churn intent is a first-person statement (or a conditional threat) of leaving, never a report, a question,
 # advice to others or a hashtag alone: patterns name the author as subject, or stand at a sentence's start
 # where the subject is implied ("Deleting my account tonight."). monitor/churn.py skips questions and
-# matches preceded by a third-person subject or a negation. Measured in the README ("Churn intent").
+# matches preceded by a third-person subject or a negation. Measured in docs/numbers.md ("Churn intent").
 _SELF = r"\b(?:i|we)(?:['’]?m|['’]ll|['’]d|['’]ve|['’]re| am| will| would| are| have| shall)?"
 _MODAL = (
     r"(?:(?:am|are|will|would|shall|should|could|might|may|must|can|gonna|going|about|have|has|need|want|plan"
@@ -138,7 +138,7 @@ MAX_WORKERS = 256
 
 
 def bounded(default: Any, least: Any, most: Any, description: str) -> Any:
-    """A setting's Field whose value must lie from `least` to `most`; the description says so (the README shows it)."""
+    """A setting's Field whose value must lie from `least` to `most`; the description says so (docs/configuration.md shows it)."""
     return Field(
         default, ge=least, le=most, description=f"{description}; from {show_bound(least)} to {show_bound(most)}"
     )
@@ -787,7 +787,7 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 def settings_reference() -> list[tuple[str, str, str]]:
-    """(dotted path, default, description) for every setting: the README's configuration table."""
+    """(dotted path, default, description) for every setting: the table in docs/configuration.md."""
     return list(_walk_settings(Config, ""))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
@@ -17,16 +18,35 @@ from monitor.cli import MAX_WORKERS as CLI_MAX_WORKERS
 from monitor.cli import cli
 from monitor.config import MAX_WORKERS, Config, load_config, parse_config, settings_reference
 from monitor.errors import ConfigError
+from monitor.pipeline import demo_config
 
 from .conftest import BASE_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_shipped_config_is_valid() -> None:
+def test_shipped_config_is_a_template_for_a_live_event(tmp_path: Path) -> None:
+    """config.yaml watches a change as it happens: live sources, X's 7-day search; `status` accepts it."""
     config = load_config(ROOT / "config.yaml")
-    event = config.event("instagram-tos-2012")
-    milestones = config.milestones_utc(event)
+    (event,) = config.events
+    assert not event.simulated and event.query
+    assert event.sources == ["x", "bluesky", "mastodon"]
+    assert config.sources.x.endpoint == "recent"
+    assert config.email.recipients
+    assert max(config.milestones_utc(event).values()) > datetime(2026, 11, 30, tzinfo=UTC)  # not 2012's case
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    for setting in ("name", "platform", "milestones", "query", "recipients"):
+        marked = re.search(rf"# EDIT[^\n]*\n(?:\s*#[^\n]*\n)*\s*-? ?{setting}:|{setting}:[^\n]*# EDIT", text)
+        assert marked, f"config.yaml does not mark `{setting}` as one to edit"
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.yaml"), "status"])
+    assert result.exit_code == 0, result.output
+    assert f"{event.name}: 0 posts" in result.output
+
+
+def test_the_demo_keeps_the_2012_case_without_a_config_file(tmp_path: Path) -> None:
+    config = demo_config(tmp_path)
+    milestones = config.milestones_utc(config.event("instagram-tos-2012"))
     assert milestones["announced"] == datetime(2012, 12, 17, tzinfo=UTC)
     assert milestones["reversed"] == datetime(2012, 12, 20, tzinfo=UTC)
     assert milestones["effective"] == datetime(2013, 1, 16, tzinfo=UTC)
