@@ -8,15 +8,26 @@ terms are ranked with the drivers' own log-odds (analysis.rank_drivers), not a s
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
-from monitor.analysis import BIN_WIDTH, NEGATIVE_AT, Analysis, Driver, Spike, jsonable, rank_drivers, tokens
+from monitor.analysis import (
+    BIN_WIDTH,
+    NEGATIVE_AT,
+    Analysis,
+    Driver,
+    Spike,
+    TermCounts,
+    jsonable,
+    rank_drivers,
+    tokens,
+)
 
 EXAMPLES = 5  # posts per list of a spike: a handful to read, not a feed
 TERM_EXAMPLES = 3  # posts per driver term and per aspect (there are up to 15 terms)
@@ -88,9 +99,9 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
 
 
 def example(row: Mapping[str, Any]) -> Example:
-    """An Example of a store row (DRILL_COLUMNS with engagement)."""
+    """An Example of a store row (DRILL_COLUMNS with engagement; a naive created_at is UTC)."""
     return Example(
-        created_at=row["created_at"],
+        created_at=_aware(row["created_at"]),
         source=str(row["source"]),
         post_id=str(row["post_id"]),
         author=row["author"],
@@ -113,12 +124,95 @@ def window_counts(bins: pd.DataFrame, span: tuple[datetime, datetime]) -> tuple[
     return int(inside["volume"].sum()), int(inside["reposts"].sum()), len(inside)
 
 
-def count_terms(texts: Iterable[str]) -> Counter[str]:
-    """Term counts as the drivers count them: every token of every post."""
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(tokens(text))
-    return counts
+class TokenCache(dict[str, list[str]]):
+    """analysis.tokens() of each text, worked out once: reposts and copies repeat a text. One per chunk."""
+
+    def __missing__(self, text: str) -> list[str]:
+        found = self[text] = tokens(text)
+        return found
+
+
+Span = tuple[datetime, datetime | None]  # [start, end); end None: no end
+
+
+class Chunk:
+    """One chunk of streamed posts, oldest first (naive UTC created_at), with each text's tokens worked out
+    once; between() finds a span's posts by bisection, not post by post."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.rows = rows
+        self.moments = [_naive(row["created_at"]) for row in rows]
+        self.tokens = TokenCache()
+
+    def between(self, start: datetime, end: datetime | None) -> Sequence[Mapping[str, Any]]:
+        first = bisect_left(self.moments, start)
+        return self.rows[first : len(self.rows) if end is None else bisect_left(self.moments, end, lo=first)]
+Rank = Callable[[Mapping[str, Any]], tuple[float, ...]]
+
+
+def by_engagement(row: Mapping[str, Any]) -> tuple[float, ...]:
+    return (float(row["engagement"] or 0),)
+
+
+def by_negativity(row: Mapping[str, Any]) -> tuple[float, ...]:
+    """The most negative first; among equally negative posts, the most engaged."""
+    return (-float(row["compound"]), float(row["engagement"] or 0))
+
+
+class TopPosts:
+    """The `keep` highest-ranked posts fed to it, each text once (a copy ranked higher replaces the kept one);
+    among equals the one fed first (the posts come oldest first). Memory: `keep` posts."""
+
+    def __init__(self, keep: int, rank: Rank = by_engagement) -> None:
+        self.keep, self.rank = keep, rank
+        self.heap: list[tuple[tuple[float, ...], int, Mapping[str, Any]]] = []
+        self.fed = 0
+
+    def push(self, row: Mapping[str, Any]) -> None:
+        if not self.keep:
+            return
+        self.fed += 1
+        entry = (self.rank(row), -self.fed, row)
+        if len(self.heap) == self.keep and entry[:2] <= self.heap[0][:2]:
+            return  # below every kept post (so below any kept copy of its text too)
+        same = next((n for n, (_, _, kept) in enumerate(self.heap) if kept["text"] == row["text"]), None)
+        if same is not None:
+            if entry[:2] > self.heap[same][:2]:
+                self.heap[same] = entry
+                heapq.heapify(self.heap)
+        elif len(self.heap) < self.keep:
+            heapq.heappush(self.heap, entry)
+        elif entry[:2] > self.heap[0][:2]:
+            heapq.heapreplace(self.heap, entry)
+
+    def examples(self) -> list[Example]:
+        """The posts kept, best first."""
+        return [example(row) for *_, row in sorted(self.heap, key=lambda entry: entry[:2], reverse=True)]
+
+
+class SpanPosts:
+    """One span's posts (a spike's window, the reference): their words, bounded as the drivers' counts are
+    (TermCounts), and the most engaged and the most negative of them."""
+
+    def __init__(self, span: Span, keep: int = EXAMPLES) -> None:
+        self.start, self.end = _naive(span[0]), None if span[1] is None else _naive(span[1])
+        self.counts = TermCounts()
+        self.engaged, self.negative = TopPosts(keep, by_engagement), TopPosts(keep, by_negativity)
+
+    def add(self, chunk: Chunk) -> None:
+        inside = chunk.between(self.start, self.end)
+        found: Counter[str] = Counter()
+        for text, times in Counter(row["text"] for row in inside).items():
+            for term in chunk.tokens[text]:
+                found[term] += times
+        for row in inside:
+            self.engaged.push(row)
+            self.negative.push(row)
+        self.counts.add(focus=found, reference=Counter(), prior=found)
+
+    @property
+    def terms(self) -> Counter[str]:
+        return self.counts.focus
 
 
 def spike_terms(focus: Counter[str], baseline: Counter[str], top: int = SPIKE_TERMS) -> tuple[list[Driver], list[Driver]]:
@@ -131,44 +225,38 @@ def spike_terms(focus: Counter[str], baseline: Counter[str], top: int = SPIKE_TE
 
 
 class ExampleHeaps:
-    """The TERM_EXAMPLES most engaged posts per driver term and per aspect, fed chunk by chunk (bounded memory).
+    """The TERM_EXAMPLES most engaged posts per driver term and per aspect since `since`, fed chunk by chunk.
 
     A driver term's examples are negative posts containing it (the drivers are terms of negative posts);
-    an aspect's are any scored posts tagged with it. A text already kept for a name is not kept twice.
-    Ties go to the earlier post.
+    an aspect's are any scored posts tagged with it.
     """
 
-    def __init__(self, terms: Iterable[str], aspects: Iterable[str], keep: int = TERM_EXAMPLES) -> None:
-        self.keep = keep
-        self.terms: dict[str, list[tuple[int, int, dict[str, Any]]]] = {term: [] for term in terms}
-        self.aspects: dict[str, list[tuple[int, int, dict[str, Any]]]] = {name: [] for name in aspects}
-        self.seen = 0
+    def __init__(self, terms: Iterable[str], aspects: Iterable[str], since: Span, keep: int = TERM_EXAMPLES) -> None:
+        self.start, self.end = _naive(since[0]), None if since[1] is None else _naive(since[1])
+        self.terms = {term: TopPosts(keep) for term in terms}
+        self.aspects = {name: TopPosts(keep) for name in aspects}
 
-    def add(self, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            self.seen += 1
+    def add(self, chunk: Chunk) -> None:
+        for row in chunk.between(self.start, self.end):
             if self.terms and float(row["compound"]) <= NEGATIVE_AT:
-                for term in set(tokens(str(row["text"]))) & self.terms.keys():
-                    self._push(self.terms[term], row)
+                for term in set(chunk.tokens[row["text"]]) & self.terms.keys():
+                    self.terms[term].push(row)
             for name in set(str(row["aspects"] or "").split(",")) & self.aspects.keys():
-                self._push(self.aspects[name], row)
-
-    def _push(self, heap: list[tuple[int, int, dict[str, Any]]], row: dict[str, Any]) -> None:
-        if any(kept["text"] == row["text"] for _, _, kept in heap):
-            return
-        entry = (int(row["engagement"] or 0), -self.seen, row)
-        if len(heap) < self.keep:
-            heapq.heappush(heap, entry)
-        elif entry[:2] > heap[0][:2]:
-            heapq.heapreplace(heap, entry)
+                self.aspects[name].push(row)
 
     def examples(self) -> tuple[dict[str, list[Example]], dict[str, list[Example]]]:
         """(term → examples, aspect → examples), each list most engaged first."""
-        return _ranked(self.terms), _ranked(self.aspects)
+        terms = {term: top.examples() for term, top in self.terms.items()}
+        return terms, {name: top.examples() for name, top in self.aspects.items()}
 
 
-def _ranked(heaps: dict[str, list[tuple[int, int, dict[str, Any]]]]) -> dict[str, list[Example]]:
-    return {name: [example(row) for *_, row in sorted(heap, key=lambda e: e[:2], reverse=True)] for name, heap in heaps.items()}
+def _naive(moment: datetime) -> datetime:
+    """UTC without a zone, as the store hands times back in a stream."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def announced_at(analysis: Analysis) -> datetime:

@@ -1,74 +1,68 @@
 """The drill-down of an analysed event, read from the store after the analysis (its spikes are known then).
 
-Every read is bounded: a spike's top posts are ORDER BY … LIMIT queries over its window; its terms, the
-baseline's terms and the examples of each driver term and aspect are streamed chunk by chunk, keeping only
-term counts and a handful of posts per name.
+One streamed pass over the event's scored posts, from the earliest span's start to the window's end, feeds
+every spike's words and top posts, the reference's words, and the examples of each driver term and aspect;
+memory holds one chunk, term counts bounded as the drivers' are, and a handful of posts per list.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from monitor.pipeline.workspace import Workspace, scorer_spec
 
 if TYPE_CHECKING:
     from monitor.analysis import Analysis, Spike
-    from monitor.drilldown import Drilldown, SpikeDetail
+    from monitor.drilldown import Drilldown, ExampleHeaps, Span, SpanPosts, SpikeDetail
 
-DRILL_CHUNK = 20_000  # posts in memory at once while streaming a window
+DRILL_CHUNK = 20_000  # posts in memory at once while streaming the window
 
 
 def drill_down(ws: Workspace, analysis: Analysis) -> Drilldown:
-    """Each spike's window, top posts and terms; the example posts of each driver term and aspect."""
-    from monitor.drilldown import Drilldown, ExampleHeaps, announced_at
+    """Each spike's window, top posts and words; the example posts of each driver term and aspect."""
+    from monitor.drilldown import Drilldown, ExampleHeaps, SpanPosts, announced_at, spike_span
 
-    scorer = scorer_spec(ws).key()
-    details = []
-    if analysis.spikes:
-        reference = _terms(ws, analysis.event, scorer, reference_span(analysis))
-        details = [_spike(ws, analysis, scorer, n, spike, reference) for n, spike in enumerate(analysis.spikes, 1)]
-    heaps = ExampleHeaps([driver.term for driver in analysis.drivers], [aspect.aspect for aspect in analysis.aspects])
+    windows = [spike_span(spike, analysis.bin) for spike in analysis.spikes]
+    spikes = [SpanPosts(window) for window in windows]
+    reference = SpanPosts(reference_span(analysis), keep=0)  # its words only
     since = (announced_at(analysis), analysis.window_end)
-    for chunk in ws.store.iter_window_posts(analysis.event, scorer, since, chunk_size=DRILL_CHUNK):
-        heaps.add(chunk)
+    heaps = ExampleHeaps([d.term for d in analysis.drivers], [a.aspect for a in analysis.aspects], since)
+    start = min([since[0], *(window[0] for window in windows), *([reference_span(analysis)[0]] if windows else [])])
+    _scan(ws, analysis, (start, analysis.window_end), [*spikes, reference] if spikes else [], heaps)
+    numbered = enumerate(zip(analysis.spikes, spikes, strict=True), 1)
+    details = [_detail(analysis, number, spike, posts, reference) for number, (spike, posts) in numbered]
     drivers, aspects = heaps.examples()
     return Drilldown(spikes=details, drivers=drivers, aspects=aspects)
 
 
-def reference_span(analysis: Analysis) -> tuple[datetime, datetime | None]:
-    """What a spike's terms are measured against: the baseline; when it is thin (as for the spike sizes),
+def reference_span(analysis: Analysis) -> Span:
+    """What a spike's words are measured against: the baseline; when it is thin (as for the spike sizes),
     the whole window, the spike's own posts taken out of it."""
     if analysis.baseline_fallback and analysis.window_start is not None:
         return analysis.window_start, analysis.window_end
     return analysis.baseline_start, analysis.baseline_end
 
 
-def _spike(ws: Workspace, analysis: Analysis, scorer: str, number: int, spike: Spike, reference: Counter[str]) -> SpikeDetail:
-    from monitor.drilldown import EXAMPLES, SpikeDetail, example, spike_span, spike_terms, window_counts
+def _scan(ws: Workspace, analysis: Analysis, span: Span, spans: list[SpanPosts], heaps: ExampleHeaps) -> None:
+    """One streamed pass over the event's scored posts in span, feeding every span's posts and the examples."""
+    from monitor.drilldown import Chunk
+
+    for rows in ws.store.iter_window_posts(analysis.event, scorer_spec(ws).key(), span, DRILL_CHUNK):
+        chunk = Chunk(rows)
+        for posts in spans:
+            posts.add(chunk)
+        heaps.add(chunk)
+
+
+def _detail(analysis: Analysis, number: int, spike: Spike, posts: SpanPosts, reference: SpanPosts) -> SpikeDetail:
+    from monitor.drilldown import SpikeDetail, spike_span, spike_terms, window_counts
 
     span = spike_span(spike, analysis.bin)
-    posts, reposts, bins = window_counts(analysis.bins, span)
-    top = {order: ws.store.window_posts(analysis.event, scorer, span, order, EXAMPLES) for order in ("engaged", "negative")}
-    focus = _terms(ws, analysis.event, scorer, span)
-    terms, hashtags = spike_terms(focus, reference - focus if analysis.baseline_fallback else reference)
+    volume, reposts, bins = window_counts(analysis.bins, span)
+    against = reference.terms - posts.terms if analysis.baseline_fallback else reference.terms
+    words, hashtags = spike_terms(posts.terms, against)
     return SpikeDetail(
-        number=number, spike=spike, start=span[0], end=span[1], posts=posts, reposts=reposts,
+        number=number, spike=spike, start=span[0], end=span[1], posts=volume, reposts=reposts,
         expected=spike.baseline_value * bins if spike.kind == "volume" else None,
-        engaged=[example(row) for row in top["engaged"]], negative=[example(row) for row in top["negative"]],
-        terms=terms, hashtags=hashtags,
+        engaged=posts.engaged.examples(), negative=posts.negative.examples(), terms=words, hashtags=hashtags,
     )  # fmt: skip
-
-
-def _terms(ws: Workspace, event_name: str, scorer: str, span: tuple[datetime, datetime | None]) -> Counter[str]:
-    """The term counts of the event's scored posts in the span, streamed; past TERM_LIMIT distinct terms the
-    rarest are dropped, as for the drivers (TermCounts)."""
-    from monitor.analysis import TermCounts
-    from monitor.drilldown import count_terms
-
-    counts = TermCounts()
-    for chunk in ws.store.iter_window_posts(event_name, scorer, span, chunk_size=DRILL_CHUNK):
-        found = count_terms(row["text"] for row in chunk)
-        counts.add(focus=found, reference=Counter(), prior=found)
-    return counts.focus
