@@ -33,6 +33,7 @@ EXAMPLES = 5  # posts per list of a spike: a handful to read, not a feed
 TERM_EXAMPLES = 3  # posts per driver term and per aspect (there are up to 15 terms)
 EXCERPT = 280  # characters of a post shown; a longer text is cut at a word and ends in "…"
 SPIKE_TERMS = 8  # terms and hashtags shown per spike, each
+SPIKE_MIN_Z = 1.96  # a spike's word must be over-represented at 95 %: a spike of 40 posts makes many chance words
 
 
 @dataclass(frozen=True)
@@ -216,9 +217,9 @@ class SpanPosts:
 
 
 def spike_terms(focus: Counter[str], baseline: Counter[str], top: int = SPIKE_TERMS) -> tuple[list[Driver], list[Driver]]:
-    """The words and the hashtags of a spike over-represented against the baseline (log-odds z, the two
-    corpora pooled as the prior), the top of each."""
-    ranked = rank_drivers(focus, baseline, focus + baseline, top=len(focus))
+    """The words and the hashtags of a spike over-represented against the baseline (log-odds z at least
+    SPIKE_MIN_Z, the two corpora pooled as the prior), the top of each."""
+    ranked = [d for d in rank_drivers(focus, baseline, focus + baseline, top=len(focus)) if d.z >= SPIKE_MIN_Z]
     words = [driver for driver in ranked if not driver.term.startswith("#")]
     hashtags = [driver for driver in ranked if driver.term.startswith("#")]
     return words[:top], hashtags[:top]
