@@ -16,12 +16,10 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report import fill, write_config  # noqa: E402  (benchmarks/report.py, beside this file)
+from report import filled_store  # noqa: E402  (benchmarks/report.py, beside this file)
 
 CHILD = """
 import json, resource, sys, time
@@ -75,12 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=200_000, help="stored, scored posts")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        workdir = Path(folder)
-        config_path = write_config(workdir)
-        began = time.perf_counter()
-        fill(config_path, args.size)
-        print(f"drill-down on {args.size:,} stored, scored posts (filled in {time.perf_counter() - began:,.0f} s)")
+    with filled_store(args.size) as (config_path, fill_seconds):
+        print(f"drill-down on {args.size:,} stored, scored posts (filled in {fill_seconds:,.0f} s)")
         runs = {step: measure(config_path, step) for step in ("analysis", "drill", "naive")}
     spikes = runs["drill"]["spikes"]
     for step, numbers in runs.items():

@@ -957,10 +957,7 @@ def _write_progress(conn: Connection, progress: RunProgress, new_in_page: int) -
     conn.execute(runs_table.update().where(runs_table.c.id == progress.run_id).values(**values))
 
 
-DRILL_COLUMNS = (
-    "source", "post_id", "created_at", "author", "text", "url", "likes", "reposts", "replies", "is_repost",
-    "compound", "aspects",
-)  # fmt: skip
+DRILL_COLUMNS = ("source", "post_id", "created_at", "author", "text", "url", "reposts", "compound", "aspects")
 
 
 def _engagement() -> Any:

@@ -361,4 +361,4 @@ def repost_note(detail: SpikeDetail) -> str:
 
 def term_reference(analysis: Analysis) -> str:
     """What a spike's words are compared with: the baseline, or the rest of the window when the baseline is thin."""
-    return "the rest of the window (the baseline is thin)" if analysis.baseline_fallback else "the baseline"
+    return "the rest of the window (too few posts before the announcement)" if analysis.baseline_fallback else "the baseline"
