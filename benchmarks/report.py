@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -63,6 +65,16 @@ def fill(config_path: Path, size: int) -> None:
         written += len(posts)
         copy += 1
     ws.close()
+
+
+@contextmanager
+def filled_store(size: int) -> Iterator[tuple[Path, float]]:
+    """A temporary folder with a config and a store of `size` stored, scored posts: (config path, seconds to fill)."""
+    with tempfile.TemporaryDirectory() as folder:
+        config_path = write_config(Path(folder))
+        began = time.perf_counter()
+        fill(config_path, size)
+        yield config_path, time.perf_counter() - began
 
 
 def score_row(post: Any, key: str | None, analyzer: Any, cache: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -125,12 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1_000_000, help="stored, scored posts")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        workdir = Path(folder)
-        config_path = write_config(workdir)
-        began = time.perf_counter()
-        fill(config_path, args.size)
-        fill_seconds = time.perf_counter() - began
+    with filled_store(args.size) as (config_path, fill_seconds):
+        workdir = config_path.parent
         db_mb = (workdir / "bench.db").stat().st_size / 1e6
         numbers = measure_report(config_path)
         announced = str(yaml.safe_load(config_path.read_text())["events"][0]["milestones"]["announced"])

@@ -614,7 +614,7 @@ def _summary(analysis: Analysis) -> dict[str, Any]:
         "validation": analysis.validation,
         "churn_share_adjusted": churn_share_adjusted(analysis),
     }
-    return _jsonable(document)
+    return jsonable(document)
 
 
 def churn_share_adjusted(analysis: Analysis) -> dict[str, float | None] | None:
@@ -648,12 +648,12 @@ def _latest_bin(bins: pd.DataFrame) -> dict[str, Any] | None:
     return {"start": bins.index[-1], **{str(key): value for key, value in bins.iloc[-1].items()}}
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """datetimes → ISO 8601 UTC ('Z'), NaN/inf → None, numpy scalars → Python ones, recursively."""
     if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

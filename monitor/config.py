@@ -418,7 +418,7 @@ class ScoringConfig(Section):
 
 
 class ChatTarget(Section):
-    """One chat room or webhook that receives spike alerts, reached through Apprise (monitor/chat.py)."""
+    """One chat room or webhook that receives spike alerts (and, with digest, the digest's headline) through Apprise."""
 
     url_env: str = Field(
         description="Environment variable holding the Apprise URL (slack://…, msteams://…, discord://…, tgram://…, "
@@ -428,6 +428,11 @@ class ChatTarget(Section):
         "",
         max_length=20,
         description="Short name in messages and the sent-alerts record (default: the variable's name, lower-cased)",
+    )
+    digest: bool = Field(
+        False,
+        description="Also post each digest's headline here (its subject line and the dashboard link), once per "
+        "period like the email, retried by the next run when the post failed",
     )
 
     def key(self) -> str:

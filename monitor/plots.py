@@ -70,7 +70,29 @@ REPOST = "#F5C46B"  # reposts: a light orange beside the originals' dark blue, a
 SPIKE_TINT = "#FBE3D6"  # a volume spike's span: a pale vermillion, the colour of its marker
 
 
-def write_charts(analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path) -> list[Path]:
+@dataclass(frozen=True)
+class SpikeSpot:
+    """Where a volume spike group is on a saved timeline, in percent of the image: the page lays a link there."""
+
+    spike: Spike  # the group's highest peak: the link goes to its section
+    left: float  # the span's left edge, % of the image's width
+    top: float  # the volume panel's top, % of the image's height
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Charts:
+    """The charts written, and where each timeline's spike groups are on it (file name → spots)."""
+
+    files: list[Path]
+    spots: dict[str, list[SpikeSpot]]
+
+
+TIMELINE_FILES = ("timeline.png", "timeline-small.png")
+
+
+def write_charts(analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path) -> Charts:
     """Draw the four charts of an event into out_dir; every_event feeds compare.png."""
     drawers: dict[str, Callable[[], Figure]] = {
         "timeline.png": lambda: timeline_figure(analysis),
@@ -79,14 +101,44 @@ def write_charts(analysis: Analysis, every_event: Sequence[Analysis], out_dir: P
         "shift.png": lambda: shift_figure(analysis),
         "drivers.png": lambda: drivers_figure(analysis),
     }
-    return [write_chart(draw, out_dir / name, SMALL_STYLE if "small" in name else STYLE) for name, draw in drawers.items()]
+    spots: dict[str, list[SpikeSpot]] = {}
+    for name, draw in drawers.items():
+        figure = draw_and_save(draw, out_dir / name, SMALL_STYLE if "small" in name else STYLE)
+        if name in TIMELINE_FILES:
+            spots[name] = spike_spots(figure, analysis)
+    return Charts([out_dir / name for name in drawers], spots)
 
 
 def write_chart(draw: Callable[[], Figure], path: Path, style: dict[str, Any] = STYLE) -> Path:
     """Draw one figure in the house style and save it (atomically) as path."""
-    with chart_style(style):
-        save_png(draw(), path)
+    draw_and_save(draw, path, style)
     return path
+
+
+def draw_and_save(draw: Callable[[], Figure], path: Path, style: dict[str, Any] = STYLE) -> Figure:
+    """write_chart, giving back the saved figure: its layout is final, so data map to the PNG's pixels."""
+    with chart_style(style):
+        figure = draw()
+        save_png(figure, path)
+    return figure
+
+
+def spike_spots(figure: Figure, analysis: Analysis) -> list[SpikeSpot]:
+    """Each volume spike group's span over the (first) volume panel of a saved timeline, in % of the image,
+    from matplotlib's own data-to-pixel transform: the spans as drawn, whatever the layout did."""
+    if analysis.bins.empty or not figure.axes:
+        return []
+    axes = figure.axes[0]
+    left, right = axes.get_xlim()
+    panel = axes.get_window_extent()
+    width, height = figure.bbox.width, figure.bbox.height
+    spots = []
+    for group in spike_groups(analysis.spikes, right - left):
+        start = num(group.start)
+        x0, x1 = (axes.transData.transform((x, 0))[0] for x in (start, num(group.end) + bar_width_days(analysis.bin)))
+        spots.append(SpikeSpot(group.peak, 100 * x0 / width, 100 * (1 - panel.y1 / height),
+                               100 * (x1 - x0) / width, 100 * panel.height / height))  # fmt: skip
+    return spots
 
 
 def small_timeline_png(analysis: Analysis, highlight: tuple[datetime, datetime] | None = None) -> bytes:

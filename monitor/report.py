@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import Analysis, Shift, Spike
+from monitor.drilldown import Drilldown, Example, SpikeDetail, with_drilldown
 from monitor.wording import (
     adjusted_churn_note,
     baseline_note,
@@ -28,15 +29,21 @@ from monitor.wording import (
     p_value,
     per_bin,
     points_diff,
+    repost_note,
     share,
     shift_direction,
     sources_text,
     spike_size,
+    spike_volume_note,
+    term_reference,
     unscored_note,
     verdict,
     who_what_rows,
     window_note,
 )
+
+if TYPE_CHECKING:
+    from monitor.plots import SpikeSpot
 
 TEMPLATE = "report.html.j2"
 LEFTOVER_MAX_AGE = timedelta(days=1)  # a building folder this old is stale even if its PID is alive (PIDs are reused)
@@ -60,8 +67,11 @@ class ReportResult:
         return self.folder / "index.html"
 
 
-def write_report(analysis: Analysis, every_event: list[Analysis], out_dir: Path) -> ReportResult:
-    """Write out_dir/<event>/ for one analysis; every_event feeds the comparison chart."""
+def write_report(
+    analysis: Analysis, every_event: list[Analysis], out_dir: Path, drill: Drilldown | None = None
+) -> ReportResult:
+    """Write out_dir/<event>/ for one analysis; every_event feeds the comparison chart; drill (when given)
+    adds a section per spike and example posts per driver term and aspect, linked from the tables and chart."""
     from monitor.plots import write_charts
 
     target = out_dir / analysis.event
@@ -71,14 +81,15 @@ def write_report(analysis: Analysis, every_event: list[Analysis], out_dir: Path)
     building.mkdir(parents=True)
     try:
         charts = write_charts(analysis, every_event, building)
-        summary = analysis.summary()
+        summary = analysis.summary() if drill is None else with_drilldown(analysis.summary(), drill)
         (building / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-        (building / "index.html").write_text(render_page(analysis, [c.name for c in charts]), encoding="utf-8")
+        page = render_page(analysis, [c.name for c in charts.files], drill, charts.spots)
+        (building / "index.html").write_text(page, encoding="utf-8")
         carry_over(target, building)
         swap_folder(building, target)
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    names = [*(chart.name for chart in charts), "index.html", "summary.json"]
+    names = [*(chart.name for chart in charts.files), "index.html", "summary.json"]
     files = [target / name for name in names]
     coverage = analysis.coverage
     notes = tuple(page_notes(analysis))
@@ -134,7 +145,9 @@ def swap_folder(fresh: Path, target: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def render_page(analysis: Analysis, charts: list[str]) -> str:
+def render_page(
+    analysis: Analysis, charts: list[str], drill: Drilldown | None = None, spots: dict[str, list[SpikeSpot]] | None = None
+) -> str:
     """index.html: autoescaped, so post text can never become markup."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -144,7 +157,8 @@ def render_page(analysis: Analysis, charts: list[str]) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template(TEMPLATE).render(page_context(analysis, charts))
+    context = page_context(analysis, charts) | drill_context(analysis, drill or Drilldown(), spots or {})
+    return environment.get_template(TEMPLATE).render(context)
 
 
 def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
@@ -165,7 +179,8 @@ def page_context(analysis: Analysis, charts: list[str]) -> dict[str, Any]:
         "spikes": [spike_row(spike, analysis, zone) for spike in analysis.spikes],
         "milestones": [(name, local(moment, zone)) for name, moment in sorted(analysis.milestones.items(), key=lambda i: i[1])],
         "posts": [
-            {**post.__dict__, "when": local(post.created_at, zone), "compound": f"{post.compound:+.2f}"}
+            {**post.__dict__, "when": local(post.created_at, zone), "compound": f"{post.compound:+.2f}",
+             "engagement": f"{post.engagement:,}"}
             for post in analysis.top_posts
         ],
         "generated_at": local(analysis.generated_at, zone),
@@ -272,3 +287,96 @@ def spike_row(spike: Spike, analysis: Analysis, zone: ZoneInfo) -> dict[str, str
         "size": spike_size(spike, analysis),
         "z": f"{spike.z:.1f}",
     }
+
+
+# ---- the drill-down: a section per spike, example posts per driver term and aspect, links to them ----
+
+SPOT_MIN_WIDTH = {"timeline.png": 2.0, "timeline-small.png": 7.0}  # % of the image: about 22 px, a fingertip
+
+
+def drill_context(analysis: Analysis, drill: Drilldown, spots: dict[str, list[SpikeSpot]]) -> dict[str, Any]:
+    """The drill-down's part of the page: sections with their anchors, and the links that lead there."""
+    zone = ZoneInfo(analysis.timezone)
+    return {
+        "spike_sections": [spike_section(detail, analysis, zone) for detail in drill.spikes],
+        "spike_anchors": [detail.anchor for detail in drill.spikes],
+        "driver_rows": driver_rows(analysis, drill, zone),
+        "aspect_rows": aspect_rows(analysis, drill, zone),
+        "spots": {name: spot_links(found, drill, analysis, SPOT_MIN_WIDTH[name]) for name, found in spots.items()},
+    }
+
+
+def spike_section(detail: SpikeDetail, analysis: Analysis, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "anchor": detail.anchor,
+        "title": f"Spike {detail.number}: {detail.spike.kind}, {local(detail.start, zone)} to {local(detail.end, zone)}",
+        "size": spike_size(detail.spike, analysis),
+        "volume": spike_volume_note(detail, analysis),
+        "reposts": repost_note(detail),
+        "reference": term_reference(analysis),
+        "reference_column": "the rest" if analysis.baseline_fallback else "the baseline",
+        "engaged": [example_row(post, zone) for post in detail.engaged],
+        "negative": [example_row(post, zone) for post in detail.negative],
+        "terms": [(d.term, f"{d.z:.1f}", f"{d.count_after:,}", f"{d.count_baseline:,}") for d in detail.terms],
+        "hashtags": [(d.term, f"{d.z:.1f}", f"{d.count_after:,}", f"{d.count_baseline:,}") for d in detail.hashtags],
+    }
+
+
+def example_row(post: Example, zone: ZoneInfo) -> dict[str, Any]:
+    """A post as the page shows it; its link only when it is a web address (never javascript: or data:)."""
+    web = post.url is not None and post.url.startswith(("https://", "http://"))
+    return {
+        "when": local(post.created_at, zone),
+        "source": post.source,
+        "author": post.author or "—",
+        "text": post.text,
+        "url": post.url if web else None,
+        "compound": f"{post.compound:+.2f}".replace("-", "−"),
+        "engagement": f"{post.engagement:,}",
+        "reposts": f"{post.reposts:,}",
+    }
+
+
+def driver_rows(analysis: Analysis, drill: Drilldown, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Each driver term with its numbers and examples; the anchor is numbered (a term is user text)."""
+    return [
+        {
+            "anchor": f"term-{number}",
+            "term": driver.term,
+            "z": f"{driver.z:.1f}",
+            "after": f"{driver.count_after:,}",
+            "baseline": f"{driver.count_baseline:,}",
+            "examples": [example_row(post, zone) for post in drill.drivers.get(driver.term, [])],
+        }
+        for number, driver in enumerate(analysis.drivers, 1)
+    ]
+
+
+def aspect_rows(analysis: Analysis, drill: Drilldown, zone: ZoneInfo) -> list[dict[str, Any]]:
+    return [
+        {
+            "anchor": f"aspect-{number}",
+            "aspect": aspect.aspect,
+            "posts": f"{aspect.posts:,}",
+            "share": share(aspect.share),
+            "tone": "—" if aspect.mean_compound is None else f"{aspect.mean_compound:+.2f}".replace("-", "−"),
+            "examples": [example_row(post, zone) for post in drill.aspects.get(aspect.aspect, [])],
+        }
+        for number, aspect in enumerate(analysis.aspects, 1)
+    ]
+
+
+def spot_links(spots: list[SpikeSpot], drill: Drilldown, analysis: Analysis, min_width: float) -> list[dict[str, str]]:
+    """A link per spike group of a timeline, placed in % over the image (so it scales with it), at least
+    min_width wide around the span's middle."""
+    links = []
+    for spot in spots:
+        detail = drill.spike(spot.spike)
+        if detail is None:
+            continue
+        width = max(spot.width, min_width)
+        left = spot.left + spot.width / 2 - width / 2
+        style = f"left:{left:.2f}%;top:{spot.top:.2f}%;width:{width:.2f}%;height:{spot.height:.2f}%"
+        label = f"Spike {detail.number}, {spike_size(spot.spike, analysis)}: its posts and terms"
+        links.append({"anchor": detail.anchor, "style": style, "label": label})
+    return links

@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import MIN_BASELINE_POSTS, Analysis, Shift, Spike, Standing, checked_class, churn_share_adjusted
+
+if TYPE_CHECKING:
+    from monitor.drilldown import SpikeDetail
 
 
 def p_value(value: float | None) -> str:
@@ -342,3 +345,32 @@ def sources_text(analysis: Analysis, number: Callable[[int], str] = "{:,}".forma
 def feeds_text(analysis: Analysis, number: Callable[[int], str] = "{:,}".format) -> str:
     """'mastodon@a #tag 40, mastodon@b #tag 0': statuses read per feed, the feeds that gave no post included."""
     return ", ".join(f"{feed} {number(n)}" for feed, n in analysis.coverage.feeds_read.items())
+
+
+# ---- the drill-down: one spike's window ---------------------------------------------------------------
+
+
+def spike_volume_note(detail: SpikeDetail, analysis: Analysis) -> str:
+    """'1,234 posts in 6 hours, ×5.1 the 240 expected at the baseline's median (40 per hour)' for a volume
+    spike; '1,234 posts in 6 hours' for a dip (its size is a tone, said beside it)."""
+    hours = (detail.end - detail.start).total_seconds() / 3600
+    span = f"{detail.posts:,} posts in {hours:,.0f} hour{'' if round(hours) == 1 else 's'}"
+    if detail.expected is None:
+        return span
+    median = "the baseline's median" if not analysis.baseline_fallback else reference_name(analysis)
+    if detail.expected <= 0:
+        return f"{span}, from silence ({median} had no posts)"
+    rate = f"{detail.spike.baseline_value:,.0f} {per_bin(analysis.bin)}"
+    return f"{span}, ×{detail.posts / detail.expected:.1f} the {detail.expected:,.0f} expected at {median} ({rate})"
+
+
+def repost_note(detail: SpikeDetail) -> str:
+    """'12 % were reposts (150 of 1,234)', or 'no reposts'."""
+    if not detail.reposts:
+        return "no reposts"
+    return f"{share(detail.repost_share)} were reposts ({detail.reposts:,} of {detail.posts:,})"
+
+
+def term_reference(analysis: Analysis) -> str:
+    """What a spike's words are compared with: the baseline, or the rest of the window when the baseline is thin."""
+    return "the rest of the window (too few posts before the announcement)" if analysis.baseline_fallback else "the baseline"

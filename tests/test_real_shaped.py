@@ -110,7 +110,7 @@ def test_an_empty_baseline_is_said_and_nothing_is_called_times_the_baseline(
     found = summary(tmp_path)
     assert found["baseline"]["posts"] == 0 and found["baseline_fallback"] is True
     assert found["spikes"], "the 60-an-hour storm over a 2-an-hour window is a spike"
-    spikes = html.split("<h2>Spikes</h2>")[1].split("<h2>")[0]
+    spikes = html.split("<h2 id=\"spikes\">Spikes</h2>")[1].split("<h2>")[0]
     assert "the window&#39;s median hour" in spikes and "the baseline" not in spikes
 
     run(config, "digest", "--dry-run", "--force")

@@ -33,6 +33,7 @@ class DigestResult:
     path: Path | None = None  # the .eml of a dry run
     message_id: str | None = None
     refused: list[str] = field(default_factory=list)  # recipients the server refused (the others got it)
+    channel: str = "email"  # or "chat:<name>" for an alerts.notify target with digest: true
 
 
 @dataclass
@@ -51,14 +52,23 @@ class AlertResult:
 def digest(
     ws: Workspace, event_name: str | None = None, dry_run: bool = False, force: bool = False
 ) -> list[DigestResult]:
-    """Email (or, dry run, write as .eml) the digest of the latest whole period, once per period per event."""
+    """Email (or, dry run, write as .eml) the digest of the latest whole period, once per period per event; then
+    post its headline to each `alerts.notify` target with `digest: true`, each on its own (a chat that fails
+    never holds up the email, nor the email the chat)."""
+    from monitor.pipeline.chat_digest import chat_targets, send_chat_digests
+
     results = []
     for event in ws.config.selected_events(event_name):
-        if not ws.config.email.recipients and not dry_run:
+        email_on = bool(ws.config.email.recipients) or dry_run
+        if not email_on:
             results.append(DigestResult(event.name, "off", _EMAIL_OFF))
             log.info("digest of %s: %s", event.name, _EMAIL_OFF)
-            continue
-        results.extend(send_due_digests(ws, analyze_event(ws, event.name), dry_run=dry_run, force=force))
+            if not chat_targets(ws):
+                continue
+        analysis = analyze_event(ws, event.name)
+        if email_on:
+            results.extend(send_due_digests(ws, analysis, dry_run=dry_run, force=force))
+        results.extend(send_chat_digests(ws, analysis, dry_run=dry_run, force=force))
     return results
 
 
@@ -77,10 +87,10 @@ def send_due_digests(
     that run falls in a later period. A first digest ever, a dry run or --force covers the latest only.
     """
     now = now or datetime.now(UTC)
-    latest = _latest_period(ws, analysis, now)
+    latest = latest_whole_period(ws, analysis, now)
     if latest is None:
         return [DigestResult(analysis.event, "skipped", "no posts yet")]
-    periods = [latest] if dry_run or force else _unsent_periods(ws, analysis, latest)
+    periods = [latest] if dry_run or force else unsent_periods(ws, analysis, latest)
     results: list[DigestResult] = []
     for period in periods:
         results.append(send_digest(ws, analysis, dry_run, force, now, period))
@@ -89,7 +99,7 @@ def send_due_digests(
     return results
 
 
-def _latest_period(ws: Workspace, analysis: Analysis, now: datetime) -> Period | None:
+def latest_whole_period(ws: Workspace, analysis: Analysis, now: datetime) -> Period | None:
     """The last whole period the event's data covers, or None before its first post."""
     from monitor import digest as mail
 
@@ -97,15 +107,16 @@ def _latest_period(ws: Workspace, analysis: Analysis, now: datetime) -> Period |
     return None if as_of is None else mail.latest_period(as_of, ws.config.email.period, ws.config.tz)
 
 
-def _unsent_periods(ws: Workspace, analysis: Analysis, latest: Period) -> list[Period]:
-    """The latest period, preceded by the unsent ones back to the last period sent (at most CATCH_UP_PERIODS)."""
+def unsent_periods(ws: Workspace, analysis: Analysis, latest: Period, kind: str = "digest") -> list[Period]:
+    """The latest period, preceded by the unsent ones back to the last period sent (at most CATCH_UP_PERIODS);
+    kind: what was sent, "digest" (email) or a chat target's "chat-digest:<name>"."""
     due = [latest]
-    if ws.store.last_sent(analysis.event, "digest") is None or ws.store.was_sent(analysis.event, "digest", latest.key):
+    if ws.store.last_sent(analysis.event, kind) is None or ws.store.was_sent(analysis.event, kind, latest.key):
         return due  # never sent (no back-catalogue for a new user), or up to date
     first_post = analysis.coverage.first_post
     while len(due) < CATCH_UP_PERIODS:
         earlier = due[0].previous()
-        if ws.store.was_sent(analysis.event, "digest", earlier.key) or (first_post and earlier.end <= first_post):
+        if ws.store.was_sent(analysis.event, kind, earlier.key) or (first_post and earlier.end <= first_post):
             break
         due.insert(0, earlier)
     return due
@@ -121,26 +132,31 @@ def send_digest(
 ) -> DigestResult:
     """Digest one period (the latest by default): skip it when already sent (unless force), mark it sent once
     the server accepts."""
-    from monitor import digest as mail
-
     now = now or datetime.now(UTC)
-    period = period or _latest_period(ws, analysis, now)
+    period = period or latest_whole_period(ws, analysis, now)
     if period is None:
         return DigestResult(analysis.event, "skipped", "no posts yet")
     if not dry_run and not force and ws.store.was_sent(analysis.event, "digest", period.key):
         return DigestResult(analysis.event, "skipped", _already_sent(period.key), period.key)
-    message = mail.build_digest(
+    message = digest_message(ws, analysis, period, now)
+    file_name = f"digest-{period.key}.eml"
+    return _deliver(ws, message, analysis.event, "digest", [period.key], dry_run, file_name, resend=force)
+
+
+def digest_message(ws: Workspace, analysis: Analysis, period: Period, now: datetime) -> EmailMessage:
+    """The digest of one period as an email (its subject is the headline a chat gets)."""
+    from monitor import digest as mail
+
+    return mail.build_digest(
         analysis,
         period,
         sender=ws.config.email.sender,
         recipients=ws.config.email.recipients,
         timeline_png=_timeline_png(ws, analysis),
-        dashboard_link=_dashboard_link(ws, analysis.event),
+        dashboard_link=dashboard_link(ws, analysis.event),
         spend=_month_spend(ws, analysis, now),
         now=now,
     )
-    file_name = f"digest-{period.key}.eml"
-    return _deliver(ws, message, analysis.event, "digest", [period.key], dry_run, file_name, resend=force)
 
 
 def _deliver(
@@ -215,7 +231,7 @@ def _timeline_png(ws: Workspace, analysis: Analysis) -> bytes:
     return path.read_bytes()
 
 
-def _dashboard_link(ws: Workspace, event_name: str) -> str:
+def dashboard_link(ws: Workspace, event_name: str) -> str:
     """The dashboard's web address when email.dashboard_url is set, else its path on this machine."""
     base = ws.config.email.dashboard_url
     if base:
@@ -286,7 +302,7 @@ def alert_message(
         sender=ws.config.email.sender,
         recipients=ws.config.email.recipients,
         timeline_png=_timeline_png(ws, analysis) if chart else None,
-        dashboard_link=_dashboard_link(ws, analysis.event),
+        dashboard_link=dashboard_link(ws, analysis.event),
         now=now,
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -53,26 +54,46 @@ def _send_to(ws: Workspace, analysis: Analysis, target: ChatTarget, dry_run: boo
 
 def _push(ws: Workspace, analysis: Analysis, kind: str, url: str, spikes: list[Spike], now: datetime) -> AlertResult:
     """Claim the spikes for this target, post the alert, record it once the service accepted it."""
+    keys = [spike.key() for spike in spikes]
+
+    def compose() -> tuple[str, str, str]:
+        message = alert_message(ws, analysis, spikes, now, chart=False)
+        return str(message["Subject"]), _plain_text(message), str(message["Message-ID"])
+
+    status, detail, message_id = claimed_push(ws, analysis.event, kind, keys, url, compose)
+    return AlertResult(analysis.event, status, detail, keys, None, message_id, channel=kind)
+
+
+def claimed_push(
+    ws: Workspace,
+    event_name: str,
+    kind: str,
+    keys: list[str],
+    url: str,
+    compose: Callable[[], tuple[str, str, str]],
+    resend: bool = False,
+) -> tuple[str, str, str | None]:
+    """Claim keys for one chat target, post what compose() gives (title, body, message id), record the keys
+    as sent once the service accepted it; a failed post releases the claim, so the next run posts it.
+
+    Returns (status, detail, message id): "sent", "skipped" (another run has it, or it was sent) or "failed".
+    """
     from monitor.chat import push
 
-    keys = [spike.key() for spike in spikes]
     expiry = claim_expiry(ws.config.email.timeout)
-    if ws.store.claim_send(analysis.event, kind, keys, expiry) != "claimed":
-        return AlertResult(analysis.event, "skipped", f"{kind}: being sent by another run, or sent", keys, channel=kind)
-    message = alert_message(ws, analysis, spikes, now, chart=False)
-    title = str(message["Subject"])
+    if ws.store.claim_send(event_name, kind, keys, expiry, resend=resend) != "claimed":
+        return "skipped", f"{kind}: being sent by another run, or sent", None
+    title, body, message_id = compose()
     try:
-        push(url, title, _plain_text(message))
+        push(url, title, body)
     except BaseException as error:
-        ws.store.release_claim(analysis.event, kind, keys)
+        ws.store.release_claim(event_name, kind, keys)
         if not isinstance(error, DeliveryError):
             raise
-        log.error("alert of %s to %s not posted: %s", analysis.event, kind, error)
-        return AlertResult(analysis.event, "failed", f"{kind}: {error}", keys, channel=kind)
-    ws.store.finish_send(analysis.event, kind, keys, str(message["Message-ID"]))
-    return AlertResult(
-        analysis.event, "sent", f"{title} → {kind}", keys, None, str(message["Message-ID"]), channel=kind
-    )
+        log.error("%s of %s not posted: %s", kind, event_name, error)
+        return "failed", f"{kind}: {error}", None
+    ws.store.finish_send(event_name, kind, keys, message_id)
+    return "sent", f"{title} → {kind}", message_id
 
 
 def _plain_text(message: object) -> str:

@@ -68,10 +68,11 @@ def report(
 
 
 def _write_one(ws: Workspace, analysis: Analysis, comparable: list[Analysis]) -> ReportResult:
+    from monitor.pipeline.drilldown import drill_down
     from monitor.report import write_report
 
     with recorded_run(ws.store, "report", analysis.event, tally=lambda: (analysis.coverage.posts, 0, 0.0)) as run:
-        written = write_report(analysis, comparable, ws.config.out_dir())
+        written = write_report(analysis, comparable, ws.config.out_dir(), drill_down(ws, analysis))
         run.message = str(written.folder)
     return written
 
