@@ -67,7 +67,7 @@ def _push(ws: Workspace, analysis: Analysis, kind: str, url: str, spikes: list[S
         ws.store.release_claim(analysis.event, kind, keys)
         if not isinstance(error, DeliveryError):
             raise
-        log.error("alert of %s to %s not posted: %s", analysis.event, kind, error)
+        log.debug("alert of %s to %s not posted: %s", analysis.event, kind, error)  # in the result, reported once
         return AlertResult(analysis.event, "failed", f"{kind}: {error}", keys, channel=kind)
     ws.store.finish_send(analysis.event, kind, keys, str(message["Message-ID"]))
     return AlertResult(
