@@ -180,7 +180,7 @@ _WRAPPED = ("__cause__", "__context__", "reason", "original_exception")  # urlli
 
 def _error_chain(error: BaseException, limit: int = 12) -> Iterator[BaseException]:
     """The error and those it wraps, outermost first."""
-    pending, seen = [error], set()
+    pending, seen = [error], set[int]()
     while pending and len(seen) < limit:
         current = pending.pop(0)
         if id(current) in seen:
