@@ -22,6 +22,12 @@ def run(config: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
 
 
+def import_text(config: Path, archive: Path, text: str, *options: str) -> Result:
+    """Write the archive, then `backlash import` it into the event."""
+    archive.write_text(text, encoding="utf-8")
+    return run(config, "import", str(archive), "--event", EVENT, *options)
+
+
 def stored(config: Path) -> list[tuple[datetime, str]]:
     ws = open_workspace(config)
     try:
@@ -48,8 +54,7 @@ def test_a_file_separated_otherwise_is_sniffed_from_its_header_and_said(
         ["1", "2012-12-18T10:00:00Z", "ads, ads, ads"],
         ["2", "2012-12-18T11:00:00Z", "quit"],
     ]
-    archive.write_text("\n".join(delimiter.join(row) for row in rows) + "\n", encoding="utf-8")
-    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    result = import_text(write_config(), archive, "\n".join(delimiter.join(row) for row in rows) + "\n")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"{archive}: read as {name}-separated (sniffed from the header; --delimiter overrides)",
@@ -63,8 +68,13 @@ def test_a_file_separated_otherwise_is_sniffed_from_its_header_and_said(
 
 def test_a_comma_file_says_nothing_about_its_delimiter(write_config: Callable[..., Path], tmp_path: Path) -> None:
     archive = tmp_path / "posts.csv"
-    archive.write_text('created_at,"text; as posted"\n2012-12-18T10:00:00Z,a; b; c\n', encoding="utf-8")
-    result = run(write_config(), "import", str(archive), "--event", EVENT, "--map", "text=text; as posted")
+    result = import_text(
+        write_config(),
+        archive,
+        'created_at,"text; as posted"\n2012-12-18T10:00:00Z,a; b; c\n',
+        "--map",
+        "text=text; as posted",
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"{archive}: read 1, new 1, duplicate 0, rejected 0 → event {EVENT} (source archive; 1 added to it)"
@@ -76,8 +86,7 @@ def test_delimiter_overrides_the_sniffed_one_and_a_wrong_one_lists_the_columns_f
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     archive = tmp_path / "posts.csv"
-    archive.write_text("created_at;text\n2012-12-18T10:00:00Z;hello\n", encoding="utf-8")
-    wrong = run(write_config(), "import", str(archive), "--event", EVENT, "--delimiter", ",")
+    wrong = import_text(write_config(), archive, "created_at;text\n2012-12-18T10:00:00Z;hello\n", "--delimiter", ",")
     assert wrong.exit_code == 2
     assert wrong.output == (
         f"error: {archive}: no column 'created_at' for required field 'created_at' (use --map created_at=COLUMN); "
@@ -92,8 +101,7 @@ def test_a_delimiter_of_more_than_one_character_is_a_usage_error(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     archive = tmp_path / "posts.csv"
-    archive.write_text("created_at,text\n2012-12-18T10:00:00Z,hello\n", encoding="utf-8")
-    result = run(write_config(), "import", str(archive), "--event", EVENT, "--delimiter", ";;")
+    result = import_text(write_config(), archive, "created_at,text\n2012-12-18T10:00:00Z,hello\n", "--delimiter", ";;")
     assert result.exit_code == 2
     assert result.output == "error: --delimiter ';;': expected one character (other than a quote), or tab\n"
 
@@ -107,8 +115,7 @@ def test_day_first_dates_are_rejected_naming_the_column_and_suggesting_date_form
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     archive = tmp_path / "dates.csv"
-    archive.write_text(DAY_FIRST, encoding="utf-8")
-    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    result = import_text(write_config(), archive, DAY_FIRST)
     assert result.exit_code == 3
     hint = "could be day/month or month/day; say which with --date-format, e.g. --date-format '%d/%m/%Y %H:%M'"
     assert f"  line 2: created_at: '13/11/2022 21:05' {hint}" in result.output.splitlines()
@@ -134,8 +141,9 @@ def test_a_mapped_date_column_is_named_and_a_date_off_the_format_rejected(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     archive = tmp_path / "dates.csv"
-    archive.write_text("Datum,text\n13.11.22,one\n2022-11-13,two\n", encoding="utf-8")
-    plain = run(write_config(), "import", str(archive), "--event", EVENT, "--map", "created_at=Datum")
+    plain = import_text(
+        write_config(), archive, "Datum,text\n13.11.22,one\n2022-11-13,two\n", "--map", "created_at=Datum"
+    )
     assert (
         "  line 2: created_at (column 'Datum'): '13.11.22' could be day/month or month/day; say which with "
         "--date-format, e.g. --date-format '%d.%m.%y'"
@@ -161,8 +169,7 @@ def test_a_mapped_date_column_is_named_and_a_date_off_the_format_rejected(
 
 def test_a_date_format_strptime_cannot_read_is_a_usage_error(write_config: Callable[..., Path], tmp_path: Path) -> None:
     archive = tmp_path / "dates.csv"
-    archive.write_text(DAY_FIRST, encoding="utf-8")
-    result = run(write_config(), "import", str(archive), "--event", EVENT, "--date-format", "%d/%m/%Q")
+    result = import_text(write_config(), archive, DAY_FIRST, "--date-format", "%d/%m/%Q")
     assert result.exit_code == 2
     assert result.output == "error: --date-format '%d/%m/%Q': 'Q' is a bad directive in format '%d/%m/%Q'\n"
 
@@ -174,7 +181,9 @@ def test_a_json_array_is_read_as_posts_with_each_bad_object_on_its_line(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     archive = tmp_path / "posts.json"
-    archive.write_text(
+    result = import_text(
+        write_config(),
+        archive,
         "[\n"
         '  {"created_at": "2012-12-18T10:00:00Z", "text": "quit instagram"},\n'
         '  {"created_at": "2012-12-18T11:00:00Z",\n'
@@ -182,9 +191,7 @@ def test_a_json_array_is_read_as_posts_with_each_bad_object_on_its_line(
         "  5,\n"
         '  {"created_at": "2012-12-18T12:00:00Z", "text": "ads [everywhere]"}\n'
         "]\n",
-        encoding="utf-8",
     )
-    result = run(write_config(), "import", str(archive), "--event", EVENT)
     assert result.exit_code == 3
     assert result.stdout.splitlines() == [
         f"{archive}: read as one JSON array (not JSON Lines)",
@@ -201,8 +208,7 @@ def test_a_json_array_is_read_as_posts_with_each_bad_object_on_its_line(
 def test_a_one_line_array_under_format_jsonl_is_recognised(write_config: Callable[..., Path], tmp_path: Path) -> None:
     archive = tmp_path / "posts.txt"
     items = [{"created_at": f"2012-12-18T{hour:02d}:00:00Z", "text": f"post {hour}"} for hour in range(24)]
-    archive.write_text(json.dumps(items), encoding="utf-8")
-    result = run(write_config(), "import", str(archive), "--event", EVENT, "--format", "jsonl")
+    result = import_text(write_config(), archive, json.dumps(items), "--format", "jsonl")
     assert result.exit_code == 0, result.output
     assert "read 24, new 24" in result.output
     assert len(stored(write_config())) == 24
@@ -212,8 +218,9 @@ def test_a_broken_array_keeps_the_objects_before_the_break_and_says_where(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     archive = tmp_path / "posts.json"
-    archive.write_text('[{"created_at": "2012-12-18T10:00:00Z", "text": "kept"},\n {"text": "cut', encoding="utf-8")
-    result = run(write_config(), "import", str(archive), "--event", EVENT)
+    result = import_text(
+        write_config(), archive, '[{"created_at": "2012-12-18T10:00:00Z", "text": "kept"},\n {"text": "cut'
+    )
     assert result.exit_code == 3
     assert "  line 2: not valid JSON: Unterminated string starting at; the rest of the file is not read" in (
         result.output.splitlines()
@@ -228,15 +235,15 @@ def test_the_rejects_file_holds_each_rejected_row_as_the_file_has_it(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     archive = tmp_path / "posts.csv"
-    archive.write_text(
+    result = import_text(
+        write_config(),
+        archive,
         "created_at,text,likes\n"
         '2012-12-18T10:00:00Z,"fine",1\n'
         '2012-12-18T11:00:00Z,"two\nlines",many\n'
         "=1+2,formula,3\n"
         "2012-12-18T12:00:00Z,short\n",
-        encoding="utf-8",
     )
-    result = run(write_config(), "import", str(archive), "--event", EVENT)
     assert result.exit_code == 3
     assert rejects_file(archive) == [
         {"line": "3", "reason": "likes: 'many' is not a number", "raw": '2012-12-18T11:00:00Z,"two\nlines",many'},
@@ -248,8 +255,12 @@ def test_the_rejects_file_holds_each_rejected_row_as_the_file_has_it(
 
 def test_the_rejects_file_of_json_lines_holds_the_line(write_config: Callable[..., Path], tmp_path: Path) -> None:
     archive = tmp_path / "posts.jsonl"
-    archive.write_text('{"created_at": "2012-12-18T10:00:00Z", "text": "ok"}\n{broken\n', encoding="utf-8")
-    assert run(write_config(), "import", str(archive), "--event", EVENT).exit_code == 3
+    assert (
+        import_text(
+            write_config(), archive, '{"created_at": "2012-12-18T10:00:00Z", "text": "ok"}\n{broken\n'
+        ).exit_code
+        == 3
+    )
     assert rejects_file(archive) == [
         {
             "line": "2",
