@@ -175,7 +175,9 @@ def _connect_cause(chain: list[BaseException]) -> str | None:
     return None
 
 
-_WRAPPED = ("__cause__", "__context__", "reason", "original_exception")  # urllib3's reason, prawcore's original
+# urllib3's reason, prawcore's original: read from the instance, never through a property (websockets
+# deprecates its ConnectionClosed.reason)
+_WRAPPED = ("reason", "original_exception")
 
 
 def _error_chain(error: BaseException, limit: int = 12) -> Iterator[BaseException]:
@@ -187,7 +189,7 @@ def _error_chain(error: BaseException, limit: int = 12) -> Iterator[BaseExceptio
             continue
         seen.add(id(current))
         yield current
-        wrapped = [getattr(current, name, None) for name in _WRAPPED]
+        wrapped = [current.__cause__, current.__context__, *(vars(current).get(name) for name in _WRAPPED)]
         pending.extend(item for item in [*wrapped, *current.args] if isinstance(item, BaseException))
 
 
