@@ -176,27 +176,48 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str) -> None:
 )
 @click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN", help="Read FIELD from another column.")
 @click.option("--source", default=None, help="Source name stored with the posts (default: archive; x for twarc).")
+@click.option(
+    "--delimiter", default=None, help="CSV delimiter: one character or tab (default: sniffed from the header)."
+)
+@click.option(
+    "--date-format", default=None, metavar="FORMAT", help="created_at as strptime reads it, e.g. '%d/%m/%Y %H:%M'."
+)
 @pass_app
 @handle_errors
 def import_command(
-    app: AppContext, file: Path, event_name: str, fmt: str | None, mapping: tuple[str, ...], source: str | None
+    app: AppContext,
+    file: Path,
+    event_name: str,
+    fmt: str | None,
+    mapping: tuple[str, ...],
+    source: str | None,
+    delimiter: str | None,
+    date_format: str | None,
 ) -> None:
-    """Load an archive of posts (CSV, JSON Lines, twarc2 output, Parquet file or dataset folder) into an event.
+    """Load an archive of posts (CSV, JSON Lines or a JSON array, twarc2 output, Parquet file or dataset folder) into an event.
 
     CSV needs `created_at,text`; `id,author,lang,likes,reposts,replies,followers,url,is_repost,
-    is_quote` are optional. Rows without an id get a stable hash of author + time + text, so importing the
-    same file twice adds nothing. Rejected rows are listed (line and reason), written to
+    is_quote` are optional; `;`, tab and `|` separated files are recognised by their header. Dates are
+    ISO 8601 (or RFC 2822, epoch seconds); day/month dates such as 13/11/2022 need --date-format.
+    Rows without an id get a stable hash of author + time + text, so importing the same file twice adds
+    nothing. Rejected rows are listed (line and reason), written with their raw text to
     FILE.rejects.csv, and make the exit code 3; the good rows are kept.
 
     Example: backlash import tweets.csv --event instagram-tos-2012 --map text=Tweet --map "created_at=Date Created"
     """
     from monitor.pipeline import REJECTS_SHOWN, import_archive
-    from monitor.sources.archive import parse_mapping
+    from monitor.sources.archive import check_date_format, parse_delimiter, parse_mapping
 
     fields = parse_mapping(mapping)
+    separator = parse_delimiter(delimiter) if delimiter is not None else None
+    strptime_format = check_date_format(date_format) if date_format is not None else None
     size = file.stat().st_size if file.is_file() else None
     with progress_bar(f"importing {file.name}", size) as advance:
-        result = import_archive(app.workspace(), file, event_name, fmt, fields, source, advance)
+        result = import_archive(
+            app.workspace(), file, event_name, fmt, fields, source, advance, separator, strptime_format
+        )
+    for note in _layout_notes(result, delimiter is None):
+        echo(note)
     echo(
         f"{result.path}: read {result.read}, new {result.new}, duplicate {result.duplicate}, "
         f"rejected {result.rejected} → event {result.event} (source {result.source}; {result.added_to_event} added to it)"
@@ -209,6 +230,20 @@ def import_command(
         echo(f"all rejected lines: {result.rejects_file}", err=True)
     if result.rejected:
         sys.exit(EXIT_PARTIAL)
+
+
+def _layout_notes(result: Any, sniffed: bool) -> list[str]:
+    """How the file was read, when it is not the plain case (a comma-separated CSV, JSON Lines)."""
+    from monitor.sources.archive import DELIMITER_NAMES
+
+    notes = []
+    if result.fmt == "csv" and result.delimiter != ",":
+        name = DELIMITER_NAMES.get(result.delimiter, repr(result.delimiter))
+        how = "sniffed from the header; --delimiter overrides" if sniffed else "--delimiter"
+        notes.append(f"{result.path}: read as {name}-separated ({how})")
+    if result.fmt == "json":
+        notes.append(f"{result.path}: read as one JSON array (not JSON Lines)")
+    return notes
 
 
 @cli.command("export")

@@ -328,27 +328,50 @@ def run(ws: Workspace) -> None:
             raise LockedError(
                 "another `backlash run` is already running on this database; only one daemon may collect into it"
             )
+        # Left in place after the stop: a job the executor had queued then finds it stopping and says so.
         _runner = JobRunner(ws, stopper.stop)
         try:
             _run_scheduler(ws, stopper)
             _wait_for_running_job(_runner)
         finally:
-            _runner = None
             release()
     log.info("daemon stopped")
 
 
 def _run_scheduler(ws: Workspace, stopper: _Stopper) -> None:
     """Build the scheduler and block in it until a stop signal (at once when one came while starting up)."""
+    specs = job_specs(ws.config)
+    stored = stored_jobs(ws)
+    log.info("%s", start_line(ws, specs, stored))
     abandoned = ws.store.abandon_unfinished_runs()
     if abandoned:
         log.info("marked %d run(s) left 'running' by a process that died as abandoned", abandoned)
-    specs = job_specs(ws.config)
     _quiet_scheduler_logs()
-    scheduler = _build_scheduler(ws, specs)
+    scheduler = _build_scheduler(ws, specs, stored)
     stopper.watch(scheduler)
     if not stopper.stop.is_set():
         scheduler.start()
+
+
+def start_line(ws: Workspace, specs: list[JobSpec], stored: dict[str, Any]) -> str:
+    """The daemon's first log line: which version runs which config on which database, on what schedule."""
+    from importlib.metadata import version
+
+    jobs = "; ".join(f"{spec.id} {spec.schedule} ({_schedule_note(spec, stored.get(spec.id))})" for spec in specs)
+    config = ws.config_file or "none (built in code)"
+    return (
+        f"backlash-monitor {version('backlash-monitor')} starting: config {config}; "
+        f"database {ws.store.location()}; jobs: {jobs}"
+    )
+
+
+def _schedule_note(spec: JobSpec, stored: Any) -> str:
+    return "next run kept from the job store" if _same_schedule(spec, stored) else "schedule set"
+
+
+def _same_schedule(spec: JobSpec, stored: Any) -> bool:
+    """Whether the job store holds this job with the same trigger (then its next run is kept)."""
+    return stored is not None and _trigger_key(stored.trigger) == _trigger_key(spec.trigger)
 
 
 class _Stopper:
@@ -409,7 +432,7 @@ def _stoppable_scheduler_class() -> type:
     return StoppableScheduler
 
 
-def _build_scheduler(ws: Workspace, specs: list[JobSpec]) -> Any:
+def _build_scheduler(ws: Workspace, specs: list[JobSpec], stored: dict[str, Any]) -> Any:
     """A BlockingScheduler on the database job store with one worker, the config's jobs added or updated."""
     from apscheduler.executors.pool import ThreadPoolExecutor
 
@@ -421,7 +444,6 @@ def _build_scheduler(ws: Workspace, specs: list[JobSpec]) -> Any:
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
         timezone=ws.config.tz,
     )
-    stored = stored_jobs(ws)
     for spec in specs:
         _add_job(scheduler, spec, stored.get(spec.id))
     _remove_stale_jobs(ws, set(stored) - {spec.id for spec in specs})
@@ -431,16 +453,13 @@ def _build_scheduler(ws: Workspace, specs: list[JobSpec]) -> Any:
 def _add_job(scheduler: Any, spec: JobSpec, stored: Any) -> None:
     """Add or replace the job; keep the stored next run when the schedule did not change, so a restart misses nothing."""
     options: dict[str, Any] = {}
-    same = stored is not None and _trigger_key(stored.trigger) == _trigger_key(spec.trigger)
-    if same and stored.next_run_time is not None:
+    if _same_schedule(spec, stored) and stored.next_run_time is not None:
         options["next_run_time"] = stored.next_run_time
     elif spec.run_at_start:
         options["next_run_time"] = datetime.now(scheduler.timezone)
     scheduler.add_job(
         JOB_FUNCTION, spec.trigger, args=[spec.id], id=spec.id, name=spec.id, replace_existing=True, **options
     )
-    when = "next run kept from the job store" if same else "schedule set"
-    log.info("job %s: %s, %s", spec.id, spec.schedule, when)
 
 
 def _remove_stale_jobs(ws: Workspace, job_ids: set[str]) -> None:

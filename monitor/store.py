@@ -322,6 +322,10 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def location(self) -> str:
+        """The database URL as logs may show it: the password replaced by ***."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     def database_files(self) -> list[Path]:
         """The files a SQLite database lives in (the file, its -wal, -shm and -journal); none for PostgreSQL."""
         database = self.engine.url.database

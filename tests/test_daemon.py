@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from sqlalchemy.engine import make_url
 
 from monitor.cli import cli
 from monitor.config import parse_config
@@ -254,11 +257,11 @@ def test_restart_keeps_the_stored_schedule_and_a_changed_schedule_replaces_it(
     third = start_daemon(config, name="new-schedule")
     wait_for(lambda: len(job_runs(store, "ok")) == 2, "a collect under the new schedule", third)
     assert third.stop() == 0
-    assert "every 2h, schedule set" in third.text()
+    assert "collect every 2h (schedule set)" in third.text()
     store.close()
 
 
-@pytest.mark.parametrize(("moment", "number"), [("job collect:", signal.SIGTERM), ("job digest:", signal.SIGINT)])
+@pytest.mark.parametrize(("moment", "number"), [("starting:", signal.SIGTERM), ("starting:", signal.SIGINT)])
 def test_a_stop_signal_while_the_daemon_starts_up_is_honoured(
     tmp_path: Path,
     api: FakeXApi,
@@ -266,7 +269,7 @@ def test_a_stop_signal_while_the_daemon_starts_up_is_honoured(
     moment: str,
     number: signal.Signals,
 ) -> None:
-    """A signal sent as soon as a job's schedule line is logged (the scheduler not running yet) still stops it."""
+    """A signal sent as soon as the start line is logged (the scheduler not running yet) still stops it."""
     config = write_daemon_config(tmp_path, api, schedule={"collect_every": "1h"})
     open_db(config).close()
     daemon = start_daemon(config)
@@ -337,10 +340,14 @@ def test_daemon_on_postgresql_collects_and_excludes_a_second_one(
     api.add_tweets(make_tweets(150))
     config = write_daemon_config(tmp_path, api)
     document = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump({**document, "database": POSTGRES_URL}))
+    url = make_url(POSTGRES_URL)  # with a password (a trusting server ignores it) that the log must not show
+    password = url.password or "daemon-database-secret"
+    config.write_text(yaml.safe_dump({**document, "database": url.set(password=password).render_as_string(False)}))
     store = open_store(POSTGRES_URL)
     first = start_daemon(config)
     wait_for(lambda: len(stored_ids(store)) == 150, "the posts in PostgreSQL", first)
+    assert f"database postgresql+psycopg://{url.username}:***@{url.host}:{url.port}/{url.database};" in first.text()
+    assert str(password) not in first.text()
     second = start_daemon(config, name="second")
     assert second.process.wait(timeout=DEADLINE) == 1
     assert "another `backlash run` is already running on this database" in second.text()
@@ -376,6 +383,33 @@ def test_sigterm_during_a_slow_collect_stops_after_the_page_and_the_restart_resu
     assert restarted.stop() == 0
     assert sorted(stored_ids(store)) == tweet_ids(api)
     store.close()
+
+
+def test_the_first_line_names_version_config_database_and_schedule_and_a_failed_digest_is_logged_once(
+    tmp_path: Path, api: FakeXApi, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    api.add_tweets(make_tweets(50, start=HOURLY_FROM, every=timedelta(hours=1)))
+    config = write_daemon_config(tmp_path, api, schedule={"collect_every": "1h", "digest_cron": "*/2 * * * * *"})
+    with socket.socket() as probe:  # a port nothing listens on: the SMTP server is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    email = {"smtp_host": "127.0.0.1", "smtp_port": port, "security": "none", "sender": "m@example.org"}
+    config.write_text(
+        yaml.safe_dump({**yaml.safe_load(config.read_text()), "email": {**email, "recipients": ["t@example.org"]}})
+    )
+    daemon = start_daemon(config)
+    wait_for(lambda: daemon.text().count("job digest failed") >= 2, "two failed digests", daemon)
+    assert daemon.stop() == 0
+    lines = [line for line in daemon.text().splitlines() if " monitor" in line or " apscheduler" in line]
+    assert lines[0].endswith(
+        f"INFO monitor.daemon: backlash-monitor {version('backlash-monitor')} starting: config {config}; "
+        f"database sqlite:///{tmp_path / 'data' / 'daemon.db'}; jobs: collect every 1h (schedule set); "
+        "report cron 0 * * * * (schedule set); digest cron */2 * * * * * (schedule set)"
+    )
+    refused = [line for line in lines if f"127.0.0.1:{port}" in line]
+    assert len(refused) >= 2 and all("ERROR monitor.daemon: job digest failed in " in line for line in refused)
+    errors = [line for line in lines if " ERROR " in line]
+    assert errors == refused  # nothing else is an error: no second line per failure, none after the stop
 
 
 def test_a_digest_arrives_by_smtp(

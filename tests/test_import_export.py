@@ -331,7 +331,7 @@ def test_a_killed_import_leaves_the_rejects_of_the_batches_it_stored(
     with pytest.raises(KilledError):  # the second batch of 5,000 good rows ends on data row 14,999
         import_archive(workspace_on(config, StoreKilledReadingRejects), archive, EVENT)
     on_disk = StoreKilledReadingRejects.on_disk_at_kill.splitlines()
-    assert on_disk[0] == "line,reason"
+    assert on_disk[0] == "line,reason,raw"
     assert [int(row.split(",")[0]) for row in on_disk[1:]] == bad_lines
 
 

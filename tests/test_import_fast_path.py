@@ -13,7 +13,7 @@ from sqlalchemy import DateTime
 from sqlalchemy.dialects import sqlite
 
 from monitor.posts import Post
-from monitor.sources.archive import _FastRows, _record
+from monitor.sources.archive import Dates, _FastRows, _record
 from monitor.store import _sqlite_datetime
 
 HEADER = ["id", "created_at", "text", "author", "lang", "likes", "reposts", "replies", "followers", "url",
@@ -57,7 +57,7 @@ def test_every_fast_row_is_the_row_paths_post_and_the_rest_are_left_to_it() -> N
         fast = _FastRows(columns, "archive", tz)
         for line, row in enumerate(_rows(20_000), start=2):
             checked = fast.post(row)
-            slow = _record(dict(zip(HEADER, row, strict=True)), line, "archive", tz)
+            slow = _record(dict(zip(HEADER, row, strict=True)), line, "archive", Dates(tz))
             if checked is not None:
                 fast_taken += 1
                 assert isinstance(slow, Post), (row, slow)

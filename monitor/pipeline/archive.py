@@ -36,6 +36,8 @@ class ImportResult:
     rejected: int = 0
     rejects: list[Reject] = field(default_factory=list)  # the first REJECTS_SHOWN only; all are in rejects_file
     rejects_file: Path | None = None
+    fmt: str = "csv"  # as read: "json" when a .json file (or --format jsonl) turned out to be one JSON array
+    delimiter: str = ","  # CSV: the one sniffed from the header, or --delimiter
 
 
 def import_archive(
@@ -46,18 +48,27 @@ def import_archive(
     mapping: Mapping[str, str] | None = None,
     source: str | None = None,
     on_bytes: ProgressCallback | None = None,
+    delimiter: str | None = None,
+    date_format: str | None = None,
 ) -> ImportResult:
-    """Stream an archive into the store in batches; rejected records go to <archive>.rejects.csv as they come."""
+    """Stream an archive into the store in batches; rejected records go to <archive>.rejects.csv as they come.
+
+    A CSV's delimiter is sniffed from its header unless given; JSON that is one array is read as such.
+    """
     from monitor.sources import archive
 
     event = ws.config.event(event_name)
     fmt = fmt or archive.guess_format(path)
+    fmt = "json" if fmt == "jsonl" and archive.is_json_array(path) else fmt
+    delimiter = delimiter or (archive.sniff_delimiter(path) if fmt == "csv" else ",")
     source = _source_name(source) if source else ("x" if fmt == "twarc" else "archive")
-    result = ImportResult(path=path, event=event.name, source=source)
+    result = ImportResult(path=path, event=event.name, source=source, fmt=fmt, delimiter=delimiter)
     rejects = _RejectsFile(path)
     with recorded_run(ws.store, "import", event.name, source, tally=lambda: (result.read, result.new, 0.0)) as run:
         try:
-            records = archive.read_archive(path, fmt, source, mapping or {}, ws.config.tz, on_bytes)
+            records = archive.read_archive(
+                path, fmt, source, mapping or {}, ws.config.tz, on_bytes, delimiter, date_format
+            )
             _store_records(ws, records, result, rejects)
         finally:
             result.rejects_file = rejects.close()
@@ -111,6 +122,9 @@ def _flush(ws: Workspace, batch: list[Post | CheckedPost], result: ImportResult)
 class _RejectsFile:
     """<archive>.rejects.csv beside the archive (or in the cwd if that is read-only), written as rejects come.
 
+    Each row is the line, the reason and the record as the archive has it (`raw`, neutralised like an
+    export's cells: the file is meant to be opened in a spreadsheet and fixed).
+
     Opened on the first reject, so a clean import leaves no file; flushed with every stored batch,
     so an import killed half-way leaves the rejects of the batches it stored. Never written through a
     symbolic link (it could point at any file the user may write): one there is refused before the import.
@@ -128,7 +142,7 @@ class _RejectsFile:
         if self._handle is None and self._targets:
             self._open()
         if self._writer is not None:
-            self._writer.writerow((reject.line, reject.reason))
+            self._writer.writerow((reject.line, reject.reason, neutralise_cell(reject.raw)))
 
     def _open(self) -> None:
         while self._targets:
@@ -138,7 +152,7 @@ class _RejectsFile:
             except OSError:  # read-only folder, or a link that appeared since: the next place
                 continue
             self._writer = csv.writer(self._handle)
-            self._writer.writerow(["line", "reason"])
+            self._writer.writerow(["line", "reason", "raw"])
             self.path = target
             return
 
@@ -169,7 +183,8 @@ def _refuse_unless_regular(path: Path) -> None:
 def _open_no_follow(path: Path) -> TextIO:
     """Open for writing, truncated; fails (OSError) rather than follow a symbolic link or block on a FIFO."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    return os.fdopen(os.open(path, flags, 0o666), "w", encoding="utf-8", newline="")
+    # surrogateescape: a row's bytes that were not UTF-8 are written back as the archive has them
+    return os.fdopen(os.open(path, flags, 0o666), "w", encoding="utf-8", errors="surrogateescape", newline="")
 
 
 def export_posts(

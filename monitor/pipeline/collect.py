@@ -135,7 +135,7 @@ def _run_source(ws: Workspace, event: EventConfig, source: Source, outcome: Sour
     except MonitorError as error:
         outcome.status, outcome.message = "failed", f"{error}; the cursor stays at the last stored page"
         outcome.usage_capped = isinstance(error, UsageCapError)
-        log.error("collect %s from %s failed: %s", event.name, source.name, error)
+        log.debug("collect %s from %s failed: %s", event.name, source.name, error)  # in the outcome, reported once
 
 
 def _retire_capped(source: Source | MonitorError, name: str) -> MonitorError:

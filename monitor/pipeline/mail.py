@@ -190,7 +190,7 @@ def _deliver(
         ws.store.release_claim(event_name, kind, keys)
         if not isinstance(error, DeliveryError):
             raise
-        log.error("%s of %s not sent: %s", kind, event_name, error)
+        log.debug("%s of %s not sent: %s", kind, event_name, error)  # the result says it; its caller reports it once
         return DigestResult(event_name, "failed", str(error), keys[0])
     ws.store.finish_send(event_name, kind, keys, message_id)
     to = ", ".join(address for address in ws.config.email.recipients if address not in refused)

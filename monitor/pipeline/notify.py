@@ -90,7 +90,7 @@ def claimed_push(
         ws.store.release_claim(event_name, kind, keys)
         if not isinstance(error, DeliveryError):
             raise
-        log.error("%s of %s not posted: %s", kind, event_name, error)
+        log.debug("%s of %s not posted: %s", kind, event_name, error)  # in the result, reported once
         return "failed", f"{kind}: {error}", None
     ws.store.finish_send(event_name, kind, keys, message_id)
     return "sent", f"{title} → {kind}", message_id

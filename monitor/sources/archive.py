@@ -1,7 +1,8 @@
-"""Archive files (CSV, JSON Lines, twarc2 output, Parquet) → Post records, streamed, with rejected lines explained.
+"""Archive files (CSV, JSON Lines or a JSON array, twarc2 output, Parquet) → Post records, streamed, with rejected lines explained.
 
 Readers never hold the whole file: they yield one Post or one Reject per record, each with the line
-the record starts on, so a 2 GB archive is imported in bounded memory and every bad row is named.
+the record starts on and the record as the file has it, so a 2 GB archive is imported in bounded memory
+and every bad row is named.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,7 +35,7 @@ from monitor.posts import (
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("csv", "jsonl", "twarc", "parquet")
+FORMATS = ("csv", "jsonl", "json", "twarc", "parquet")  # json: one JSON array
 REQUIRED_FIELDS = ("created_at", "text")
 OPTIONAL_FIELDS = ("id", "author", "lang", "likes", "reposts", "replies", "followers", "url", "is_repost", "is_quote")
 ALL_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
@@ -50,12 +52,78 @@ EXPORT_COLUMNS = [
 _FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
 
 
+RAW_CHARS = 32_000  # of a rejected record kept beside its reason: a spreadsheet cell holds 32,767
+
+
 @dataclass(frozen=True)
 class Reject:
-    """A record that could not be read, and why."""
+    """A record that could not be read, why, and the record as the file has it (cut at RAW_CHARS)."""
 
     line: int  # 1-based line of the file where the record starts
     reason: str
+    raw: str = ""
+
+
+def _raw(text: str) -> str:
+    text = text.rstrip("\r\n")
+    return text if len(text) <= RAW_CHARS else text[:RAW_CHARS] + "…"
+
+
+@dataclass(frozen=True)
+class Dates:
+    """How created_at is read: ISO 8601 and the other unambiguous forms, or one strptime format (--date-format).
+
+    Times without an offset are in `tz`, the config's zone. `column` is the file's name for created_at (after
+    --map), so a rejected date names the column the user sees.
+    """
+
+    tz: tzinfo = UTC
+    date_format: str | None = None
+    column: str = "created_at"
+
+    def parse(self, stamp: str) -> datetime:
+        try:
+            return self._parse(stamp)
+        except ValueError as error:
+            where = "created_at" if self.column == "created_at" else f"created_at (column {self.column!r})"
+            raise ValueError(f"{where}: {error}") from None
+
+    def _parse(self, stamp: str) -> datetime:
+        if self.date_format is None:
+            if match := _NUMERIC_DATE.match(stamp.strip()):
+                raise ValueError(
+                    f"{stamp.strip()[:40]!r} could be day/month or month/day; say which with --date-format, "
+                    f"e.g. --date-format '{_day_first_format(match, stamp.strip())}'"
+                )
+            return parse_timestamp(stamp, self.tz)
+        try:
+            moment = datetime.strptime(stamp.strip(), self.date_format)
+        except ValueError:
+            raise ValueError(f"{stamp.strip()[:40]!r} does not match --date-format {self.date_format!r}") from None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=self.tz)).astimezone(UTC)
+
+
+# 11/09/2022, 13.11.22, 9-11-2022 10:00: day and month in an order only the file's author knows
+_NUMERIC_DATE = re.compile(r"[0-9]{1,2}([/.\-])[0-9]{1,2}[/.\-]([0-9]{2,4})\b")
+
+
+def _day_first_format(match: re.Match[str], stamp: str) -> str:
+    """The day-first --date-format a stamp of this shape would need: '27/11/2022 12:19:53' → '%d/%m/%Y %H:%M:%S'."""
+    separator, year = match.group(1), "%Y" if len(match.group(2)) == 4 else "%y"
+    clock = {0: "", 1: " %H:%M", 2: " %H:%M:%S"}.get(stamp[match.end() :].count(":"), " %H:%M")
+    return f"%d{separator}%m{separator}{year}{clock}"
+
+
+def check_date_format(date_format: str) -> str:
+    """A --date-format that strptime can read back what strftime wrote with it; else a usage error."""
+    sample = datetime(2022, 11, 13, 21, 5, 7)
+    try:
+        datetime.strptime(sample.strftime(date_format), date_format)
+    except ValueError as error:
+        raise UsageError(f"--date-format {date_format!r}: {error}") from None
+    if "%" not in date_format:
+        raise UsageError(f"--date-format {date_format!r}: no % directive, e.g. '%d/%m/%Y %H:%M'")
+    return date_format
 
 
 Record = Post | CheckedPost | Reject
@@ -70,6 +138,48 @@ def guess_format(path: Path) -> str:
     if suffix == ".parquet" or path.is_dir():
         return "parquet"
     return "csv"
+
+
+DELIMITERS = ",;\t|"  # what a header line is sniffed for, comma first: it wins a tie
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The delimiter of a CSV file's header line: whichever of , ; tab | it holds most often (outside quotes)."""
+    header = _QUOTED.sub("", _first_line(path))
+    counts = [(header.count(candidate), -order, candidate) for order, candidate in enumerate(DELIMITERS)]
+    found, _, delimiter = max(counts)
+    return delimiter if found else ","
+
+
+def parse_delimiter(text: str) -> str:
+    """--delimiter: one character, or its name (tab, comma, semicolon, pipe) or \\t."""
+    names = {name: character for character, name in DELIMITER_NAMES.items()} | {"\\t": "\t"}
+    delimiter = names.get(text.lower(), text)
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise UsageError(f"--delimiter {text!r}: expected one character (other than a quote), or tab")
+    return delimiter
+
+
+def is_json_array(path: Path) -> bool:
+    """Whether the file is one JSON array of objects ('[' then '{', ']' or the line's end), not JSON Lines."""
+    return _ARRAY_START.match(_first_line(path)) is not None
+
+
+_ARRAY_START = re.compile(r"\s*\[\s*(?:\{|\]|$)")  # a JSON Lines line that is an array ([[…) stays a bad line
+
+
+def _first_line(path: Path, limit: int = 64 * 1024) -> str:
+    """The file's first non-blank line (at most `limit` characters); empty for an unreadable file."""
+    try:
+        with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
+            while line := handle.readline(limit):
+                if line.strip():
+                    return line
+    except OSError:  # the reader says why, in its own words
+        pass
+    return ""
 
 
 def parse_mapping(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -93,22 +203,36 @@ def read_archive(
     mapping: Mapping[str, str],
     default_tz: tzinfo = UTC,
     on_bytes: ProgressBytes | None = None,
+    delimiter: str = ",",
+    date_format: str | None = None,
 ) -> Iterator[Record]:
     """Yield a Post or a Reject for every record of an archive file.
 
     The file is read in a thread, a few thousand records ahead of the caller: while the caller's database
-    writes (which release the GIL), the next records are being parsed.
+    writes (which release the GIL), the next records are being parsed. `fmt` "json" is one JSON array.
     """
-    yield from _read_ahead(_read_records(path, fmt, source, mapping, default_tz, on_bytes))
+    dates = Dates(default_tz, date_format, mapping.get("created_at", "created_at"))
+    yield from _read_ahead(_read_records(path, fmt, source, mapping, dates, on_bytes, delimiter))
 
 
 def _read_records(
-    path: Path, fmt: str, source: str, mapping: Mapping[str, str], default_tz: tzinfo, on_bytes: ProgressBytes | None
+    path: Path,
+    fmt: str,
+    source: str,
+    mapping: Mapping[str, str],
+    dates: Dates,
+    on_bytes: ProgressBytes | None,
+    delimiter: str,
 ) -> Iterator[Record]:
     if fmt == "parquet":
-        yield from _read_parquet(path, source, mapping, default_tz, on_bytes)
+        yield from _read_parquet(path, source, mapping, dates, on_bytes)
         return
-    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "twarc": _read_twarc}
+    readers: dict[str, Reader] = {
+        "csv": partial(_read_csv, delimiter=delimiter),
+        "jsonl": _read_jsonl,
+        "json": _read_json_array,
+        "twarc": _read_twarc,
+    }
     if fmt not in readers:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if fmt == "twarc" and mapping:
@@ -119,7 +243,10 @@ def _read_records(
     except OSError as error:
         raise UsageError(f"{path}: cannot read the archive ({error.strerror or error})") from None
     with handle:
-        yield from readers[fmt](_CountingLines(handle, on_bytes), path, source, mapping, default_tz)
+        yield from readers[fmt](_CountingLines(handle, on_bytes), path, source, mapping, dates)
+
+
+Reader = Callable[["_CountingLines", Path, str, Mapping[str, str], Dates], Iterator[Record]]
 
 
 _AHEAD_CHUNK = 1_000  # records handed over at once (a queue operation per record would cost more than a row)
@@ -183,6 +310,8 @@ class _CountingLines:
         self.handle = handle
         self.on_bytes = on_bytes
         self.cut = False
+        self.recording = False  # keep the lines read in `recent` (CSV: the raw text of a rejected row)
+        self.recent: list[str] = []
 
     def __iter__(self) -> Iterator[str]:
         while line := self.handle.readline(MAX_LINE_CHARS + 1):
@@ -190,7 +319,15 @@ class _CountingLines:
             if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
                 self._drop_rest_of_line()
                 self.cut, line = True, line + "\n"
+            if self.recording:
+                self.recent.append(line)
             yield line
+
+    def take_raw(self) -> str:
+        """The lines read since the last take (a CSV record's own lines), cut at RAW_CHARS."""
+        raw = _raw("".join(self.recent))
+        self.recent.clear()
+        return raw
 
     def take_cut(self) -> bool:
         """Whether a line was cut since the last call."""
@@ -208,10 +345,10 @@ class _CountingLines:
 
 
 def _read_csv(
-    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
+    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], dates: Dates, delimiter: str = ","
 ) -> Iterator[Record]:
     csv.field_size_limit(MAX_TEXT_CHARS)  # Python's default, made explicit: it is the text limit of every format
-    reader = csv.reader(iter(lines), strict=True)
+    reader = csv.reader(iter(lines), strict=True, delimiter=delimiter)
     try:
         header = next(reader)
     except (StopIteration, csv.Error):
@@ -219,8 +356,11 @@ def _read_csv(
     columns = _column_positions(header, mapping, path)
     ours = header == EXPORT_COLUMNS  # our own export: its quotes are ours and its text is already decoded
     cell = restore_cell if ours else _as_read
-    fast = _FastRows(columns, source, tz) if not ours else None
+    # the fast path reads ISO dates only: with --date-format every date is the format's to judge
+    fast = _FastRows(columns, source, dates.tz) if not ours and dates.date_format is None else None
     last_line = reader.line_num
+    lines.recording = True
+    lines.recent.clear()
     while True:
         start = last_line + 1
         try:
@@ -229,20 +369,29 @@ def _read_csv(
             return
         except csv.Error as error:
             last_line = reader.line_num
-            yield Reject(start, _line_too_long() if lines.take_cut() else _csv_problem(error))
+            yield Reject(start, _line_too_long() if lines.take_cut() else _csv_problem(error), lines.take_raw())
             continue
         last_line = reader.line_num
         if lines.take_cut():
-            yield Reject(start, _line_too_long())
+            yield Reject(start, _line_too_long(), lines.take_raw())
             continue
         if not row:
+            lines.recent.clear()
             continue
         if len(row) != len(header):
-            yield Reject(start, f"expected {len(header)} columns, found {len(row)}")
+            yield Reject(start, f"expected {len(header)} columns, found {len(row)}", lines.take_raw())
             continue
         checked = fast.post(row) if fast is not None else None
+        if checked is not None:
+            lines.recent.clear()
+            yield checked
+            continue
         fields = {name: cell(row[index]) for name, index in columns.items()}
-        yield checked or _record(fields, start, source, tz, decode=not ours)
+        record = _record(fields, start, source, dates, decode=not ours)
+        if isinstance(record, Reject):
+            record = replace(record, raw=lines.take_raw())
+        lines.recent.clear()
+        yield record
 
 
 def neutralise_cell(text: str) -> str:
@@ -298,27 +447,47 @@ def _found(positions: Mapping[str, int], shown: int = 20) -> str:
 
 
 def _read_jsonl(
-    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
+    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], dates: Dates
 ) -> Iterator[Record]:
+    yield from _posts_from_objects(_json_objects(lines), path, source, mapping, dates, "line")
+
+
+def _posts_from_objects(
+    objects: JsonObjects,
+    path: Path,
+    source: str,
+    mapping: Mapping[str, str],
+    dates: Dates,
+    unit: str,
+) -> Iterator[Record]:
+    """Posts from (line, JSON object, raw text) triples; a key --map names but no object has is warned about."""
     unseen = set(mapping.values())
-    for number, item in _json_objects(lines):
+    for number, item, raw in objects:
         if isinstance(item, Reject):
             yield item
             continue
         unseen.difference_update([key for key in unseen if key in item])
         fields = {name: item.get(mapping.get(name, name)) for name in ALL_FIELDS}
-        yield _record(fields, number, source, tz)
+        record = _record(fields, number, source, dates)
+        yield replace(record, raw=raw) if isinstance(record, Reject) else record
     for field_name, key in mapping.items():
-        if key in unseen:  # JSON Lines have no header to check first: say so once the file is read
-            log.warning("%s: --map %s=%s: no line has the key %r", path, field_name, key, key)
+        if key in unseen:  # JSON has no header to check first: say so once the file is read
+            log.warning("%s: --map %s=%s: no %s has the key %r", path, field_name, key, unit, key)
 
 
-def _json_objects(lines: _CountingLines) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
-    """(line number, the line's JSON object or why it is rejected), blank lines skipped."""
+JsonObjects = Iterator[tuple[int, dict[str, Any] | Reject, str]]  # (line, the object or why not, raw text)
+
+
+def _json_objects(lines: _CountingLines) -> JsonObjects:
+    """(line number, the line's JSON object or why it is rejected, the line), blank lines skipped."""
     for number, line in enumerate(lines, start=1):
-        item = Reject(number, _line_too_long()) if lines.take_cut() else _json_line(line, number)
+        item = Reject(number, _line_too_long(), _raw(line)) if lines.take_cut() else _json_line(line, number)
         if item is not None:
-            yield number, item
+            yield number, item, _raw(line)
+
+
+def _as_object(item: Any, number: int, raw: str) -> dict[str, Any] | Reject:
+    return item if isinstance(item, dict) else Reject(number, "not a JSON object", raw)
 
 
 def _json_line(line: str, number: int) -> dict[str, Any] | Reject | None:
@@ -326,27 +495,131 @@ def _json_line(line: str, number: int) -> dict[str, Any] | Reject | None:
     if not line.strip():
         return None
     if _has_bad_bytes(line):
-        return Reject(number, "invalid UTF-8")  # the line's bytes; a \ud83d escape is caught per field
+        return Reject(number, "invalid UTF-8", _raw(line))  # the line's bytes; a \ud83d escape is caught per field
     try:
-        item = json.loads(line)
+        return _as_object(json.loads(line), number, _raw(line))
     except json.JSONDecodeError as error:
-        return Reject(number, f"not valid JSON: {error.msg} at column {error.colno}")
+        return Reject(number, f"not valid JSON: {error.msg} at column {error.colno}", _raw(line))
     except ValueError as error:  # a number of more than 4,300 digits
-        return Reject(number, f"not valid JSON: {str(error).split(';')[0]}")
+        return Reject(number, f"not valid JSON: {str(error).split(';')[0]}", _raw(line))
     except RecursionError:  # [[[[… thousands deep: no post looks like that
-        return Reject(number, "not valid JSON: nested too deeply")
-    if not isinstance(item, dict):
-        return Reject(number, "not a JSON object")
-    return item
+        return Reject(number, "not valid JSON: nested too deeply", _raw(line))
+
+
+def _read_json_array(
+    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], dates: Dates
+) -> Iterator[Record]:
+    yield from _posts_from_objects(_JsonArray(lines).objects(), path, source, mapping, dates, "object")
+
+
+class _JsonArray:
+    """The objects of one JSON array ([{...}, {...}]), decoded one at a time from a window of the file.
+
+    The window holds the text not yet decoded (from `pos`), topped up WINDOW characters at a time, so
+    memory stays bounded by the largest object (at most MAX_LINE_CHARS, as a line of any other format).
+    A Reject's line is the line the object starts on.
+    """
+
+    WINDOW = 1 << 20  # characters read ahead at once: one decode attempt per object, one copy per window
+
+    def __init__(self, lines: _CountingLines) -> None:
+        self.lines = iter(lines)
+        self.counting = lines
+        self.text, self.pos, self.line, self.ended = "", 0, 1, False
+
+    def objects(self) -> JsonObjects:
+        """Each object in turn; where the array's text breaks, one Reject for the rest of the file."""
+        try:
+            yield from self._objects()
+        except _BrokenArrayError as error:
+            rest = _raw(self.text[self.pos : self.pos + RAW_CHARS + 1])
+            yield self.line, Reject(self.line, f"{error}; the rest of the file is not read", rest), rest
+
+    def _objects(self) -> JsonObjects:
+        if self._next_char() != "[":
+            raise _BrokenArrayError("not a JSON array: it does not start with '['")
+        if self._peek() == "]":
+            return
+        decoder = json.JSONDecoder()
+        while True:
+            self._peek()
+            number = self.line
+            item, raw = self._decode(decoder)
+            yield number, _as_object(item, number, raw), raw
+            separator = self._next_char()
+            if separator == "]":
+                return
+            if separator != ",":
+                raise _BrokenArrayError("not a valid JSON array: expected ',' or ']' after an object")
+
+    def _decode(self, decoder: json.JSONDecoder) -> tuple[Any, str]:
+        if len(self.text) - self.pos < self.WINDOW // 2:  # topped up once half a window is used: each copy amortised
+            self._fill(self.WINDOW)
+        while True:
+            try:
+                item, end = decoder.raw_decode(self.text, self.pos)
+            except json.JSONDecodeError as error:
+                held = len(self.text) - self.pos
+                if held > MAX_LINE_CHARS or not self._fill(held + self.WINDOW):  # broken, not just cut by the window
+                    raise _BrokenArrayError(f"not valid JSON: {error.msg}") from None
+                continue
+            except ValueError as error:  # a number of more than 4,300 digits
+                raise _BrokenArrayError(f"not valid JSON: {str(error).split(';')[0]}") from None
+            except RecursionError:
+                raise _BrokenArrayError("not valid JSON: nested too deeply") from None
+            raw = _raw(self.text[self.pos : min(end, self.pos + RAW_CHARS + 1)])
+            self._consume(end - self.pos)
+            return item, raw
+
+    def _fill(self, size: int) -> bool:
+        """Read lines until the window holds `size` characters or the file ends; whether anything was added."""
+        held = len(self.text) - self.pos
+        if held >= size or self.ended:
+            return False
+        parts, added = [self.text[self.pos :]], 0
+        while held + added < size:
+            line = next(self.lines, None)
+            if line is None:
+                self.ended = True
+                break
+            if self.counting.take_cut():
+                raise _BrokenArrayError(_line_too_long())
+            parts.append(line)
+            added += len(line)
+        self.text, self.pos = "".join(parts), 0
+        return added > 0
+
+    def _peek(self) -> str:
+        """The next character that is not white space (left in the window); '' at the end."""
+        while True:
+            self._consume(_JSON_SPACE.match(self.text, self.pos).end() - self.pos)  # type: ignore[union-attr]
+            if self.pos < len(self.text) or not self._fill(self.WINDOW):
+                return self.text[self.pos : self.pos + 1]
+
+    def _next_char(self) -> str:
+        character = self._peek()
+        self._consume(len(character))
+        return character
+
+    def _consume(self, count: int) -> None:
+        self.line += self.text.count("\n", self.pos, self.pos + count)
+        self.pos += count
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _BrokenArrayError(ValueError):
+    """Where a JSON array's text breaks, the objects after it cannot be found."""
 
 
 def _read_twarc(
-    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo
+    lines: _CountingLines, path: Path, source: str, mapping: Mapping[str, str], dates: Dates
 ) -> Iterator[Record]:
     from monitor.sources.x_payloads import normalize_page_items
 
     collected_at = datetime.now(UTC)
-    for number, item in _json_objects(lines):
+    for number, item, _page in _json_objects(lines):
         if isinstance(item, Reject):
             yield item
             continue
@@ -354,23 +627,19 @@ def _read_twarc(
             yield result if isinstance(result, Post) else Reject(number, result)
 
 
-def _record(fields: Mapping[str, Any], line: int, source: str, tz: tzinfo, decode: bool = True) -> Record:
+def _record(fields: Mapping[str, Any], line: int, source: str, dates: Dates, decode: bool = True) -> Record:
     """A Post from raw field values, or a Reject naming the first problem (decode: HTML entities in the text)."""
     try:
-        return _post_from_fields(fields, source, tz, decode)
+        return _post_from_fields(fields, source, dates, decode)
     except ValueError as error:
         return Reject(line, str(error))
 
 
-def _post_from_fields(fields: Mapping[str, Any], source: str, tz: tzinfo, decode: bool = True) -> Post:
+def _post_from_fields(fields: Mapping[str, Any], source: str, dates: Dates, decode: bool = True) -> Post:
     text = _text_field(fields, "text")
     if not text or not text.strip():
         raise ValueError("text: missing or empty")
-    stamp = _text_field(fields, "created_at") or ""
-    try:
-        created_at = parse_timestamp(stamp, tz)
-    except ValueError as error:
-        raise ValueError(f"created_at: {error}") from None
+    created_at = dates.parse(_text_field(fields, "created_at") or "")
     author = _text_field(fields, "author") or None
     # the id hashes the text as the file has it, so archives imported before entities were decoded keep their ids
     post_id = _text_field(fields, "id") or stable_post_id(author, created_at, text)
@@ -526,7 +795,7 @@ def _is_true(value: str | None) -> bool:
 
 
 def _read_parquet(
-    path: Path, source: str, mapping: Mapping[str, str], tz: tzinfo, on_bytes: ProgressBytes | None
+    path: Path, source: str, mapping: Mapping[str, str], dates: Dates, on_bytes: ProgressBytes | None
 ) -> Iterator[Record]:
     """Rows of a Parquet file or dataset; a Reject's line is the row's 1-based number in reading order."""
     from monitor import parquet
@@ -534,6 +803,7 @@ def _read_parquet(
     names, rows = parquet.read_rows(path)
     columns = _column_positions(names, mapping, path)
     for number, row in enumerate(rows, start=1):
-        yield _record({name: row.get(names[index]) for name, index in columns.items()}, number, source, tz)
+        record = _record({name: row.get(names[index]) for name, index in columns.items()}, number, source, dates)
+        yield replace(record, raw=_raw(json.dumps(row, default=str))) if isinstance(record, Reject) else record
     if on_bytes is not None and path.is_file():
         on_bytes(path.stat().st_size)

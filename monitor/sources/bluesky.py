@@ -40,6 +40,7 @@ from monitor.sources.retry import (
     Transient,
     Verdict,
     call_with_retries,
+    cannot_connect,
     rate_limit_delay,
     wait,
 )
@@ -230,7 +231,7 @@ class BlueskySource(Source):
                 yield from reader.read_connection(self.stopping)
                 attempt = 0
             except (OSError, TimeoutError, _websocket_errors()) as error:
-                verdict = Transient(f"Jetstream connection failed ({error.__class__.__name__})")
+                verdict = cannot_connect(error, self.settings.stream_url)
                 if attempt >= self.policy.retries:
                     raise GaveUpError(f"gave up after {attempt + 1} attempts: {verdict.reason}") from None
                 delay = rate_limit_delay(None, time.time(), attempt, self.policy)
@@ -372,11 +373,11 @@ def _classify(error: Exception) -> Verdict:
     if isinstance(error, NotAPageError):
         return Transient("Bluesky answered with a body that is not a JSON object")
     if isinstance(error, httpx.TransportError):  # e.g. the server closed the connection without answering
-        return Transient(f"connection to Bluesky failed ({error.__class__.__name__})")
+        return cannot_connect(error, "bsky.social")
     if isinstance(error, atproto_errors.RequestErrorBase):
         response = error.response
         if response is None:
-            return Transient(f"connection to Bluesky failed ({error.__class__.__name__})")
+            return cannot_connect(error, "bsky.social")  # the failed request names the configured api_base
         if response.status_code >= 500:
             return Transient(f"Bluesky answered HTTP {response.status_code}")
     return None

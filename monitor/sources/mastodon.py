@@ -33,6 +33,7 @@ from monitor.sources.retry import (
     Transient,
     Verdict,
     call_with_retries,
+    cannot_connect,
     rate_limit_delay,
     wait,
 )
@@ -247,7 +248,7 @@ def _classifier(client: Mastodon) -> Callable[[Exception], Verdict]:
         if isinstance(error, mastodon_errors.MastodonServerError):
             return Transient(f"Mastodon answered HTTP {_status(error)}")
         if isinstance(error, mastodon_errors.MastodonNetworkError):
-            return Transient("connection to Mastodon failed")
+            return cannot_connect(error, client.api_base_url or "the instance")
         if isinstance(error, mastodon_errors.MastodonAPIError) and "Could not parse response" in str(error):
             return Transient("Mastodon answered with a body that is not JSON")
         return None

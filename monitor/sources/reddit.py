@@ -49,6 +49,7 @@ from monitor.sources.retry import (
     Transient,
     Verdict,
     call_with_retries,
+    cannot_connect,
     rate_limit_delay,
     wait,
 )
@@ -509,7 +510,7 @@ def _classify(error: Exception) -> Verdict:
     if isinstance(error, prawcore.ServerError):
         return Transient(f"Reddit answered HTTP {error.response.status_code}")
     if isinstance(error, prawcore.RequestException):
-        return Transient("connection to Reddit failed")
+        return cannot_connect(error, "oauth.reddit.com")  # the failed request names the host
     if isinstance(error, prawcore.BadJSON):
         return Transient("Reddit answered with a body that is not JSON")
     if isinstance(error, prawcore.ResponseException) and error.response.status_code in (500, 502, 503, 504, 520, 522):

@@ -6,13 +6,17 @@ is bounded, so a run never hangs for longer than the config allows.
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
+import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 from monitor.errors import SourceError
 
@@ -132,6 +136,81 @@ def _delay_for(verdict: Transient | RateLimited, attempt: int, policy: RetryPoli
 
 def _describe(verdict: Transient | RateLimited) -> str:
     return "rate limited (HTTP 429)" if isinstance(verdict, RateLimited) else verdict.reason
+
+
+def cannot_connect(error: BaseException, fallback_url: str) -> Transient:
+    """'mastodon.social: cannot connect (connection refused)': the host asked and the cause, never a credential.
+
+    The host is read from the failed request when the SDK kept it (Reddit's token and API hosts differ),
+    else from the source's configured URL; only host and port are shown, never a path, query or user.
+    """
+    chain = list(_error_chain(error))
+    url = next((found for found in map(_request_url, chain) if found), fallback_url)
+    cause = _connect_cause(chain)
+    if cause is None:  # connected, then dropped: the server's side, not ours
+        return Transient(f"{_host(url)}: connection failed ({chain[0].__class__.__name__})")
+    return Transient(f"{_host(url)}: cannot connect ({cause})")
+
+
+_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (socket.gaierror, "host name not found in DNS"),
+    (ConnectionResetError, "connection reset"),
+    (TimeoutError, "timed out"),
+    (ssl.SSLError, "TLS handshake failed"),
+)
+_ERRNO_CAUSES = {errno.ENETUNREACH: "network unreachable", errno.EHOSTUNREACH: "host unreachable"}
+
+
+def _connect_cause(chain: list[BaseException]) -> str | None:
+    """Why no connection could be made, from the innermost error outwards; None when it is none of these."""
+    for error in reversed(chain):
+        for kind, cause in _CAUSES:
+            if isinstance(error, kind):
+                return cause
+        if isinstance(error, OSError) and error.errno in _ERRNO_CAUSES:
+            return _ERRNO_CAUSES[error.errno]
+    if any("Timeout" in error.__class__.__name__ for error in chain):  # requests' and httpx's own timeouts
+        return "timed out"
+    return None
+
+
+# urllib3's reason, prawcore's original: read from the instance, never through a property (websockets
+# deprecates its ConnectionClosed.reason)
+_WRAPPED = ("reason", "original_exception")
+
+
+def _error_chain(error: BaseException, limit: int = 12) -> Iterator[BaseException]:
+    """The error and those it wraps, outermost first."""
+    pending, seen = [error], set[int]()
+    while pending and len(seen) < limit:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [current.__cause__, current.__context__, *(vars(current).get(name) for name in _WRAPPED)]
+        pending.extend(item for item in [*wrapped, *current.args] if isinstance(item, BaseException))
+
+
+def _request_url(error: BaseException) -> str | None:
+    try:
+        request = getattr(error, "request", None)  # httpx raises RuntimeError when the error has no request
+    except RuntimeError:
+        return None
+    url = getattr(request, "url", None)
+    return str(url) if url else None
+
+
+def _host(url: str) -> str:
+    """host[:port] of a URL, or of a bare 'host:port' (a Mastodon instance as configured)."""
+    parts = urlsplit(url if "//" in url else "//" + url)
+    try:
+        port = parts.port
+    except ValueError:  # not a number: the host alone says enough
+        port = None
+    host = parts.hostname or "?"
+    return f"{host}:{port}" if port else host
 
 
 class Pacer:

@@ -25,7 +25,15 @@ from monitor.errors import NotAPageError, NotConfiguredError, SourceError, Usage
 from monitor.posts import parse_timestamp
 from monitor.sources.base import CountsPage, Page, Source, environment
 from monitor.sources.redaction import redact_in_logs
-from monitor.sources.retry import Pacer, RateLimited, RetryPolicy, Transient, Verdict, call_with_retries
+from monitor.sources.retry import (
+    Pacer,
+    RateLimited,
+    RetryPolicy,
+    Transient,
+    Verdict,
+    call_with_retries,
+    cannot_connect,
+)
 from monitor.sources.x_payloads import hour_ceiling, hour_start, listed_hours, normalize_counts, normalize_page
 
 log = logging.getLogger(__name__)
@@ -331,7 +339,7 @@ def _classify(error: Exception) -> Verdict:
     if isinstance(error, requests.exceptions.JSONDecodeError | NotAPageError):
         return Transient("X answered with a body that is not a JSON object")
     if isinstance(error, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
-        return Transient(f"connection to X failed ({error.__class__.__name__})")
+        return cannot_connect(error, "api.twitter.com")  # the failed request names the configured api_base
     if isinstance(error, requests.exceptions.ChunkedEncodingError):
         return Transient("connection to X dropped mid-answer")
     return None
