@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import BIN_WIDTH, Analysis, Shift, Spike
-from monitor.wording import bin_name, finite_shift, key_shift, p_value, per_bin, short_spike_size
+from monitor.wording import (
+    bin_name,
+    finite_shift,
+    key_shift,
+    p_value,
+    partial_bin_label,
+    per_bin,
+    short_spike_size,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,6 +76,7 @@ LABELLED_SPIKES = 3  # the largest spikes are named on the chart; every spike is
 SPIKE_MERGE_GAP = 0.015  # spikes closer than this share of the time axis are drawn (and named) as one
 REPOST = "#F5C46B"  # reposts: a light orange beside the originals' dark blue, apart in hue and lightness
 SPIKE_TINT = "#FBE3D6"  # a volume spike's span: a pale vermillion, the colour of its marker
+PARTIAL_HATCH = "#B0B0B0"  # the hatching over a partial last bin
 
 
 def write_charts(analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path) -> list[Path]:
@@ -297,6 +306,8 @@ def timeline_figure(analysis: Analysis) -> Figure:
         draw_source_tone(axes[3][0], networks, sources, analysis.bin)
     for row in axes:
         shade_baseline(row[0], analysis)
+    for row in axes[1:]:
+        mark_partial_bin(row[0], analysis)
     date_axis(axes[-1][0], analysis.timezone)
     axes[-1][0].set_xlabel(f"date ({analysis.timezone}), one bar per {bin_name(analysis.bin)}")
     label_milestones(volume_axes, analysis)
@@ -319,12 +330,14 @@ def small_timeline_figure(analysis: Analysis, highlight: tuple[datetime, datetim
         return figure
     draw_volume(volume_axes, analysis, fontsize=11, spikes_named=1)
     volume_axes.get_legend().remove()
+    share_axes.set_xlabel(partial_bin_label(analysis) or "", loc="right", color="#555555")  # no room for a legend
     volume_axes.set_ylabel(f"posts {per_bin(analysis.bin)}")
     window = pooling(analysis.bin)
     times = index_nums(analysis.bins.index) + bar_width_days(analysis.bin) / 2
     share_axes.plot(times, pooled_share(analysis.bins, "negative_share", window) * 100, color=VERMILLION, linewidth=1.8)
     share_axes.set_ylim(0, 100)
     share_axes.set_ylabel("negative, %")
+    mark_partial_bin(share_axes, analysis)
     for row in axes:
         shade_baseline(row[0], analysis)
         milestone_lines(row[0], analysis.milestones)
@@ -375,31 +388,25 @@ def draw_volume(axes: Axes, analysis: Analysis, fontsize: float = 14, spikes_nam
     first_milestone = min(num(moment) for moment in analysis.milestones.values())  # visible even before the data
     axes.set_xlim(min(times[0], first_milestone) - width, times[-1] + 2 * width)
     mark_volume_spikes(axes, analysis, fontsize, spikes_named)
-    mark_partial_bin(axes, analysis, fontsize)
+    mark_partial_bin(axes, analysis, named=True)
     axes.set_ylabel(f"posts {per_bin(analysis.bin)}")
     # outside the plot, right of it: a legend inside would cover bars or spike labels somewhere on real data
     axes.legend(loc="upper left", bbox_to_anchor=(1.005, 1), frameon=False, borderaxespad=0)
 
 
-def partial_last_bin(analysis: Analysis) -> bool:
-    """Whether the last bin was still running when the report was made (a live event): its bar is short."""
-    if analysis.bins.empty:
-        return False
-    end = analysis.bins.index[-1].to_pydatetime() + BIN_WIDTH[analysis.bin]
-    cut = analysis.generated_at if analysis.window_end is None else min(analysis.generated_at, analysis.window_end)
-    return cut < end
-
-
-def mark_partial_bin(axes: Axes, analysis: Analysis, fontsize: float) -> None:
-    """Hatch the last bar and name it partial when its bin had not ended."""
-    if not partial_last_bin(analysis):
+def mark_partial_bin(axes: Axes, analysis: Analysis, named: bool = False) -> None:
+    """A partial last bin (the data stop inside it): hatched behind every panel, its bar lightened; named in the
+    legend of the panel that has one (`named`). A partial bin of two posts is a sliver of a bar: the hatching shows."""
+    start, label = analysis.partial_bin(), partial_bin_label(analysis)
+    if start is None or label is None:
         return
-    start = num(analysis.bins.index[-1].to_pydatetime())
-    value = float(analysis.bins["volume"].iloc[-1])
-    axes.bar([start], [value], width=bar_width_days(analysis.bin), align="edge", color="white", alpha=0.6,
-             hatch="///", edgecolor=GREY, linewidth=0, zorder=3)  # fmt: skip
-    axes.annotate("partial", (start, value), xytext=(0, 4), textcoords="offset points", ha="center",
-                  va="bottom", fontsize=fontsize * 0.85, color="#555555", rotation=90)  # fmt: skip
+    left = num(start.to_pydatetime())
+    width = bar_width_days(analysis.bin)
+    axes.axvspan(left, left + width, facecolor="none", hatch="///", edgecolor=PARTIAL_HATCH, linewidth=0, zorder=0,
+                 label=label if named else None)  # fmt: skip
+    if named:
+        value = float(analysis.bins["volume"].iloc[-1])
+        axes.bar([left], [value], width=width, align="edge", color="white", alpha=0.55, linewidth=0, zorder=3)
 
 
 @dataclass(frozen=True)
@@ -598,7 +605,8 @@ def compare_figure(analyses: Sequence[Analysis]) -> Figure:
 
 
 def compare_lines(volume_axes: Axes, tone_axes: Axes, analysis: Analysis, colour: str) -> None:
-    frame = analysis.days_from
+    """An event's rate and tone; a partial last bin is left out (its short count would draw a fall)."""
+    frame = analysis.days_from if analysis.partial_bin() is None else analysis.days_from.iloc[:-1]
     if frame.empty:
         return
     per_hour = frame["volume"] / hours_per_bin(analysis.bin)
