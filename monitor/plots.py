@@ -172,11 +172,14 @@ def date_axis(axes: Axes, timezone: str, ticks: tuple[int, int] = (3, 10), style
     """Dates on the x axis in the event's zone, with a locator that keeps labels apart.
 
     ticks is (fewest, most): (3, 10) and (2, 6) find an interval for every range from minutes to years (some
-    pairs, such as (3, 6) or (5, 10), leave ranges like 61 h or 109 h without one and warn)."""
+    pairs, such as (3, 6) or (5, 10), leave ranges like 61 h or 109 h without one and warn).
+    Over more than three days the ticks are evenly spaced days from the first: on days of the month (1, 3, …,
+    31) a month's 31st and the next month's 1st would both get a label, overprinting each other."""
     from matplotlib.dates import AutoDateLocator, DateFormatter
 
     zone = ZoneInfo(timezone)
-    locator = AutoDateLocator(tz=zone, minticks=ticks[0], maxticks=ticks[1])
+    left, right = axes.get_xlim()
+    locator = AutoDateLocator(tz=zone, minticks=ticks[0], maxticks=ticks[1], interval_multiples=right - left <= 3)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(DateFormatter(style, tz=zone))
 

@@ -292,3 +292,18 @@ def test_the_shift_table_folds_each_row_into_short_lines_on_a_phone() -> None:
         ["num", "count"],
     ]  # fmt: skip
     assert "</td><td" in first and "</td>\n" not in first  # no white space between cells: it would show on a phone
+
+
+def test_date_ticks_are_evenly_spaced_across_a_month_end_and_never_overprint() -> None:
+    import numpy as np
+
+    analysis = make_analysis()  # 10 Dec 2012 to 23 Jan 2013: on days of the month, 29 Dec and 1 Jan would be ticks
+    with chart_style():
+        figure = timeline_figure(analysis)
+        renderer = drawn(figure)
+        bottom = figure.axes[1]
+        left, right = bottom.get_xlim()
+        ticks = [tick for tick in bottom.get_xticks() if left <= tick <= right]
+        assert len(set(np.round(np.diff(ticks), 6))) == 1, ticks
+        labels = [label.get_window_extent(renderer) for label in bottom.get_xticklabels() if label.get_text()]
+        assert not overlaps(labels)
