@@ -210,11 +210,12 @@ def top_labels(axes: Axes, marks: Sequence[TopLabel], fontsize: float = 15) -> N
     """Labels on a secondary top axis; each goes on the lowest line where it overprints no other label.
 
     A secondary axis (not free text) so the constrained layout makes room for it and nothing is clipped.
-    Widths are estimated from the characters (0.6 em each), which is what keeps them apart.
+    Widths are measured on the laid-out plot, and neighbours on a line keep an em apart: estimated widths left
+    "baseline" almost touching "announced 09 Nov" on a plot narrowed by a wide legend, read as one label.
     """
-    em = char_width(axes, fontsize)
     ordered = sorted(marks, key=lambda mark: mark.x)
-    levels = stack_levels([(m.x - len(m.text) * em / 2, m.x + len(m.text) * em / 2) for m in ordered], em)
+    widths, em = text_widths(axes, [mark.text for mark in ordered], fontsize)
+    levels = stack_levels([(m.x - w / 2, m.x + w / 2) for m, w in zip(ordered, widths, strict=True)], em)
     top = axes.secondary_xaxis("top")
     top.set_xticks([m.x for m in ordered], [m.text + "\n" * level for m, level in zip(ordered, levels, strict=True)])
     top.tick_params(length=6, labelsize=fontsize)
@@ -223,6 +224,20 @@ def top_labels(axes: Axes, marks: Sequence[TopLabel], fontsize: float = 15) -> N
         label.set_color(mark.colour)
         tick.tick2line.set_visible(mark.tick)
         tick.tick1line.set_visible(mark.tick)
+
+
+def text_widths(axes: Axes, texts: Sequence[str], fontsize: float) -> tuple[list[float], float]:
+    """Each text's width and one em, in x data units, measured once the layout has given the plot its width."""
+    from matplotlib.font_manager import FontProperties
+
+    figure = axes.figure
+    figure.draw_without_rendering()  # type: ignore[union-attr]
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    left, right = axes.get_xlim()
+    per_pixel = (right - left) / float(axes.bbox.width)
+    font = FontProperties(size=fontsize)
+    widths = [renderer.get_text_width_height_descent(text, font, ismath=False)[0] * per_pixel for text in texts]
+    return widths, fontsize * DPI / 72 * per_pixel
 
 
 def char_width(axes: Axes, fontsize: float) -> float:

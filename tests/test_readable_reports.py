@@ -307,3 +307,18 @@ def test_date_ticks_are_evenly_spaced_across_a_month_end_and_never_overprint() -
         assert len(set(np.round(np.diff(ticks), 6))) == 1, ticks
         labels = [label.get_window_extent(renderer) for label in bottom.get_xticklabels() if label.get_text()]
         assert not overlaps(labels)
+
+
+@pytest.mark.parametrize("baseline_hours", [*range(104, 124, 2), 168])
+def test_labels_above_the_timeline_keep_an_em_apart_or_go_up_a_line(baseline_hours: int) -> None:
+    # "baseline" beside "announced 17 Dec" read as one label when they nearly touched (the paid-Blue day chart,
+    # whose wide legend narrowed the plot below what the labels' widths were estimated for)
+    analysis = replace(partial_analysis(), baseline_start=ANNOUNCED - timedelta(hours=baseline_hours))
+    with chart_style():
+        figure = timeline_figure(analysis)
+        renderer = drawn(figure)
+        boxes = sorted(top_label_boxes(figure, renderer), key=lambda box: box.x0)
+        em = 15 * 100 / 72  # px at 15 pt
+        for left, right in combinations(boxes, 2):
+            same_line = abs(left.y1 - right.y1) < 1
+            assert not same_line or right.x0 - left.x1 >= 0.8 * em or left.x0 - right.x1 >= 0.8 * em, (left, right)
