@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from monitor.analysis import CurveBend, MilestoneShape, Spike
+from monitor.pipeline import open_workspace
 from monitor.plots import (
     SMALL_STYLE,
     chart_style,
@@ -26,7 +27,6 @@ from monitor.plots import (
     stack_levels,
     timeline_figure,
 )
-from monitor.pipeline import open_workspace
 from monitor.wording import key_shift, points, share, verdict
 
 from .analysis_factory import ANNOUNCED, MILESTONES, make_analysis
