@@ -77,6 +77,8 @@ SPIKE_MERGE_GAP = 0.015  # spikes closer than this share of the time axis are dr
 REPOST = "#F5C46B"  # reposts: a light orange beside the originals' dark blue, apart in hue and lightness
 SPIKE_TINT = "#FBE3D6"  # a volume spike's span: a pale vermillion, the colour of its marker
 PARTIAL_HATCH = "#B0B0B0"  # the hatching over a partial last bin
+# behind a spike's label: a milestone's dashed line at the same moment would otherwise run through its text
+LABEL_BACKGROUND = {"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1}
 
 
 def write_charts(analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path) -> list[Path]:
@@ -318,7 +320,7 @@ def timeline_figure(analysis: Analysis) -> Figure:
         no_data(volume_axes, "no posts stored for this event yet")
         return figure
     draw_volume(volume_axes, analysis)
-    draw_sentiment(sentiment_axes, analysis)
+    draw_sentiment(sentiment_axes, analysis, short_labels=rows == 4)
     if rows == 4:
         draw_per_source(axes[2][0], networks, sources, analysis.bin)
         draw_source_tone(axes[3][0], networks, sources, analysis.bin)
@@ -471,7 +473,7 @@ def mark_volume_spikes(axes: Axes, analysis: Analysis, fontsize: float, named: i
         axes.annotate(
             text, (num(group.peak.peak), group.peak.peak_value * 1.04), xytext=(0, 8 + level * fontsize * 1.4),
             textcoords="offset points", ha=align, fontsize=fontsize, color=VERMILLION, fontweight="bold",
-            va="bottom", zorder=6,
+            va="bottom", zorder=6, bbox=LABEL_BACKGROUND,
         )  # fmt: skip
 
 
@@ -486,8 +488,11 @@ def label_extent(x: float, width: float, align: str) -> tuple[float, float]:
     return start, start + width
 
 
-def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
-    """Mean compound with its band (left axis), negative and churn-intent shares (right axis)."""
+def draw_sentiment(axes: Axes, analysis: Analysis, short_labels: bool = False) -> None:
+    """Mean compound with its band (left axis), negative and churn-intent shares (right axis).
+
+    short_labels: the panel is short (four panels): long scale names would run into the next panel's; the
+    legend names each line's scale either way."""
     bins = analysis.bins
     times = index_nums(bins.index) + bar_width_days(analysis.bin) / 2  # a bin's value sits at its middle
     window = pooling(analysis.bin)
@@ -497,12 +502,12 @@ def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
     axes.plot(times, mean, color=BLUE, linewidth=2.4, label=f"mean compound{pooled} — left scale, −1 … +1")
     axes.axhline(0, color=BLUE, linewidth=1, alpha=0.5)
     axes.set_ylim(-1, 1)
-    axes.set_ylabel("mean compound (−1 … +1)", color=BLUE)
+    axes.set_ylabel("compound" if short_labels else "mean compound (−1 … +1)", color=BLUE)
     axes.tick_params(axis="y", colors=BLUE)
     for number, spike in enumerate(s for s in analysis.spikes if s.kind == "dip"):
         dip_label = "sentiment dip" if number == 0 else None
         axes.axvspan(num(spike.start), num(spike.end), color=PURPLE, alpha=0.15, linewidth=0, zorder=0, label=dip_label)
-    shares = percent_axes(axes)
+    shares = percent_axes(axes, "share, %" if short_labels else "share of scored posts (0–100 %)")
     shares.plot(times, pooled_share(bins, "negative_share", window) * 100, color=VERMILLION, linewidth=2.2,
                 linestyle=(0, (5, 2)))  # fmt: skip
     shares.plot(times, pooled_share(bins, "churn_share", window) * 100, color=PURPLE, linewidth=2.2, linestyle=":")
@@ -512,14 +517,14 @@ def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
     axes.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False, borderaxespad=0.2)
 
 
-def percent_axes(axes: Axes) -> Axes:
+def percent_axes(axes: Axes, label: str) -> Axes:
     """A right-hand 0–100 % scale, its ticks written with % and its spine dashed, so it is never read as −1 … +1."""
     from matplotlib.ticker import PercentFormatter
 
     shares = axes.twinx()
     shares.set_ylim(0, 100)
     shares.yaxis.set_major_formatter(PercentFormatter(decimals=0))
-    shares.set_ylabel("share of scored posts (0–100 %)", color="#333333")
+    shares.set_ylabel(label, color="#333333")
     shares.grid(False)
     shares.spines["right"].set_visible(True)
     shares.spines["right"].set_linestyle((0, (5, 2)))

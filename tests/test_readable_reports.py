@@ -115,6 +115,11 @@ def test_timeline_spike_labels_never_overprint_and_the_legend_stays_off_the_plot
         labels = [text for text in volume.texts if text.get_text().startswith("×")]
         assert len(labels) == 3  # only the largest are named; the table has the rest
         assert not overlaps([label.get_window_extent(renderer) for label in labels])
+        milestones = max(line.get_zorder() for line in volume.get_lines() if line.get_linestyle() == "--")
+        for label in labels:  # over a milestone's dashed line (a spike on the day of a reversal) the text stays clear
+            background = label.get_bbox_patch()
+            assert background is not None and background.get_facecolor()[:3] == (1, 1, 1)
+            assert background.get_alpha() >= 0.8 and label.get_zorder() > milestones
         legend = volume.get_legend().get_window_extent(renderer)
         assert not legend.overlaps(volume.get_window_extent(renderer))
 
@@ -322,3 +327,14 @@ def test_labels_above_the_timeline_keep_an_em_apart_or_go_up_a_line(baseline_hou
         for left, right in combinations(boxes, 2):
             same_line = abs(left.y1 - right.y1) < 1
             assert not same_line or right.x0 - left.x1 >= 0.8 * em or left.x0 - right.x1 >= 0.8 * em, (left, right)
+
+
+@pytest.mark.parametrize("sources", [("simulated",), ("x", "bluesky")])
+def test_the_timeline_panels_name_their_scales_without_running_into_each_other(sources: tuple[str, ...]) -> None:
+    with chart_style():
+        figure = timeline_figure(make_analysis(sources=sources))
+        renderer = drawn(figure)
+        labels = [axes.yaxis.label for axes in figure.axes if axes.yaxis.label.get_text()]
+        assert len(labels) == 2 * len(sources) + 1  # volume; compound and share; posts and tone per network
+        boxes = [label.get_window_extent(renderer) for label in labels]
+        assert not overlaps(boxes), [label.get_text() for label in labels]
