@@ -788,7 +788,7 @@ def _summary(analysis: Analysis) -> dict[str, Any]:
         "coverage": asdict(analysis.coverage) | {"outside_window": analysis.coverage.outside_window},
         "totals": analysis.totals,
         "bins": len(analysis.bins),
-        "latest_bin": _latest_bin(analysis.bins),
+        "latest_bin": _latest_bin(analysis),
         "series": series_rows(analysis),
         "shifts": [asdict(shift) for shift in analysis.shifts],
         "spikes": spikes,
@@ -828,10 +828,12 @@ def checked_class(validation: dict[str, Any] | None, kind: str, name: str) -> di
     return next((item for item in checked.get("per_class", []) if item["name"] == name), None)
 
 
-def _latest_bin(bins: pd.DataFrame) -> dict[str, Any] | None:
+def _latest_bin(analysis: Analysis) -> dict[str, Any] | None:
+    bins = analysis.bins
     if bins.empty:
         return None
-    return {"start": bins.index[-1], **{str(key): value for key, value in bins.iloc[-1].items()}}
+    row = {str(key): value for key, value in bins.iloc[-1].items()}
+    return {"start": bins.index[-1], **row, "partial": analysis.partial_bin() is not None}
 
 
 def _jsonable(value: Any) -> Any:
