@@ -142,7 +142,7 @@ class CurveBend:
     change: float | None  # slope_after - slope_before
     ci_low: float | None  # 95 % interval of change; None when the verdict is "cannot tell"
     ci_high: float | None
-    verdict: str  # "bent" (the interval excludes 0), "no clear change" or "cannot tell (too few posts)"
+    verdict: str  # "bent" (the interval excludes 0), "no clear change", "cannot tell (too few posts)" or "(too few bins)"
 
 
 @dataclass(frozen=True)
@@ -531,7 +531,8 @@ def _half_life(volume: pd.Series, peak: pd.Timestamp, peak_volume: float) -> flo
 TREND_SPAN = {"hour": timedelta(days=3), "6h": timedelta(days=3), "day": timedelta(days=7)}
 MIN_TREND_BINS = 3  # per side: a line through two points has no residual to judge it by
 MIN_TREND_POSTS = MIN_BASELINE_POSTS  # per side, as for the baseline: fewer and a trend says nothing
-BENT, NO_CLEAR_CHANGE, CANNOT_TELL = "bent", "no clear change", "cannot tell (too few posts)"
+BENT, NO_CLEAR_CHANGE = "bent", "no clear change"
+FEW_POSTS, FEW_BINS = "cannot tell (too few posts)", "cannot tell (too few bins)"  # the verdicts without an interval
 
 
 @dataclass(frozen=True)
@@ -609,8 +610,9 @@ def _bend(metric: str, before: TrendSide, after: TrendSide) -> CurveBend:
     lines = _line(before), _line(after)
     slopes = [None if line is None else line[0] for line in lines]
     change = None if None in slopes else float(slopes[1] - slopes[0])  # type: ignore[operator]
-    interval = _slope_change_interval(before, after, *lines)
-    verdict = CANNOT_TELL if interval is None else (NO_CLEAR_CHANGE if interval[0] <= 0 <= interval[1] else BENT)
+    lacking = _too_little(before, after, *lines)
+    interval = None if lacking else _slope_change_interval(len(before.days) + len(after.days), *lines)  # type: ignore[arg-type]
+    verdict = lacking or (NO_CLEAR_CHANGE if interval and interval[0] <= 0 <= interval[1] else BENT)
     return CurveBend(
         metric=metric,
         before_from=before.start,
@@ -628,17 +630,22 @@ def _bend(metric: str, before: TrendSide, after: TrendSide) -> CurveBend:
     )
 
 
-def _slope_change_interval(
-    before: TrendSide, after: TrendSide, *lines: tuple[float, float, float] | None
-) -> tuple[float, float] | None:
-    """The 95 % interval of slope_after - slope_before, residual variance pooled; None with too little data."""
+def _too_little(before: TrendSide, after: TrendSide, *lines: tuple[float, float, float] | None) -> str | None:
+    """Why the sides cannot be compared (FEW_POSTS or FEW_BINS), or None when they can."""
+    if any(side.posts < MIN_TREND_POSTS for side in (before, after)):
+        return FEW_POSTS
+    if any(len(side.days) < MIN_TREND_BINS for side in (before, after)) or None in lines:
+        return FEW_BINS
+    return None
+
+
+def _slope_change_interval(bins: int, *lines: tuple[float, float, float]) -> tuple[float, float]:
+    """The 95 % interval of the change of slope, the residual variance pooled over both sides (bins − 4 degrees
+    of freedom)."""
     from scipy import stats
 
-    sides = (before, after)
-    if any(line is None for line in lines) or any(len(s.days) < MIN_TREND_BINS or s.posts < MIN_TREND_POSTS for s in sides):
-        return None
-    (slope_before, rss_before, spread_before), (slope_after, rss_after, spread_after) = lines  # type: ignore[misc]
-    freedom = len(before.days) + len(after.days) - 4
+    (slope_before, rss_before, spread_before), (slope_after, rss_after, spread_after) = lines
+    freedom = bins - 4
     error = math.sqrt((rss_before + rss_after) / freedom * (1 / spread_before + 1 / spread_after))
     margin = float(stats.t.ppf(0.975, freedom)) * error
     change = slope_after - slope_before

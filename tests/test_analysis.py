@@ -355,7 +355,7 @@ def test_a_partial_last_bin_is_marked_and_never_read_as_a_drop() -> None:
     assert reversed_.peak_at == hour(20, 0) and reversed_.half_life_hours is None  # 48 and 36 are above half of 72
     volume = reversed_.volume_bend
     assert volume is not None and volume.bins_after == 2 and volume.after_to == hour(22, 0)
-    assert volume.verdict == "cannot tell (too few posts)"
+    assert volume.verdict == "cannot tell (too few bins)" and volume.ci_low is None
 
 
 @pytest.mark.parametrize(
