@@ -121,17 +121,45 @@ class Standing:
 
 
 @dataclass(frozen=True)
+class CurveBend:
+    """Whether a milestone bent a metric's curve: the trend in the days before it against the days after.
+
+    Each side is a least-squares line over its bins (segmented regression of an interrupted time series):
+    the negative share weighted by each bin's scored posts, posts per hour unweighted. The interval of the
+    change of slope uses the residual variance pooled over both sides and Student's t with bins − 4 degrees
+    of freedom; neighbouring bins are not independent, so it is, if anything, too narrow.
+    """
+
+    metric: str  # "negative_share" (slopes: share per day, 0.01 = 1 point) or "volume" (posts per hour, per day)
+    before_from: datetime | None  # the bins fitted before the milestone start here (None: no bin)
+    after_to: datetime | None  # and those after it end here
+    bins_before: int  # bins fitted on each side (negative share: bins with a scored post)
+    bins_after: int
+    posts_before: int  # scored posts (negative share) or posts (volume) in them
+    posts_after: int
+    slope_before: float | None  # per day; None with fewer than two bins
+    slope_after: float | None
+    change: float | None  # slope_after - slope_before
+    ci_low: float | None  # 95 % interval of change; None when the verdict is "cannot tell"
+    ci_high: float | None
+    verdict: str  # "bent" (the interval excludes 0), "no clear change", "cannot tell (too few posts)" or "(too few bins)"
+
+
+@dataclass(frozen=True)
 class MilestoneShape:
     """The shape of the reaction after one milestone."""
 
     milestone: str
     peak_at: datetime | None  # the highest-volume bin after the milestone (before the next one)
     hours_to_peak: float | None
-    half_life_hours: float | None  # time from the peak until volume first falls to half of it
+    half_life_hours: float | None  # time from the peak until volume first falls to half of it (whole bins only)
     volume_before_24h: float | None  # posts in the 24 h before the milestone
     volume_after_24h: float | None  # posts in the 24 h after it
     negative_share_before_24h: float | None
     negative_share_after_24h: float | None
+    # did the milestone bend the curve? For every milestone but the first (a reversal, a pause, an effective date)
+    negative_share_bend: CurveBend | None = None
+    volume_bend: CurveBend | None = None
 
 
 @dataclass
@@ -201,6 +229,12 @@ class Analysis:
     who_what: dict[str, list[Standing]] = field(default_factory=dict)
     # the latest hand check of our labels (`backlash validate`): per-class precision and recall, or None
     validation: dict[str, Any] | None = None
+    # until when the data run (see data_end()): a last bin that ends later is partial
+    data_end: datetime | None = None
+
+    def partial_bin(self) -> pd.Timestamp | None:
+        """The last bin's start when the data stop before that bin ends (its bar is short), else None."""
+        return partial_bin(self.bins, self.bin, self.data_end)
 
     def per_network(self) -> pd.DataFrame:
         """Per-source series summed per network ("mastodon@a" and "mastodon@b" are both "mastodon").
@@ -322,6 +356,27 @@ def bin_starts(times: pd.Series, tz: str, bin_size: str) -> pd.Series:
     # floor the wall clock, then step back by the same amount: exact for any offset, DST-safe
     wall = local.dt.tz_localize(None)
     return local - (wall - wall.dt.floor("h"))
+
+
+def data_end(last_post: datetime | None, collected_until: datetime | None, window_end: datetime | None) -> datetime | None:
+    """Until when the data run: the last collect run's start for a live collection (if after the last post),
+    else the last post (an archive says nothing about the time after it); never past the window's end."""
+    if last_post is None:
+        return None
+    end = max(last_post, collected_until) if collected_until is not None else last_post
+    return end if window_end is None else min(end, window_end)
+
+
+PARTIAL_SLACK = 0.01  # data that stop within the last 1 % of a bin (an archive's last post at 23:58) fill it
+
+
+def partial_bin(bins: pd.DataFrame, bin_size: str, end: datetime | None) -> pd.Timestamp | None:
+    """The last bin's start when the data stop before it ends (by more than PARTIAL_SLACK of a bin), else None."""
+    if bins.empty or end is None:
+        return None
+    start = pd.Timestamp(bins.index[-1])
+    stop = start + (pd.DateOffset(days=1) if bin_size == "day" else BIN_WIDTH[bin_size])  # a DST day: 23 or 25 h
+    return start if pd.Timestamp(end) < stop - BIN_WIDTH[bin_size] * PARTIAL_SLACK else None
 
 
 def _counted_per_bin(counts: pd.DataFrame | None, index: pd.DatetimeIndex, tz: str, bin_size: str) -> pd.Series:
@@ -448,9 +503,12 @@ def _utc(moment: Any) -> datetime:
 
 
 def _peak(
-    bins: pd.DataFrame, moment: datetime, following: datetime | None, width: timedelta
+    bins: pd.DataFrame, moment: datetime, following: datetime | None, width: timedelta, partial: pd.Timestamp | None
 ) -> tuple[datetime | None, float | None, float | None]:
-    """The highest-volume bin after a milestone (before the next one), hours to it, and its half-life."""
+    """The highest-volume bin after a milestone (before the next one), hours to it, and its half-life.
+
+    A partial last bin can be the peak (its count is a floor) but never where the volume fell to half.
+    """
     stamp = pd.Timestamp(moment)
     window = bins[bins.index > stamp - width]
     if following is not None:
@@ -458,14 +516,140 @@ def _peak(
     if not len(window) or window["volume"].max() <= 0:
         return None, None, None
     peak: Any = window["volume"].idxmax()
-    return _utc(peak), max((peak - stamp) / pd.Timedelta(hours=1), 0.0), _half_life(bins["volume"], peak)
+    whole = bins["volume"] if partial is None else bins["volume"].drop(partial)
+    return _utc(peak), max((peak - stamp) / pd.Timedelta(hours=1), 0.0), _half_life(whole, peak, bins["volume"].loc[peak])
 
 
-def _half_life(volume: pd.Series, peak: pd.Timestamp) -> float | None:
+def _half_life(volume: pd.Series, peak: pd.Timestamp, peak_volume: float) -> float | None:
     """Hours from the peak bin to the first later bin with at most half its volume (None: not yet)."""
     later = volume[volume.index > peak]
-    fallen = later[later <= volume.loc[peak] / 2]
+    fallen = later[later <= peak_volume / 2]
     return None if fallen.empty else float((fallen.index[0] - peak) / pd.Timedelta(hours=1))
+
+
+# the days on each side of a milestone whose trends are compared (fewer when another milestone is nearer)
+TREND_SPAN = {"hour": timedelta(days=3), "6h": timedelta(days=3), "day": timedelta(days=7)}
+MIN_TREND_BINS = 3  # per side: a line through two points has no residual to judge it by
+MIN_TREND_POSTS = MIN_BASELINE_POSTS  # per side, as for the baseline: fewer and a trend says nothing
+BENT, NO_CLEAR_CHANGE = "bent", "no clear change"
+FEW_POSTS, FEW_BINS = "cannot tell (too few posts)", "cannot tell (too few bins)"  # the verdicts without an interval
+
+
+@dataclass(frozen=True)
+class TrendSide:
+    """The bins fitted on one side of a milestone: days from it (bin middles), values, weights, posts."""
+
+    days: np.ndarray
+    values: np.ndarray
+    weights: np.ndarray
+    posts: int
+    start: datetime | None
+    end: datetime | None
+
+
+def milestone_bends(
+    bins: pd.DataFrame, moments: list[datetime], position: int, bin_size: str, partial: pd.Timestamp | None
+) -> tuple[CurveBend | None, CurveBend | None]:
+    """curve_bends at moments[position] over TREND_SPAN each side, cut at the neighbouring milestones
+    (so one milestone's jump is not read as the next one's trend); (None, None) for the first milestone."""
+    if position == 0:
+        return None, None
+    span, moment = TREND_SPAN[bin_size], moments[position]
+    start = max(moment - span, moments[position - 1])
+    end = moment + span if position + 1 == len(moments) else min(moment + span, moments[position + 1])
+    return curve_bends(bins, (start, moment, end), bin_size, partial)
+
+
+def curve_bends(
+    bins: pd.DataFrame, span: tuple[datetime, datetime, datetime], bin_size: str, partial: pd.Timestamp | None
+) -> tuple[CurveBend, CurveBend]:
+    """The negative share's and the volume's CurveBend at span's middle moment, span = (from, moment, to).
+
+    Only bins wholly inside each side count; a partial last bin is left out of the volume (its count is short).
+    """
+    start, moment, end = (pd.Timestamp(moment) for moment in span)
+    width = BIN_WIDTH[bin_size]
+    starts = pd.DatetimeIndex(bins.index)
+    sides = [bins[(starts >= start) & (starts + width <= moment)], bins[(starts >= moment) & (starts + width <= end)]]
+    negative = [_trend_side(side[side["scored"] > 0], moment, "negative_share", width) for side in sides]
+    whole = [side if partial is None else side.drop(partial, errors="ignore") for side in sides]
+    volume = [_trend_side(side, moment, "volume", width) for side in whole]
+    return _bend("negative_share", *negative), _bend("volume", *volume)
+
+
+def _trend_side(side: pd.DataFrame, moment: pd.Timestamp, metric: str, width: timedelta) -> TrendSide:
+    """A side's bins as days from the moment (bin middles) and values: posts per hour (weight 1) or the
+    negative share (weight: the bin's scored posts)."""
+    index = pd.DatetimeIndex(side.index)
+    days = ((index + width / 2 - moment) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+    if metric == "volume":
+        values, weights = side["volume"].to_numpy(dtype=float) / (width / HOUR), np.ones(len(side))
+    else:
+        values, weights = side[metric].to_numpy(dtype=float), side["scored"].to_numpy(dtype=float)
+    posts = int(side["volume" if metric == "volume" else "scored"].sum())
+    first, last = (_utc(index[0]), _utc(index[-1] + width)) if len(index) else (None, None)
+    return TrendSide(days, values, weights, posts, first, last)
+
+
+def _line(side: TrendSide) -> tuple[float, float, float] | None:
+    """Weighted least squares: (slope, residual sum of squares, weighted spread of the days), or None."""
+    total = float(side.weights.sum())
+    if len(side.days) < 2 or total <= 0:
+        return None
+    centre = float(np.sum(side.weights * side.days) / total)
+    level = float(np.sum(side.weights * side.values) / total)
+    spread = float(np.sum(side.weights * (side.days - centre) ** 2))
+    if spread <= 0:
+        return None
+    slope = float(np.sum(side.weights * (side.days - centre) * (side.values - level)) / spread)
+    residuals = side.values - level - slope * (side.days - centre)
+    return slope, float(np.sum(side.weights * residuals**2)), spread
+
+
+def _bend(metric: str, before: TrendSide, after: TrendSide) -> CurveBend:
+    lines = _line(before), _line(after)
+    slopes = [None if line is None else line[0] for line in lines]
+    change = None if None in slopes else float(slopes[1] - slopes[0])  # type: ignore[operator]
+    lacking = _too_little(before, after, *lines)
+    interval = None if lacking else _slope_change_interval(len(before.days) + len(after.days), *lines)  # type: ignore[arg-type]
+    verdict = lacking or (NO_CLEAR_CHANGE if interval and interval[0] <= 0 <= interval[1] else BENT)
+    return CurveBend(
+        metric=metric,
+        before_from=before.start,
+        after_to=after.end,
+        bins_before=len(before.days),
+        bins_after=len(after.days),
+        posts_before=before.posts,
+        posts_after=after.posts,
+        slope_before=slopes[0],
+        slope_after=slopes[1],
+        change=change,
+        ci_low=None if interval is None else interval[0],
+        ci_high=None if interval is None else interval[1],
+        verdict=verdict,
+    )
+
+
+def _too_little(before: TrendSide, after: TrendSide, *lines: tuple[float, float, float] | None) -> str | None:
+    """Why the sides cannot be compared (FEW_POSTS or FEW_BINS), or None when they can."""
+    if any(side.posts < MIN_TREND_POSTS for side in (before, after)):
+        return FEW_POSTS
+    if any(len(side.days) < MIN_TREND_BINS for side in (before, after)) or None in lines:
+        return FEW_BINS
+    return None
+
+
+def _slope_change_interval(bins: int, *lines: tuple[float, float, float]) -> tuple[float, float]:
+    """The 95 % interval of the change of slope, the residual variance pooled over both sides (bins − 4 degrees
+    of freedom)."""
+    from scipy import stats
+
+    (slope_before, rss_before, spread_before), (slope_after, rss_after, spread_after) = lines
+    freedom = bins - 4
+    error = math.sqrt((rss_before + rss_after) / freedom * (1 / spread_before + 1 / spread_after))
+    margin = float(stats.t.ppf(0.975, freedom)) * error
+    change = slope_after - slope_before
+    return change - margin, change + margin
 
 
 # ---- drivers: Monroe, Colaresi & Quinn (2008), weighted log-odds with an informative Dirichlet prior ----
@@ -568,12 +752,20 @@ SERIES_COLUMNS = [
     "volume", "originals", "reposts", "scored", "mean_compound", "ci_low", "ci_high", "negative_share", "churn_share",
 ]  # fmt: skip
 
+SERIES_FIELDS = ["bin", *SERIES_COLUMNS, "partial"]  # a series row's keys, in order
+
 
 def series_rows(analysis: Analysis) -> list[dict[str, Any]]:
-    """The per-bin series behind the charts (bin start, then SERIES_COLUMNS; None where a bin has no scored post)."""
+    """The per-bin series behind the charts (bin start, then SERIES_COLUMNS; None where a bin has no scored post;
+    partial: true for a last bin the data stop inside, whose counts are short)."""
     bins = analysis.bins[SERIES_COLUMNS]
+    partial = analysis.partial_bin()
     return [
-        {"bin": start.to_pydatetime(), **{name: _series_value(name, value) for name, value in zip(SERIES_COLUMNS, row, strict=True)}}
+        {
+            "bin": start.to_pydatetime(),
+            **{name: _series_value(name, value) for name, value in zip(SERIES_COLUMNS, row, strict=True)},
+            "partial": start == partial,
+        }
         for start, row in zip(bins.index, bins.itertuples(index=False, name=None), strict=True)
     ]
 
@@ -597,12 +789,13 @@ def _summary(analysis: Analysis) -> dict[str, Any]:
         "milestones": analysis.milestones,
         "align_on": analysis.align_on,
         "window": {"start": analysis.window_start, "end": analysis.window_end},
+        "data_end": analysis.data_end,
         "baseline": {"start": analysis.baseline_start, "end": analysis.baseline_end, "posts": analysis.baseline_posts},
         "baseline_fallback": analysis.baseline_fallback,
         "coverage": asdict(analysis.coverage) | {"outside_window": analysis.coverage.outside_window},
         "totals": analysis.totals,
         "bins": len(analysis.bins),
-        "latest_bin": _latest_bin(analysis.bins),
+        "latest_bin": _latest_bin(analysis),
         "series": series_rows(analysis),
         "shifts": [asdict(shift) for shift in analysis.shifts],
         "spikes": spikes,
@@ -642,10 +835,12 @@ def checked_class(validation: dict[str, Any] | None, kind: str, name: str) -> di
     return next((item for item in checked.get("per_class", []) if item["name"] == name), None)
 
 
-def _latest_bin(bins: pd.DataFrame) -> dict[str, Any] | None:
+def _latest_bin(analysis: Analysis) -> dict[str, Any] | None:
+    bins = analysis.bins
     if bins.empty:
         return None
-    return {"start": bins.index[-1], **{str(key): value for key, value in bins.iloc[-1].items()}}
+    row = {str(key): value for key, value in bins.iloc[-1].items()}
+    return {"start": bins.index[-1], **row, "partial": analysis.partial_bin() is not None}
 
 
 def jsonable(value: Any) -> Any:
@@ -1053,12 +1248,20 @@ class AnalysisAccumulator:
     # ---- the numbers ----
 
     def finish(
-        self, counts: pd.DataFrame | None = None, *, generated_at: datetime, feeds_read: dict[str, int] | None = None
+        self,
+        counts: pd.DataFrame | None = None,
+        *,
+        generated_at: datetime,
+        feeds_read: dict[str, int] | None = None,
+        collected_until: datetime | None = None,
     ) -> Analysis:
         """The Analysis of every post added (counts: hourly counts from a counts endpoint, columns source,
-        bucket_start, count; feeds_read: the store's, for coverage)."""
+        bucket_start, count; feeds_read: the store's, for coverage; collected_until: the start of the event's
+        last collect run, if it was collected live)."""
         bins = self.bins(counts)
         reference, baseline_posts = spike_reference(bins, self.baseline_start, self.baseline_end)
+        end = data_end(None if self.last is None else _utc(self.last), collected_until, self.window[1])
+        partial = partial_bin(bins, self.bin, end)
         align_on = self.event.align_on if self.event.align_on in self.milestones else "announced"
         return Analysis(
             event=self.event.name,
@@ -1076,7 +1279,7 @@ class AnalysisAccumulator:
             distribution=self.distribution(),
             shifts=self.shifts(),
             spikes=find_spikes(bins, reference, self.alerts),
-            shapes=self.shapes(bins),
+            shapes=self.shapes(bins, partial),
             drivers=self.terms.drivers(TOP_DRIVERS),
             aspects=self.aspects(),
             top_posts=[_top_post(row) for row in (self.top.to_dict("records") if self.top is not None else [])],
@@ -1088,6 +1291,7 @@ class AnalysisAccumulator:
             window_start=self.window[0],
             window_end=self.window[1],
             who_what=self.who.standings(),
+            data_end=end,
         )
 
     @property
@@ -1161,15 +1365,16 @@ class AnalysisAccumulator:
             n_after=later[0],
         )
 
-    def shapes(self, bins: pd.DataFrame) -> list[MilestoneShape]:
+    def shapes(self, bins: pd.DataFrame, partial: pd.Timestamp | None) -> list[MilestoneShape]:
         moments = list(self.milestones.items())
         shapes = []
         for position, (name, moment) in enumerate(moments):
             following = moments[position + 1][1] if position + 1 < len(moments) else None
-            peak_at, hours_to_peak, half_life = _peak(bins, moment, following, BIN_WIDTH[self.bin])
+            peak_at, hours_to_peak, half_life = _peak(bins, moment, following, BIN_WIDTH[self.bin], partial)
             before = self.windows[(moment - timedelta(hours=24), moment)]
             after = self.windows[(moment, moment + timedelta(hours=24))]
             any_posts = self.cover.posts > 0
+            negative_bend, volume_bend = milestone_bends(bins, list(self.milestones.values()), position, self.bin, partial)
             shapes.append(
                 MilestoneShape(
                     milestone=name,
@@ -1180,6 +1385,8 @@ class AnalysisAccumulator:
                     volume_after_24h=float(after.posts) if any_posts else None,
                     negative_share_before_24h=before.negative / before.scored if before.scored else None,
                     negative_share_after_24h=after.negative / after.scored if after.scored else None,
+                    negative_share_bend=negative_bend,
+                    volume_bend=volume_bend,
                 )
             )
         return shapes

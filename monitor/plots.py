@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import BIN_WIDTH, Analysis, Shift, Spike
-from monitor.wording import bin_name, finite_shift, key_shift, p_value, per_bin, short_spike_size
+from monitor.wording import (
+    bin_name,
+    finite_shift,
+    key_shift,
+    p_value,
+    partial_bin_label,
+    per_bin,
+    short_spike_size,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,6 +76,9 @@ LABELLED_SPIKES = 3  # the largest spikes are named on the chart; every spike is
 SPIKE_MERGE_GAP = 0.015  # spikes closer than this share of the time axis are drawn (and named) as one
 REPOST = "#F5C46B"  # reposts: a light orange beside the originals' dark blue, apart in hue and lightness
 SPIKE_TINT = "#FBE3D6"  # a volume spike's span: a pale vermillion, the colour of its marker
+PARTIAL_HATCH = "#B0B0B0"  # the hatching over a partial last bin
+# behind a spike's label: a milestone's dashed line at the same moment would otherwise run through its text
+LABEL_BACKGROUND = {"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1}
 
 
 @dataclass(frozen=True)
@@ -215,11 +226,14 @@ def date_axis(axes: Axes, timezone: str, ticks: tuple[int, int] = (3, 10), style
     """Dates on the x axis in the event's zone, with a locator that keeps labels apart.
 
     ticks is (fewest, most): (3, 10) and (2, 6) find an interval for every range from minutes to years (some
-    pairs, such as (3, 6) or (5, 10), leave ranges like 61 h or 109 h without one and warn)."""
+    pairs, such as (3, 6) or (5, 10), leave ranges like 61 h or 109 h without one and warn).
+    Over more than three days the ticks are evenly spaced days from the first: on days of the month (1, 3, …,
+    31) a month's 31st and the next month's 1st would both get a label, overprinting each other."""
     from matplotlib.dates import AutoDateLocator, DateFormatter
 
     zone = ZoneInfo(timezone)
-    locator = AutoDateLocator(tz=zone, minticks=ticks[0], maxticks=ticks[1])
+    left, right = axes.get_xlim()
+    locator = AutoDateLocator(tz=zone, minticks=ticks[0], maxticks=ticks[1], interval_multiples=right - left <= 3)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(DateFormatter(style, tz=zone))
 
@@ -250,11 +264,12 @@ def top_labels(axes: Axes, marks: Sequence[TopLabel], fontsize: float = 15) -> N
     """Labels on a secondary top axis; each goes on the lowest line where it overprints no other label.
 
     A secondary axis (not free text) so the constrained layout makes room for it and nothing is clipped.
-    Widths are estimated from the characters (0.6 em each), which is what keeps them apart.
+    Widths are measured on the laid-out plot, and neighbours on a line keep an em apart: estimated widths left
+    "baseline" almost touching "announced 09 Nov" on a plot narrowed by a wide legend, read as one label.
     """
-    em = char_width(axes, fontsize)
     ordered = sorted(marks, key=lambda mark: mark.x)
-    levels = stack_levels([(m.x - len(m.text) * em / 2, m.x + len(m.text) * em / 2) for m in ordered], em)
+    widths, em = text_widths(axes, [mark.text for mark in ordered], fontsize)
+    levels = stack_levels([(m.x - w / 2, m.x + w / 2) for m, w in zip(ordered, widths, strict=True)], em)
     top = axes.secondary_xaxis("top")
     top.set_xticks([m.x for m in ordered], [m.text + "\n" * level for m, level in zip(ordered, levels, strict=True)])
     top.tick_params(length=6, labelsize=fontsize)
@@ -263,6 +278,20 @@ def top_labels(axes: Axes, marks: Sequence[TopLabel], fontsize: float = 15) -> N
         label.set_color(mark.colour)
         tick.tick2line.set_visible(mark.tick)
         tick.tick1line.set_visible(mark.tick)
+
+
+def text_widths(axes: Axes, texts: Sequence[str], fontsize: float) -> tuple[list[float], float]:
+    """Each text's width and one em, in x data units, measured once the layout has given the plot its width."""
+    from matplotlib.font_manager import FontProperties
+
+    figure = axes.figure
+    figure.draw_without_rendering()  # type: ignore[union-attr]
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    left, right = axes.get_xlim()
+    per_pixel = (right - left) / float(axes.bbox.width)
+    font = FontProperties(size=fontsize)
+    widths = [renderer.get_text_width_height_descent(text, font, ismath=False)[0] * per_pixel for text in texts]
+    return widths, fontsize * DPI / 72 * per_pixel
 
 
 def char_width(axes: Axes, fontsize: float) -> float:
@@ -343,12 +372,14 @@ def timeline_figure(analysis: Analysis) -> Figure:
         no_data(volume_axes, "no posts stored for this event yet")
         return figure
     draw_volume(volume_axes, analysis)
-    draw_sentiment(sentiment_axes, analysis)
+    draw_sentiment(sentiment_axes, analysis, short_labels=rows == 4)
     if rows == 4:
         draw_per_source(axes[2][0], networks, sources, analysis.bin)
         draw_source_tone(axes[3][0], networks, sources, analysis.bin)
     for row in axes:
         shade_baseline(row[0], analysis)
+    for row in axes[1:]:
+        mark_partial_bin(row[0], analysis)
     date_axis(axes[-1][0], analysis.timezone)
     axes[-1][0].set_xlabel(f"date ({analysis.timezone}), one bar per {bin_name(analysis.bin)}")
     label_milestones(volume_axes, analysis)
@@ -371,12 +402,14 @@ def small_timeline_figure(analysis: Analysis, highlight: tuple[datetime, datetim
         return figure
     draw_volume(volume_axes, analysis, fontsize=11, spikes_named=1)
     volume_axes.get_legend().remove()
+    share_axes.set_xlabel(partial_bin_label(analysis) or "", loc="right", color="#555555")  # no room for a legend
     volume_axes.set_ylabel(f"posts {per_bin(analysis.bin)}")
     window = pooling(analysis.bin)
     times = index_nums(analysis.bins.index) + bar_width_days(analysis.bin) / 2
     share_axes.plot(times, pooled_share(analysis.bins, "negative_share", window) * 100, color=VERMILLION, linewidth=1.8)
     share_axes.set_ylim(0, 100)
     share_axes.set_ylabel("negative, %")
+    mark_partial_bin(share_axes, analysis)
     for row in axes:
         shade_baseline(row[0], analysis)
         milestone_lines(row[0], analysis.milestones)
@@ -427,31 +460,25 @@ def draw_volume(axes: Axes, analysis: Analysis, fontsize: float = 14, spikes_nam
     first_milestone = min(num(moment) for moment in analysis.milestones.values())  # visible even before the data
     axes.set_xlim(min(times[0], first_milestone) - width, times[-1] + 2 * width)
     mark_volume_spikes(axes, analysis, fontsize, spikes_named)
-    mark_partial_bin(axes, analysis, fontsize)
+    mark_partial_bin(axes, analysis, named=True)
     axes.set_ylabel(f"posts {per_bin(analysis.bin)}")
     # outside the plot, right of it: a legend inside would cover bars or spike labels somewhere on real data
     axes.legend(loc="upper left", bbox_to_anchor=(1.005, 1), frameon=False, borderaxespad=0)
 
 
-def partial_last_bin(analysis: Analysis) -> bool:
-    """Whether the last bin was still running when the report was made (a live event): its bar is short."""
-    if analysis.bins.empty:
-        return False
-    end = analysis.bins.index[-1].to_pydatetime() + BIN_WIDTH[analysis.bin]
-    cut = analysis.generated_at if analysis.window_end is None else min(analysis.generated_at, analysis.window_end)
-    return cut < end
-
-
-def mark_partial_bin(axes: Axes, analysis: Analysis, fontsize: float) -> None:
-    """Hatch the last bar and name it partial when its bin had not ended."""
-    if not partial_last_bin(analysis):
+def mark_partial_bin(axes: Axes, analysis: Analysis, named: bool = False) -> None:
+    """A partial last bin (the data stop inside it): hatched behind every panel, its bar lightened; named in the
+    legend of the panel that has one (`named`). A partial bin of two posts is a sliver of a bar: the hatching shows."""
+    start, label = analysis.partial_bin(), partial_bin_label(analysis)
+    if start is None or label is None:
         return
-    start = num(analysis.bins.index[-1].to_pydatetime())
-    value = float(analysis.bins["volume"].iloc[-1])
-    axes.bar([start], [value], width=bar_width_days(analysis.bin), align="edge", color="white", alpha=0.6,
-             hatch="///", edgecolor=GREY, linewidth=0, zorder=3)  # fmt: skip
-    axes.annotate("partial", (start, value), xytext=(0, 4), textcoords="offset points", ha="center",
-                  va="bottom", fontsize=fontsize * 0.85, color="#555555", rotation=90)  # fmt: skip
+    left = num(start.to_pydatetime())
+    width = bar_width_days(analysis.bin)
+    axes.axvspan(left, left + width, facecolor="none", hatch="///", edgecolor=PARTIAL_HATCH, linewidth=0, zorder=0,
+                 label=label if named else None)  # fmt: skip
+    if named:
+        value = float(analysis.bins["volume"].iloc[-1])
+        axes.bar([left], [value], width=width, align="edge", color="white", alpha=0.55, linewidth=0, zorder=3)
 
 
 @dataclass(frozen=True)
@@ -498,7 +525,7 @@ def mark_volume_spikes(axes: Axes, analysis: Analysis, fontsize: float, named: i
         axes.annotate(
             text, (num(group.peak.peak), group.peak.peak_value * 1.04), xytext=(0, 8 + level * fontsize * 1.4),
             textcoords="offset points", ha=align, fontsize=fontsize, color=VERMILLION, fontweight="bold",
-            va="bottom", zorder=6,
+            va="bottom", zorder=6, bbox=LABEL_BACKGROUND,
         )  # fmt: skip
 
 
@@ -513,8 +540,11 @@ def label_extent(x: float, width: float, align: str) -> tuple[float, float]:
     return start, start + width
 
 
-def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
-    """Mean compound with its band (left axis), negative and churn-intent shares (right axis)."""
+def draw_sentiment(axes: Axes, analysis: Analysis, short_labels: bool = False) -> None:
+    """Mean compound with its band (left axis), negative and churn-intent shares (right axis).
+
+    short_labels: the panel is short (four panels): long scale names would run into the next panel's; the
+    legend names each line's scale either way."""
     bins = analysis.bins
     times = index_nums(bins.index) + bar_width_days(analysis.bin) / 2  # a bin's value sits at its middle
     window = pooling(analysis.bin)
@@ -524,12 +554,12 @@ def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
     axes.plot(times, mean, color=BLUE, linewidth=2.4, label=f"mean compound{pooled} — left scale, −1 … +1")
     axes.axhline(0, color=BLUE, linewidth=1, alpha=0.5)
     axes.set_ylim(-1, 1)
-    axes.set_ylabel("mean compound (−1 … +1)", color=BLUE)
+    axes.set_ylabel("compound" if short_labels else "mean compound (−1 … +1)", color=BLUE)
     axes.tick_params(axis="y", colors=BLUE)
     for number, spike in enumerate(s for s in analysis.spikes if s.kind == "dip"):
         dip_label = "sentiment dip" if number == 0 else None
         axes.axvspan(num(spike.start), num(spike.end), color=PURPLE, alpha=0.15, linewidth=0, zorder=0, label=dip_label)
-    shares = percent_axes(axes)
+    shares = percent_axes(axes, "share, %" if short_labels else "share of scored posts (0–100 %)")
     shares.plot(times, pooled_share(bins, "negative_share", window) * 100, color=VERMILLION, linewidth=2.2,
                 linestyle=(0, (5, 2)))  # fmt: skip
     shares.plot(times, pooled_share(bins, "churn_share", window) * 100, color=PURPLE, linewidth=2.2, linestyle=":")
@@ -539,14 +569,14 @@ def draw_sentiment(axes: Axes, analysis: Analysis) -> None:
     axes.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False, borderaxespad=0.2)
 
 
-def percent_axes(axes: Axes) -> Axes:
+def percent_axes(axes: Axes, label: str) -> Axes:
     """A right-hand 0–100 % scale, its ticks written with % and its spine dashed, so it is never read as −1 … +1."""
     from matplotlib.ticker import PercentFormatter
 
     shares = axes.twinx()
     shares.set_ylim(0, 100)
     shares.yaxis.set_major_formatter(PercentFormatter(decimals=0))
-    shares.set_ylabel("share of scored posts (0–100 %)", color="#333333")
+    shares.set_ylabel(label, color="#333333")
     shares.grid(False)
     shares.spines["right"].set_visible(True)
     shares.spines["right"].set_linestyle((0, (5, 2)))
@@ -650,7 +680,8 @@ def compare_figure(analyses: Sequence[Analysis]) -> Figure:
 
 
 def compare_lines(volume_axes: Axes, tone_axes: Axes, analysis: Analysis, colour: str) -> None:
-    frame = analysis.days_from
+    """An event's rate and tone; a partial last bin is left out (its short count would draw a fall)."""
+    frame = analysis.days_from if analysis.partial_bin() is None else analysis.days_from.iloc[:-1]
     if frame.empty:
         return
     per_hour = frame["volume"] / hours_per_bin(analysis.bin)

@@ -579,6 +579,16 @@ class Store:
             result = conn.execute(runs_table.update().where(runs_table.c.status == "running").values(**values))
         return int(result.rowcount or 0)
 
+    def last_collected(self, event_name: str) -> datetime | None:
+        """When the event's last successful live collection started (posts up to then are in), or None."""
+        query = select(func.max(runs_table.c.started_at)).where(
+            runs_table.c.verb == "collect",
+            runs_table.c.event == event_name,
+            runs_table.c.status.in_(("ok", "partial")),
+        )
+        with self.engine.connect() as conn:
+            return as_utc(conn.execute(query).scalar())
+
     def recent_runs(self, limit: int = 10) -> list[RunRecord]:
         query = select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:

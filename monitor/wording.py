@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from monitor.analysis import MIN_BASELINE_POSTS, Analysis, Shift, Spike, Standing, checked_class, churn_share_adjusted
+from monitor.analysis import (
+    BENT,
+    MIN_BASELINE_POSTS,
+    Analysis,
+    CurveBend,
+    Shift,
+    Spike,
+    Standing,
+    checked_class,
+    churn_share_adjusted,
+)
 
 if TYPE_CHECKING:
     from monitor.drilldown import SpikeDetail
@@ -332,9 +342,85 @@ def anger(analysis: Analysis, aspects: int = 3, terms: int = 5) -> str:
     return " ".join(parts) or "No aspects found and no words that mark the negative posts yet."
 
 
+def bends(analysis: Analysis) -> list[str]:
+    """One sentence per later milestone that bent the negative share's or the volume's trend (none otherwise)."""
+    found = []
+    for shape in analysis.shapes:
+        for bend in (shape.negative_share_bend, shape.volume_bend):
+            if bend is not None and bend.verdict == BENT:
+                found.append(bend_sentence(shape.milestone, analysis.milestones[shape.milestone], bend, analysis))
+    return found
+
+
+def bend_sentence(milestone: str, at: datetime, bend: CurveBend, analysis: Analysis) -> str:
+    """'Negativity turned down after reversed (20 Dec): its trend went from +20 pts to −20 pts a day (3 days before
+    against 3 days after; change −40 pts, 95 % interval −75 to −5).'"""
+    before, after, change = bend.slope_before or 0.0, bend.slope_after or 0.0, bend.change or 0.0
+    low, high = bend.ci_low or 0.0, bend.ci_high or 0.0
+    unit = "a day" if bend.metric == "negative_share" else "posts an hour a day"
+    days_before = span_words(at - bend.before_from) if bend.before_from else "the days"
+    days_after = span_words(bend.after_to - at) if bend.after_to else "the days"
+    interval = " to ".join(_slope(bend.metric, end, (low, high)).removesuffix(" pts") for end in (low, high))
+    return (
+        f"{'Negativity' if bend.metric == 'negative_share' else 'Volume'} {_turn(before, after)} after {milestone} "
+        f"({day(at, ZoneInfo(analysis.timezone), year=False)}): its trend went from {_slope(bend.metric, before)} to "
+        f"{_slope(bend.metric, after)} {unit} ({days_before} before against {days_after} after; "
+        f"change {_slope(bend.metric, change)}, 95 % interval {interval})."
+    )
+
+
+def _slope(metric: str, value: float, shown: tuple[float, ...] = ()) -> str:
+    """A slope's number: the negative share's in points ('+1.2 pts', one decimal when it and the numbers shown
+    beside it are under 10 points), the volume's in posts an hour ('−3.6')."""
+    if metric == "negative_share":
+        return points_diff(value, small=max(abs(number) for number in (value, *shown)) < 0.1)
+    text = f"{value:+.1f}"
+    return "±0" if float(text) == 0 else text.replace("-", "−")
+
+
+def _turn(before: float, after: float) -> str:
+    """How a trend changed: 'turned down', 'turned up', 'fell faster', 'rose more slowly', …"""
+    if before >= 0 > after:
+        return "turned down"
+    if before <= 0 < after:
+        return "turned up"
+    if before < 0:
+        return "fell faster" if after < before else "fell more slowly"
+    return "rose faster" if after > before else "rose more slowly"
+
+
+def span_words(length: timedelta) -> str:
+    """'3 days', '1.5 days', '18 hours'."""
+    hours = length.total_seconds() / 3600
+    if hours < 24:
+        return f"{hours:.0f} hours"
+    days = hours / 24
+    return f"{days:.0f} days" if days == round(days) else f"{days:.1f} days"
+
+
+def partial_bin_label(analysis: Analysis) -> str | None:
+    """'last bin partial (to 12:19)' for a chart's legend, None when the last bin is whole."""
+    if analysis.partial_bin() is None or analysis.data_end is None:
+        return None
+    return f"last bin partial (to {analysis.data_end.astimezone(ZoneInfo(analysis.timezone)):%H:%M})"
+
+
+def partial_bin_note(analysis: Analysis) -> str | None:
+    """'The last bar (27 Nov 2022, 12:00 UTC) is partial: the data end at 12:19, so it is short, not a fall.'"""
+    start = analysis.partial_bin()
+    if start is None or analysis.data_end is None:
+        return None
+    end = f"{analysis.data_end.astimezone(ZoneInfo(analysis.timezone)):%H:%M}"
+    return (
+        f"The last bar ({moment(start.to_pydatetime(), analysis)}) is partial: the data end at {end}, "
+        "so it is short, not a fall."
+    )
+
+
 def verdict(analysis: Analysis) -> list[str]:
-    """The story in four sentences: how loud, how negative and which way, who will leave, about what."""
-    return [loudness(analysis), negativity(analysis), leaving(analysis), anger(analysis)]
+    """The story in four sentences: how loud, how negative and which way, who will leave, about what; then a
+    sentence for each milestone that bent a curve."""
+    return [loudness(analysis), negativity(analysis), leaving(analysis), anger(analysis), *bends(analysis)]
 
 
 def sources_text(analysis: Analysis, number: Callable[[int], str] = "{:,}".format) -> str:

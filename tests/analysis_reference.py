@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -44,8 +45,11 @@ from monitor.analysis import (
     _peak,
     _top_post,
     _utc,
+    data_end,
     days_from,
     find_spikes,
+    milestone_bends,
+    partial_bin,
     post_entities,
     prepare_posts,
     rank_drivers,
@@ -71,6 +75,7 @@ def analyze(
     alerts: AlertsConfig,
     counts: pd.DataFrame | None = None,
     generated_at: datetime,
+    collected_until: datetime | None = None,
 ) -> Analysis:
     """Every number of the Analysis for one event's posts (one row per post, with its score columns), in memory.
 
@@ -92,6 +97,8 @@ def analyze(
     found = coverage(frame, counts, event.simulated, event.name)
     found.before_window, found.after_window = before, after
     align_on = event.align_on if event.align_on in ordered else "announced"
+    end = data_end(found.last_post, collected_until, window[1])
+    partial = partial_bin(bins, bin_size, end)
     return Analysis(
         event=event.name,
         title=event.title_or_name(),
@@ -108,7 +115,7 @@ def analyze(
         distribution=compound_distribution(frame, baseline_start, baseline_end, announced),
         shifts=shifts(frame, ordered, baseline_start, baseline_end),
         spikes=find_spikes(bins, reference, alerts),
-        shapes=milestone_shapes(frame, bins, ordered, bin_size),
+        shapes=milestone_shapes(frame, bins, ordered, bin_size, partial),
         drivers=drivers(frame, baseline_start, baseline_end, announced),
         aspects=aspect_stats(frame, list(event.aspects), announced),
         top_posts=top_negative_posts(frame[frame["created_at"] >= pd.Timestamp(announced)]),
@@ -120,6 +127,7 @@ def analyze(
         window_start=window[0],
         window_end=window[1],
         who_what=who_what(frame, baseline_start, baseline_end, announced),
+        data_end=end,
     )
 
 
@@ -271,21 +279,34 @@ def _mean(values: np.ndarray) -> float:
 
 
 def milestone_shapes(
-    frame: pd.DataFrame, bins: pd.DataFrame, milestones: dict[str, datetime], bin_size: str
+    frame: pd.DataFrame,
+    bins: pd.DataFrame,
+    milestones: dict[str, datetime],
+    bin_size: str,
+    partial: pd.Timestamp | None = None,
 ) -> list[MilestoneShape]:
-    """Per milestone: the volume peak before the next milestone, its half-life, and the 24 h before vs after."""
+    """Per milestone: the volume peak before the next milestone, its half-life, the 24 h before vs after, and
+    (after the first) whether it bent the curves; the trends come from the bins, as in the accumulator."""
     moments = list(milestones.items())
     shapes = []
     for position, (name, moment) in enumerate(moments):
         following = moments[position + 1][1] if position + 1 < len(moments) else None
-        shapes.append(_shape(frame, bins, name, moment, following, BIN_WIDTH[bin_size]))
+        shape = _shape(frame, bins, name, moment, following, BIN_WIDTH[bin_size], partial)
+        negative, volume = milestone_bends(bins, list(milestones.values()), position, bin_size, partial)
+        shapes.append(replace(shape, negative_share_bend=negative, volume_bend=volume))
     return shapes
 
 
 def _shape(
-    frame: pd.DataFrame, bins: pd.DataFrame, name: str, moment: datetime, following: datetime | None, width: timedelta
+    frame: pd.DataFrame,
+    bins: pd.DataFrame,
+    name: str,
+    moment: datetime,
+    following: datetime | None,
+    width: timedelta,
+    partial: pd.Timestamp | None,
 ) -> MilestoneShape:
-    peak_at, hours_to_peak, half_life = _peak(bins, moment, following, width)
+    peak_at, hours_to_peak, half_life = _peak(bins, moment, following, width, partial)
     before = _between(frame, moment - timedelta(hours=24), moment)
     after = _between(frame, moment, moment + timedelta(hours=24))
     return MilestoneShape(

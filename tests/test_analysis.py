@@ -12,7 +12,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from monitor.analysis import BIN_COLUMNS, Analysis, AnalysisAccumulator, bin_index, bin_starts, resolve_bin, welch
+from monitor.analysis import (
+    BIN_COLUMNS,
+    Analysis,
+    AnalysisAccumulator,
+    bin_index,
+    bin_starts,
+    data_end,
+    partial_bin,
+    resolve_bin,
+    welch,
+)
 from monitor.config import AlertsConfig, EventConfig, parse_config
 from monitor.pipeline import analyze_event, open_workspace, score
 from monitor.posts import Post
@@ -60,11 +70,13 @@ def run(rows: list[dict[str, Any]], event: EventConfig = EVENT, **options: Any) 
     return analyze(frame, event=event, milestones=MILESTONES, tz="UTC", generated_at=GENERATED, **options)
 
 
-def run_chunked(frame: pd.DataFrame, event: EventConfig, size: int, alerts: Any, counts: Any) -> Analysis:
+def run_chunked(
+    frame: pd.DataFrame, event: EventConfig, size: int, alerts: Any, counts: Any, collected_until: Any = None
+) -> Analysis:
     accumulator = AnalysisAccumulator(event=event, milestones=MILESTONES, tz="UTC", alerts=alerts)
     for end in range(len(frame), 0, -size):
         accumulator.add(frame.iloc[max(end - size, 0) : end])
-    return accumulator.finish(counts, generated_at=GENERATED)
+    return accumulator.finish(counts, generated_at=GENERATED, collected_until=collected_until)
 
 
 def hour(day: int, at: int, minute: int = 0) -> datetime:
@@ -255,11 +267,117 @@ def test_time_to_peak_half_life_and_before_after() -> None:
     volumes = {hour(16, 23): 5, hour(17, 0): 10, hour(17, 1): 40, hour(17, 2): 30, hour(17, 3): 15}
     rows = hourly(volumes)
     rows += [post(hour(16, 22), -0.5, n=99)]  # one negative post among the six before the announcement
-    shape = next(s for s in run(rows).shapes if s.milestone == "announced")
+    # collected live until 04:00, so the 03:00 hour is whole
+    shape = next(s for s in run(rows, collected_until=hour(17, 4)).shapes if s.milestone == "announced")
     assert shape.peak_at == hour(17, 1) and shape.hours_to_peak == 1.0
     assert shape.half_life_hours == 2.0  # 40 at 01:00, first at or below 20 is 15 at 03:00
     assert (shape.volume_before_24h, shape.volume_after_24h) == (6.0, 95.0)
     assert shape.negative_share_before_24h == pytest.approx(1 / 6) and shape.negative_share_after_24h == 0.0
+
+
+def shares_at(day: int, negative: int, scored: int = 10) -> list[dict[str, Any]]:
+    """`scored` posts in the hour from noon on a December day, `negative` of them negative."""
+    return [post(hour(day, 12, i), -0.5 if i < negative else 0.1, n=i) for i in range(scored)]
+
+
+def test_a_reversal_that_turns_negativity_around_bent_the_curve() -> None:
+    # Negative shares 0.2, 0.5, 0.6 in three noon hours a day apart before the reversal (20 Dec), 0.6, 0.3, 0.2
+    # after, 10 posts each. By hand (days 0, 1, 2; equal weights): slopes +0.2 and −0.2 a day; residuals
+    # ∓1/30, ±2/30 on each side, so RSS = 2 × 10 × 6/900 = 0.1333 on 6 − 4 = 2 degrees of freedom: σ² = 0.0667;
+    # spread of the days 10 × 2 = 20 per side; SE of the change √(0.0667 × (1/20 + 1/20)) = 0.08165;
+    # t(0.975, 2) = 4.3027: −0.4 ± 0.3513.
+    rows = [row for day, bad in ((17, 2), (18, 5), (19, 6), (20, 6), (21, 3), (22, 2)) for row in shares_at(day, bad)]
+    shapes = {shape.milestone: shape for shape in run(rows).shapes}
+    assert shapes["announced"].negative_share_bend is None and shapes["announced"].volume_bend is None
+    bend = shapes["reversed"].negative_share_bend
+    assert bend is not None
+    assert (bend.bins_before, bend.bins_after, bend.posts_before, bend.posts_after) == (3, 3, 30, 30)
+    assert (bend.before_from, bend.after_to) == (hour(17, 12), hour(22, 13))
+    assert bend.slope_before == pytest.approx(0.2) and bend.slope_after == pytest.approx(-0.2)
+    assert bend.change == pytest.approx(-0.4)
+    assert (bend.ci_low, bend.ci_high) == (pytest.approx(-0.4 - 0.3513, abs=1e-4), pytest.approx(-0.4 + 0.3513, abs=1e-4))
+    assert bend.verdict == "bent"
+    effective = shapes["effective"].negative_share_bend  # 16 Jan: no post in the days around it
+    assert effective is not None and effective.verdict == "cannot tell (too few posts)"
+    assert (effective.bins_before, effective.slope_before, effective.ci_low) == (0, None, None)
+
+
+def test_a_trend_that_goes_on_through_the_milestone_is_no_clear_change_and_few_posts_cannot_tell() -> None:
+    steady = [row for day, bad in ((17, 2), (18, 4), (19, 6), (20, 7), (21, 8), (22, 10)) for row in shares_at(day, bad, 12)]
+    bend = next(s for s in run(steady).shapes if s.milestone == "reversed").negative_share_bend
+    # By hand: shares 2/12, 4/12, 6/12 (slope 1/6, no residual), then 7/12, 8/12, 10/12 (slope 1/8, residuals
+    # 1/72, −2/72, 1/72: RSS 12 × 6/5184 = 0.013889); σ² = 0.006944, spread 24 per side, SE 0.024056;
+    # change −1/24 ± 4.3027 × 0.024056 = −0.04167 ± 0.10351: the interval holds 0.
+    assert bend is not None and bend.change == pytest.approx(-1 / 24)
+    assert (bend.ci_low, bend.ci_high) == (pytest.approx(-0.14518, abs=1e-4), pytest.approx(0.06184, abs=1e-4))
+    assert bend.verdict == "no clear change"
+    thin = [row for day, bad in ((17, 2), (18, 5), (19, 6), (20, 6), (21, 3), (22, 2)) for row in shares_at(day, bad, 9)]
+    bend = next(s for s in run(thin).shapes if s.milestone == "reversed").negative_share_bend
+    assert bend is not None and bend.posts_before == 27 and bend.verdict == "cannot tell (too few posts)"
+    assert bend.ci_low is None and bend.slope_before == pytest.approx(2 / 9)  # (6/9 − 2/9) / 2: slopes still given
+
+
+DAY_EVENT = EventConfig(**{**EVENT.model_dump(), "bin": "day"})
+PER_DAY = {17: 24, 18: 60, 19: 72, 20: 72, 21: 48, 22: 36}  # 1, 2.5, 3 posts an hour, then 3, 2, 1.5
+
+
+def per_day_posts() -> list[dict[str, Any]]:
+    return [post(hour(day, 0) + timedelta(minutes=i), 0.1, n=i) for day, count in PER_DAY.items() for i in range(count)]
+
+
+def test_volume_rising_before_the_reversal_and_falling_after_it_bent_the_curve() -> None:
+    # Day bins, posts per hour 1, 2.5, 3 then 3, 2, 1.5. By hand: slopes +1.0 and −0.75 posts an hour a day;
+    # RSS 1/6 + 1/24 = 0.2083 on 2 degrees of freedom; spread 2 per side; SE √(0.1042 × 1) = 0.32275;
+    # −1.75 ± 4.3027 × 0.32275 = −1.75 ± 1.3887. Collected live until 23 Dec: the 22nd is whole.
+    analysis = run(per_day_posts(), DAY_EVENT, collected_until=datetime(2012, 12, 23, 1, tzinfo=UTC))
+    reversed_ = next(s for s in analysis.shapes if s.milestone == "reversed")
+    volume = reversed_.volume_bend
+    assert volume is not None and (volume.bins_before, volume.bins_after, volume.posts_after) == (3, 3, 156)
+    assert (volume.slope_before, volume.slope_after) == (pytest.approx(1.0), pytest.approx(-0.75))
+    assert (volume.ci_low, volume.ci_high) == (pytest.approx(-3.1387, abs=1e-4), pytest.approx(-0.3613, abs=1e-4))
+    assert volume.verdict == "bent"
+    negative = reversed_.negative_share_bend  # no negative post at all: flat at 0 on both sides, exactly
+    assert negative is not None and (negative.change, negative.ci_low, negative.ci_high) == (0.0, 0.0, 0.0)
+    assert negative.verdict == "no clear change"
+    assert analysis.partial_bin() is None and not any(row["partial"] for row in analysis.summary()["series"])
+
+
+def test_a_partial_last_bin_is_marked_and_never_read_as_a_drop() -> None:
+    # The same archive without a collect run: the data end with the last post, 22 Dec 00:35, so the 22nd is
+    # partial (36 posts in 35 minutes, not a fall to 1.5 an hour): left out of the volume trend and the half-life.
+    analysis = run(per_day_posts(), DAY_EVENT)
+    assert analysis.data_end == hour(22, 0, 35)
+    assert analysis.partial_bin() == pd.Timestamp(hour(22, 0))
+    summary = analysis.summary()
+    assert summary["data_end"] == "2012-12-22T00:35:00Z"
+    assert [row["partial"] for row in summary["series"]] == [False] * 5 + [True]
+    reversed_ = next(s for s in analysis.shapes if s.milestone == "reversed")
+    assert reversed_.peak_at == hour(20, 0) and reversed_.half_life_hours is None  # 48 and 36 are above half of 72
+    volume = reversed_.volume_bend
+    assert volume is not None and volume.bins_after == 2 and volume.after_to == hour(22, 0)
+    assert volume.verdict == "cannot tell (too few bins)" and volume.ci_low is None
+
+
+@pytest.mark.parametrize(
+    ("last_post", "collected", "window_end", "partial"),
+    [
+        ((14, 10), None, None, True),  # an archive that stops at 14:10 in the 12:00–18:00 bin
+        ((14, 10), (18, 30), None, False),  # collected live until after the bin's end: whole
+        ((14, 10), (15, 0), None, True),  # collected until 15:00: still running
+        ((14, 10), (20, 0), (16, 0), True),  # the window ends at 16:00, inside the bin
+        ((17, 57), None, None, False),  # within the bin's last 1 % (3.6 minutes): whole
+    ],
+)
+def test_the_data_end_is_the_last_collect_run_or_the_last_post(
+    last_post: tuple[int, int], collected: tuple[int, int] | None, window_end: tuple[int, int] | None, partial: bool
+) -> None:
+    at = {name: None if value is None else hour(18, *value) for name, value in
+          (("last", last_post), ("collected", collected), ("window", window_end))}  # fmt: skip
+    end = data_end(at["last"], at["collected"], at["window"])
+    expected = min(v for v in (max(at["last"], at["collected"] or at["last"]), at["window"]) if v is not None)
+    assert end == expected
+    bins = pd.DataFrame({"volume": [5, 3]}, index=pd.DatetimeIndex([hour(18, 6), hour(18, 12)]))
+    assert partial_bin(bins, "6h", end) == (pd.Timestamp(hour(18, 12)) if partial else None)
 
 
 # ---- drivers, aspects, top posts ------------------------------------------------------------------------

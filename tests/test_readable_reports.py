@@ -3,6 +3,7 @@ overprint, a digest with one basis — checked on a real-shaped archive (snscrap
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from monitor.analysis import Spike
+from monitor.analysis import CurveBend, MilestoneShape, Spike
+from monitor.pipeline import open_workspace
 from monitor.plots import (
     SMALL_STYLE,
     chart_style,
@@ -27,9 +29,9 @@ from monitor.plots import (
 )
 from monitor.wording import key_shift, points, share, verdict
 
-from .analysis_factory import ANNOUNCED, make_analysis
+from .analysis_factory import ANNOUNCED, MILESTONES, make_analysis
 from .conftest import BASE_CONFIG
-from .test_real_shaped import page, run, scraped_archive, storm
+from .test_real_shaped import page, run, scraped_archive, storm, summary
 
 EVENT = BASE_CONFIG["events"][0]["name"]
 
@@ -113,6 +115,11 @@ def test_timeline_spike_labels_never_overprint_and_the_legend_stays_off_the_plot
         labels = [text for text in volume.texts if text.get_text().startswith("×")]
         assert len(labels) == 3  # only the largest are named; the table has the rest
         assert not overlaps([label.get_window_extent(renderer) for label in labels])
+        milestones = max(line.get_zorder() for line in volume.get_lines() if line.get_linestyle() == "--")
+        for label in labels:  # over a milestone's dashed line (a spike on the day of a reversal) the text stays clear
+            background = label.get_bbox_patch()
+            assert background is not None and background.get_facecolor()[:3] == (1, 1, 1)
+            assert background.get_alpha() >= 0.8 and label.get_zorder() > milestones
         legend = volume.get_legend().get_window_extent(renderer)
         assert not legend.overlaps(volume.get_window_extent(renderer))
 
@@ -197,3 +204,137 @@ def test_the_digest_says_its_basis_once_in_points_and_never_repeats_its_headline
     assert " new " not in text and "| new" not in text
     [image] = [part for part in mail.walk() if part.get_content_type() == "image/png"]
     assert image.get_content()[16:24] == (640).to_bytes(4, "big") + (420).to_bytes(4, "big")
+
+
+# ---- the reaction's shape: a bent curve, a partial last bin ------------------------------------------------
+
+
+def bend(metric: str, slopes: tuple[float, float], interval: tuple[float, float], verdict: str) -> CurveBend:
+    at = MILESTONES["reversed"]
+    return CurveBend(metric, at - timedelta(days=3), at + timedelta(days=3), 3, 3, 30, 30, *slopes,
+                     slopes[1] - slopes[0], *interval, verdict)  # fmt: skip
+
+
+def with_bends(negative: CurveBend | None, volume: CurveBend | None) -> Any:
+    analysis = make_analysis()
+    reversal = MilestoneShape("reversed", None, None, None, 10.0, 20.0, 0.3, 0.2, negative, volume)
+    return replace(analysis, shapes=[*analysis.shapes, reversal])
+
+
+def test_a_bent_curve_is_one_plain_sentence_in_the_verdict_and_no_change_is_none() -> None:
+    negative = bend("negative_share", (0.2, -0.2), (-0.75, -0.05), "bent")
+    volume = bend("volume", (-0.16, -3.59), (-6.64, -0.21), "bent")
+    lines = verdict(with_bends(negative, volume))
+    assert lines[4:] == [
+        "Negativity turned down after reversed (20 Dec): its trend went from +20 pts to −20 pts a day "
+        "(3 days before against 3 days after; change −40 pts, 95 % interval −75 to −5).",
+        "Volume fell faster after reversed (20 Dec): its trend went from −0.2 to −3.6 posts an hour a day "
+        "(3 days before against 3 days after; change −3.4, 95 % interval −6.6 to −0.2).",
+    ]
+    flat = bend("negative_share", (0.01, 0.012), (-0.02, 0.024), "no clear change")
+    thin = bend("volume", (1.0, -1.0), (math.nan, math.nan), "cannot tell (too few posts)")
+    assert len(verdict(with_bends(flat, thin))) == 4
+
+
+def partial_analysis() -> Any:
+    """make_analysis whose data stop at 14:10 in the last hour's bin (an archive cut mid-hour)."""
+    analysis = make_analysis()
+    last = analysis.bins.index[-1].to_pydatetime()
+    return replace(analysis, data_end=last + timedelta(minutes=10))
+
+
+def test_a_partial_last_bin_is_hatched_and_named_in_both_timelines_and_left_out_of_the_comparison() -> None:
+    analysis = partial_analysis()
+    label = f"last bin partial (to {analysis.data_end:%H:%M})"
+    with chart_style():
+        figure = timeline_figure(analysis)
+        drawn(figure)
+        legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+        assert label in legend
+        hatched = [patch for axes in figure.axes for patch in axes.patches if patch.get_hatch() == "///"]
+        assert len(hatched) == 2  # the volume panel and the sentiment panel
+        compared = compare_figure([analysis, make_analysis(event="whole-2012")])
+        lines = [line for line in compared.axes[0].get_lines() if line.get_label().startswith(("instagram", "whole"))]
+        assert [len(line.get_xdata()) for line in lines] == [len(analysis.bins) - 1, len(analysis.bins)]
+    with chart_style(SMALL_STYLE):
+        small = small_timeline_figure(analysis)
+        assert small.axes[1].get_xlabel() == label
+    whole = make_analysis()
+    with chart_style():
+        assert "last bin" not in " ".join(t.get_text() for t in timeline_figure(whole).axes[0].get_legend().get_texts())
+
+
+def test_an_archive_that_stops_inside_a_bin_marks_it_partial_and_a_live_collection_after_it_does_not(
+    month: Path, tmp_path: Path
+) -> None:
+    # The month's last post is at 26 Dec 23:00, inside the 18:00–24:00 bin: partial to 23:00.
+    found = summary(tmp_path)
+    assert found["data_end"] == "2012-12-26T23:00:00Z"
+    assert [row["partial"] for row in found["series"][-2:]] == [False, True]
+    assert "The last bar (26 Dec 2012, 18:00 UTC) is partial: the data end at 23:00, so it is short, not a fall." in page(tmp_path)
+    ws = open_workspace(month)
+    ws.store.finish_run(ws.store.start_run("collect", EVENT, "x"), "ok")  # collected live today: the bin is whole
+    ws.store.close()
+    run(month, "report")
+    found = summary(tmp_path)
+    assert found["data_end"] == found["window"]["end"] and not any(row["partial"] for row in found["series"])
+    assert "is partial" not in page(tmp_path)
+
+
+def test_the_shift_table_folds_each_row_into_short_lines_on_a_phone() -> None:
+    from monitor.report import render_page
+
+    html = render_page(make_analysis(), ["timeline.png"])
+    phone = html.split("@media (max-width: 600px)")[1].split("</style>")[0]
+    assert "table.shifts td { display: inline;" in phone and 'content: "\\A 95 % interval "' in phone
+    table = html.split('<table class="stack shifts">')[1].split("</table>")[0]
+    header = re.findall(r"<th>([^<]+)</th>", table)
+    assert header == ["after", "metric", "baseline", "after", "change", "95 % interval", "p", "n (baseline / after)"]
+    first = table.split("<tbody>")[1].split("</tr>")[0]  # on a desktop every number keeps its column
+    cells = re.findall(r'<td class="([^"]+)">([^<]*)</td>', first)
+    assert [name.split()[:2] for name, _ in cells] == [
+        ["lead"], ["lead"], ["num", "base"], ["num", "later"], ["num", "change"], ["num", "interval"], ["num", "p"],
+        ["num", "count"],
+    ]  # fmt: skip
+    assert "</td><td" in first and "</td>\n" not in first  # no white space between cells: it would show on a phone
+
+
+def test_date_ticks_are_evenly_spaced_across_a_month_end_and_never_overprint() -> None:
+    import numpy as np
+
+    analysis = make_analysis()  # 10 Dec 2012 to 23 Jan 2013: on days of the month, 29 Dec and 1 Jan would be ticks
+    with chart_style():
+        figure = timeline_figure(analysis)
+        renderer = drawn(figure)
+        bottom = figure.axes[1]
+        left, right = bottom.get_xlim()
+        ticks = [tick for tick in bottom.get_xticks() if left <= tick <= right]
+        assert len(set(np.round(np.diff(ticks), 6))) == 1, ticks
+        labels = [label.get_window_extent(renderer) for label in bottom.get_xticklabels() if label.get_text()]
+        assert not overlaps(labels)
+
+
+@pytest.mark.parametrize("baseline_hours", [*range(104, 124, 2), 168])
+def test_labels_above_the_timeline_keep_an_em_apart_or_go_up_a_line(baseline_hours: int) -> None:
+    # "baseline" beside "announced 17 Dec" read as one label when they nearly touched (the paid-Blue day chart,
+    # whose wide legend narrowed the plot below what the labels' widths were estimated for)
+    analysis = replace(partial_analysis(), baseline_start=ANNOUNCED - timedelta(hours=baseline_hours))
+    with chart_style():
+        figure = timeline_figure(analysis)
+        renderer = drawn(figure)
+        boxes = sorted(top_label_boxes(figure, renderer), key=lambda box: box.x0)
+        em = 15 * 100 / 72  # px at 15 pt
+        for left, right in combinations(boxes, 2):
+            same_line = abs(left.y1 - right.y1) < 1
+            assert not same_line or right.x0 - left.x1 >= 0.8 * em or left.x0 - right.x1 >= 0.8 * em, (left, right)
+
+
+@pytest.mark.parametrize("sources", [("simulated",), ("x", "bluesky")])
+def test_the_timeline_panels_name_their_scales_without_running_into_each_other(sources: tuple[str, ...]) -> None:
+    with chart_style():
+        figure = timeline_figure(make_analysis(sources=sources))
+        renderer = drawn(figure)
+        labels = [axes.yaxis.label for axes in figure.axes if axes.yaxis.label.get_text()]
+        assert len(labels) == 2 * len(sources) + 1  # volume; compound and share; posts and tone per network
+        boxes = [label.get_window_extent(renderer) for label in labels]
+        assert not overlaps(boxes), [label.get_text() for label in labels]

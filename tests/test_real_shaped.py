@@ -238,3 +238,7 @@ def test_the_series_behind_the_charts_is_in_summary_json_and_exported(
         exported = list(csv.DictReader(handle))
     assert [row["volume"] for row in exported] == ["3", "3", "0", "1"] and exported[2]["mean_compound"] == ""
     assert exported[0]["bin"] == "2012-12-17T00:00:00+00:00" and float(exported[0]["negative_share"]) == 1.0
+    # the archive's last post is at 03:00 sharp: its hour is partial, in the summary and in the export
+    assert [row["partial"] for row in series] == [False, False, False, True]
+    assert [row["partial"] for row in exported] == ["False", "False", "False", "True"]
+    assert summary(tmp_path)["latest_bin"]["partial"] is True

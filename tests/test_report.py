@@ -137,6 +137,7 @@ def test_summary_json_holds_the_analysis_numbers(report_dir: Path) -> None:
             "milestone": "announced", "peak_at": "2012-12-18T06:00:00Z", "hours_to_peak": 30.0,
             "half_life_hours": 16.0, "volume_before_24h": 70.0, "volume_after_24h": 900.0,
             "negative_share_before_24h": 0.18, "negative_share_after_24h": 0.64,
+            "negative_share_bend": None, "volume_bend": None,  # the first milestone: nothing before it to bend
         }
     ]  # fmt: skip
     assert [driver["term"] for driver in summary["drivers"][:3]] == ["sell", "photos", "#boycottinstagram"]

@@ -87,6 +87,18 @@ def test_run_log_and_spend(store: Store) -> None:
     assert (record.verb, record.status, record.posts_new) == ("collect", "ok", 150)
 
 
+def test_the_last_collection_is_the_latest_successful_collect_run_of_the_event(store: Store) -> None:
+    assert store.last_collected("e") is None
+    before = datetime.now(UTC).replace(microsecond=0)
+    store.finish_run(store.start_run("collect", "e", "x"), "ok")
+    found = store.last_collected("e")
+    assert found is not None and before <= found <= datetime.now(UTC) and found.tzinfo is not None
+    store.finish_run(store.start_run("collect", "e", "x"), "failed")  # a failed run read nothing new
+    store.finish_run(store.start_run("collect", "other", "x"), "ok")
+    store.finish_run(store.start_run("report", "e"), "ok")
+    assert store.last_collected("e") == found
+
+
 def test_sent_digests_are_remembered(store: Store) -> None:
     assert not store.was_sent("e", "digest", "2012-12-18")
     store.mark_sent("e", "digest", "2012-12-18", "<id@x>")

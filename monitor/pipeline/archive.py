@@ -230,14 +230,14 @@ def _export_csv(rows: Iterable[dict[str, Any]], out: Path, on_rows: ProgressCall
 
 def export_series(ws: Workspace, event_name: str, out: Path) -> int:
     """Write the per-bin series behind an event's charts as CSV (the same as summary.json's `series`); rows written."""
-    from monitor.analysis import SERIES_COLUMNS, series_rows
+    from monitor.analysis import SERIES_FIELDS, series_rows
     from monitor.files import replacing
     from monitor.pipeline.report import analyze_event
 
     refuse_overwriting(ws, out, "--out")
     rows = series_rows(analyze_event(ws, ws.config.event(event_name).name))
     with replacing(out) as temporary, temporary.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["bin", *SERIES_COLUMNS])
+        writer = csv.DictWriter(handle, fieldnames=SERIES_FIELDS)
         writer.writeheader()
         writer.writerows({**row, "bin": row["bin"].isoformat()} for row in rows)
     return len(rows)

@@ -34,7 +34,12 @@ def finish_analysis(ws: Workspace, event_name: str, accumulator: AnalysisAccumul
     from monitor.pipeline.validation import latest_validation
 
     counts = pd.DataFrame(ws.store.counts(event_name), columns=["source", "bucket_start", "count"])
-    analysis = accumulator.finish(counts, generated_at=datetime.now(UTC), feeds_read=ws.store.feeds_read(event_name))
+    analysis = accumulator.finish(
+        counts,
+        generated_at=datetime.now(UTC),
+        feeds_read=ws.store.feeds_read(event_name),
+        collected_until=ws.store.last_collected(event_name),
+    )
     analysis.validation = latest_validation(ws, event_name)
     return analysis
 
