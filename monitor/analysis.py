@@ -1024,6 +1024,16 @@ class AnalysisAccumulator:
         self.first = first if self.first is None else min(self.first, first)
         self.last = last if self.last is None else max(self.last, last)
 
+    def state(self) -> dict[str, Any]:
+        """The sums fed so far as plain data (no settings): what a stored part of the analysis keeps."""
+        return {name: getattr(self, name) for name in _STATE}
+
+    def restore(self, state: dict[str, Any]) -> AnalysisAccumulator:
+        """Take the sums of state() from an accumulator of the same event and settings."""
+        for name in _STATE:
+            setattr(self, name, state[name])
+        return self
+
     def merge(self, other: AnalysisAccumulator) -> AnalysisAccumulator:
         """Fold in an accumulator of the same event fed with other posts."""
         self.bin_sums = _add_sums(self.bin_sums, other.bin_sums)
@@ -1207,6 +1217,7 @@ class AnalysisAccumulator:
         return found
 
 
+_STATE = ("bin_sums", "source_sums", "windows", "terms", "aspect_sums", "top", "who", "cover", "first", "last")
 _COVERAGE_COUNTS = (
     "posts", "scored", "reposts", "quotes", "not_scored_language", "unscored", "before_window", "after_window",
     "language_tagged", "language_guessed", "language_undetermined",
