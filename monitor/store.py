@@ -212,6 +212,7 @@ analysis_events_table = Table(
 )
 
 POST_COLUMNS = [field.name for field in fields(Post)]
+CREATED_AT_INDEX = "ix_posts_created_at"  # the index SQLAlchemy names for posts.created_at (index=True)
 _POST_FIELD_TO_COLUMN = {"id": "post_id"}
 
 
@@ -500,12 +501,23 @@ class Store:
             assert dbapi is not None
             cursor = dbapi.cursor(name="analysis_frames") if self.dialect == "postgresql" else dbapi.cursor()
             try:
-                cursor.execute(str(compiled), params)
+                cursor.execute(self._by_created_at(str(compiled), day is not None), params)
                 names = [description[0] for description in cursor.description]
                 while rows := cursor.fetchmany(chunk_size):
                     yield pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
             finally:
                 cursor.close()
+
+    def _by_created_at(self, sql: str, range_read: bool) -> str:
+        """A range read driven by the created_at index on SQLite too.
+
+        Without statistics SQLite drives the join from the event's links (every post of the event, 1,000,000
+        lookups to return one day's) and sorts; INDEXED BY reads only the day's posts, already in order.
+        SQLAlchemy renders no index hint for SQLite, hence the text.
+        """
+        if not range_read or self.dialect != "sqlite":
+            return sql
+        return sql.replace("FROM posts ", f"FROM posts INDEXED BY {CREATED_AT_INDEX} ", 1)
 
     def _event_posts_query(self, query: Any, event_name: str, scorer: str | None) -> Any:
         """query over an event's posts (joined with the scorer's scores when given), oldest first."""
