@@ -181,3 +181,35 @@ def test_day_bins_in_a_far_zone_straddle_utc_days_and_still_add_up(store: Store,
     assert int(analysis.bins["volume"].sum()) == analysis.coverage.posts == 300
     assert all(pd.Timestamp(start).tz_convert("Pacific/Auckland").hour == 0 for start in analysis.bins.index)
     ws.close()
+
+
+def test_a_day_is_marked_in_the_transaction_of_its_write_and_a_state_read_before_a_write_stays_stale(
+    store: Store,
+) -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from monitor.errors import StoreError
+
+    store.list_analysis_days("e")
+    posts = make_posts(4, datetime(2012, 12, 18, 23, 58, tzinfo=UTC), 1, seed=8, prefix="h")
+    broken = replace(posts[0], id="broken", text=None)  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        store.add_posts("e", [*posts, broken])
+    assert store.analysis_parts("e") == {}  # the batch was rolled back, and its marks with it
+    store.add_posts("e", posts)
+    days = {post.created_at.date().isoformat() for post in posts}
+    parts = store.analysis_parts("e") or {}
+    assert set(parts) == days and {part.version for part in parts.values()} == {1}
+    day = min(days)
+    read = replace(parts[day], fingerprint="f")
+    store.save_analysis_state("e", day, read, b"state")  # computed at version 1...
+    assert (store.analysis_parts("e") or {})[day].current("f")
+    with pytest.raises(StoreError):
+        store.add_scores([{"source": posts[0].source, "post_id": posts[0].id, "scorer": "k", "status": None}])
+    assert (store.analysis_parts("e") or {})[day].current("f")
+    scores = [{"source": post.source, "post_id": post.id, "scorer": "k", "status": "scored"} for post in posts]
+    store.add_scores(scores)  # ...and a score written after it makes it stale
+    assert not (store.analysis_parts("e") or {})[day].current("f")
+    assert store.analysis_state("e", day) == b"state"
