@@ -588,30 +588,27 @@ class Store:
         return removed
 
     def analysis_parts(self, event_name: str) -> dict[str, AnalysisPart] | None:
-        """Day → its AnalysisPart, or None while the event's days were never listed (list_analysis_days)."""
-        parts = analysis_parts_table.c
-        query = select(parts.day, parts.version, parts.state_version, parts.fingerprint).where(parts.event == event_name)
+        """Day → its AnalysisPart, or None while the event was never listed (mark_listed): its rows may miss days."""
         listed = select(analysis_events_table.c.event).where(analysis_events_table.c.event == event_name)
         with self.engine.connect() as conn:
             if conn.execute(listed).first() is None:
                 return None
+        return self._parts(event_name)
+
+    def analysis_versions(self, event_name: str) -> dict[str, int]:
+        """Day → version of the event's day rows that exist (listed or not)."""
+        return {day: part.version for day, part in self._parts(event_name).items()}
+
+    def _parts(self, event_name: str) -> dict[str, AnalysisPart]:
+        parts = analysis_parts_table.c
+        query = select(parts.day, parts.version, parts.state_version, parts.fingerprint).where(parts.event == event_name)
+        with self.engine.connect() as conn:
             return {day: AnalysisPart(*values) for day, *values in conn.execute(query)}
 
-    def list_analysis_days(self, event_name: str) -> dict[str, AnalysisPart]:
-        """Give every day with posts of the event its analysis_parts row, and mark the event listed."""
-        links = event_posts_table.c
-        on_post = and_(posts_table.c.source == links.source, posts_table.c.post_id == links.post_id)
-        days = select(self._day_column()).select_from(event_posts_table.join(posts_table, on_post))
-        days = days.where(links.event == event_name).distinct()
+    def mark_listed(self, event_name: str) -> None:
+        """Record that every day with posts of the event has its row (a full analysis stored them all)."""
         with self.engine.begin() as conn:
-            rows = [{"event": event_name, "day": day, "version": 0} for day in conn.execute(days).scalars()]
-            if rows:
-                conn.execute(self._insert(analysis_parts_table), rows)
-            listed = {"event": event_name, "listed_at": utc_naive(datetime.now(UTC))}
-            conn.execute(self._insert(analysis_events_table), [listed])
-        found = self.analysis_parts(event_name)
-        assert found is not None
-        return found
+            conn.execute(self._insert(analysis_events_table), [{"event": event_name, "listed_at": utc_naive(datetime.now(UTC))}])
 
     def analysis_state(self, event_name: str, day: str) -> bytes | None:
         parts = analysis_parts_table.c
@@ -620,13 +617,15 @@ class Store:
             return conn.execute(query).scalar()
 
     def save_analysis_state(self, event_name: str, day: str, part: AnalysisPart, state: bytes) -> None:
-        """Store a day's state as computed at part.version: a write since then leaves it stale, as it must."""
-        parts = analysis_parts_table.c
+        """Store a day's state as computed at part.version: a write since then leaves it stale, as it must.
+
+        A day without a row yet gets one at that version; a row's own version is never lowered.
+        """
         values = {"state": state, "state_version": part.version, "fingerprint": part.fingerprint}
+        statement = self._dialect_insert(analysis_parts_table).values(event=event_name, day=day, version=part.version, **values)
+        statement = statement.on_conflict_do_update(index_elements=["event", "day"], set_=values)
         with self.engine.begin() as conn:
-            conn.execute(
-                analysis_parts_table.update().where(parts.event == event_name, parts.day == day).values(**values)
-            )
+            conn.execute(statement)
 
     # ---- cursors -------------------------------------------------------------------------
 

@@ -192,7 +192,7 @@ def test_a_day_is_marked_in_the_transaction_of_its_write_and_a_state_read_before
 
     from monitor.errors import StoreError
 
-    store.list_analysis_days("e")
+    store.mark_listed("e")
     posts = make_posts(4, datetime(2012, 12, 18, 23, 58, tzinfo=UTC), 1, seed=8, prefix="h")
     broken = replace(posts[0], id="broken", text=None)  # type: ignore[arg-type]
     with pytest.raises(StoreError):
@@ -213,3 +213,25 @@ def test_a_day_is_marked_in_the_transaction_of_its_write_and_a_state_read_before
     store.add_scores(scores)  # ...and a score written after it makes it stale
     assert not (store.analysis_parts("e") or {})[day].current("f")
     assert store.analysis_state("e", day) == b"state"
+
+
+def test_the_full_read_cut_into_days_gives_the_frames_of_day_reads(store: Store) -> None:
+    from monitor.pipeline.analysis_parts import day_pieces
+
+    posts = make_posts(60, datetime(2012, 12, 18, 20, tzinfo=UTC), 1, seed=9, prefix="i")  # the 18th and the 19th
+    store.add_posts("e", posts)
+    store.add_scores([{"source": p.source, "post_id": p.id, "scorer": "k", "status": "scored", "compound": -0.5}
+                      for p in posts[::3]])  # fmt: skip
+    regrouped = {day: list(frames) for day, frames in day_pieces(store.iter_analysis_frames("e", "k", 7), 5)}
+    assert sorted(regrouped) == ["2012-12-18", "2012-12-19"]
+    for day, frames in regrouped.items():
+        expected = list(store.iter_analysis_frames("e", "k", chunk_size=5, day=day))
+        assert [len(frame) for frame in frames] == [len(frame) for frame in expected]
+        for found, wanted in zip(frames, expected, strict=True):
+            pd.testing.assert_frame_equal(_plain(found), _plain(wanted))
+    assert sum(len(frame) for frames in regrouped.values() for frame in frames) == 60
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Values as Python objects, None where missing: a column read without a value is None or NaN by its chunk."""
+    return frame.astype(object).where(frame.notna(), None)

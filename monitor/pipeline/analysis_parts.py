@@ -4,8 +4,9 @@ Each UTC day of an event's posts has its AnalysisAccumulator sums stored (store.
 a day's version with every write that can change its numbers (a post linked or unlinked, a score written), in
 that write's transaction; a report recomputes only the days whose stored state is older than their version or
 was computed with other settings or code (the fingerprint), from a range read of that day's posts, and merges
-the stored sums of the others. A full recompute is the same with every day recomputed: the same day parts,
-read in the same chunks and merged in the same order, so both give the same numbers, bit for bit.
+the stored sums of the others. A full recompute (the first report, `--full`, changed settings)
+reads all the posts in one stream and cuts it into the same day parts, in the same chunks, merged in the same
+order, so both give the same numbers, bit for bit.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.config import EventConfig
 from monitor.pipeline.workspace import Workspace, scorer_spec
+from monitor.store import AnalysisPart
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from monitor.analysis import AnalysisAccumulator
-    from monitor.store import AnalysisPart
 
 ANALYSIS_CHUNK = 50_000  # posts in memory at once while analysing (about 60 MB with their texts)
 STATE_FORMAT = 1  # raise when what state() holds changes shape outside monitor/analysis.py
@@ -30,14 +35,71 @@ STATE_FORMAT = 1  # raise when what state() holds changes shape outside monitor/
 def accumulate_event(ws: Workspace, event: EventConfig, full: bool = False) -> AnalysisAccumulator:
     """The event's accumulator: stored day parts where current, the other days (every day with full) recomputed."""
     fingerprint = analysis_fingerprint(ws, event)
-    parts = None if full else ws.store.analysis_parts(event.name)
-    if parts is None:
-        parts = ws.store.list_analysis_days(event.name)
+    parts = ws.store.analysis_parts(event.name)
+    if full or parts is None:
+        return _accumulate_all(ws, event, fingerprint)
     total = analysis_accumulator(ws, event)
     for day, part in sorted(parts.items()):
-        stored = None if full or not part.current(fingerprint) else ws.store.analysis_state(event.name, day)
-        total.merge(_restored(ws, event, stored) if stored else _recomputed(ws, event, day, part, fingerprint))
+        stored = ws.store.analysis_state(event.name, day) if part.current(fingerprint) else None
+        if stored is not None:
+            total.merge(_restored(ws, event, stored))
+            continue
+        frames = ws.store.iter_analysis_frames(event.name, _scorer(ws), chunk_size=ANALYSIS_CHUNK, day=day)
+        total.merge(_recomputed(ws, event, day, replace(part, fingerprint=fingerprint), frames))
     return total
+
+
+def _accumulate_all(ws: Workspace, event: EventConfig, fingerprint: str) -> AnalysisAccumulator:
+    """Every day recomputed from one read of all the event's posts (no per-day query), its state stored.
+
+    The versions are read before the posts: a day written meanwhile keeps a newer version and stays stale.
+    After this the event counts as listed: every day with posts has its row, and writes add the new ones.
+    """
+    versions = ws.store.analysis_versions(event.name)
+    total = analysis_accumulator(ws, event)
+    stream = ws.store.iter_analysis_frames(event.name, _scorer(ws), chunk_size=ANALYSIS_CHUNK)
+    for day, frames in day_pieces(stream, ANALYSIS_CHUNK):
+        part = AnalysisPart(versions.get(day, 0), None, fingerprint)
+        total.merge(_recomputed(ws, event, day, part, frames))
+    ws.store.mark_listed(event.name)
+    return total
+
+
+def day_pieces(frames: Iterable[pd.DataFrame], chunk: int) -> Iterator[tuple[str, Iterator[pd.DataFrame]]]:
+    """A created_at-ordered stream of frames regrouped as a day read gives them: (day, that day's frames),
+    each day's posts cut every `chunk` rows from the day's start. The same frames in, the same sums out.
+    """
+    import pandas as pd
+
+    day: str | None = None
+    pending: list[pd.DataFrame] = []
+    for frame in frames:
+        for key, piece in _split_by_day(frame):
+            if key != day and pending:
+                yield str(day), iter(_cut(pd.concat(pending), chunk))
+                pending = []
+            day = key
+            pending.append(piece)
+    if pending:
+        yield str(day), iter(_cut(pd.concat(pending), chunk))
+
+
+def _split_by_day(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    import numpy as np
+    import pandas as pd
+
+    days = pd.to_datetime(frame["created_at"], utc=True).dt.floor("D").to_numpy()
+    starts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(frame)]
+    for start, end in zip(starts, starts[1:], strict=False):
+        yield pd.Timestamp(days[start]).strftime("%Y-%m-%d"), frame.iloc[start:end]
+
+
+def _cut(frame: pd.DataFrame, chunk: int) -> list[pd.DataFrame]:
+    return [frame.iloc[start : start + chunk].reset_index(drop=True) for start in range(0, len(frame), chunk)]
+
+
+def _scorer(ws: Workspace) -> str:
+    return scorer_spec(ws).key()
 
 
 def _restored(ws: Workspace, event: EventConfig, stored: bytes) -> AnalysisAccumulator:
@@ -45,16 +107,14 @@ def _restored(ws: Workspace, event: EventConfig, stored: bytes) -> AnalysisAccum
     return analysis_accumulator(ws, event).restore(pickle.loads(stored))  # noqa: S301
 
 
-def _recomputed(ws: Workspace, event: EventConfig, day: str, part: AnalysisPart, fingerprint: str) -> AnalysisAccumulator:
-    """One day's sums from its posts, stored as computed at the version read before reading them."""
-    from dataclasses import replace
-
+def _recomputed(
+    ws: Workspace, event: EventConfig, day: str, part: AnalysisPart, frames: Iterable[pd.DataFrame]
+) -> AnalysisAccumulator:
+    """One day's sums from its posts, stored as computed at part.version (read before reading the posts)."""
     fed = analysis_accumulator(ws, event)
-    scorer = scorer_spec(ws).key()
-    for frame in ws.store.iter_analysis_frames(event.name, scorer, chunk_size=ANALYSIS_CHUNK, day=day):
+    for frame in frames:
         fed.add(frame)
-    state = pickle.dumps(fed.state(), protocol=pickle.HIGHEST_PROTOCOL)
-    ws.store.save_analysis_state(event.name, day, replace(part, fingerprint=fingerprint), state)
+    ws.store.save_analysis_state(event.name, day, part, pickle.dumps(fed.state(), protocol=pickle.HIGHEST_PROTOCOL))
     return fed
 
 
