@@ -69,19 +69,34 @@ def day_pieces(frames: Iterable[pd.DataFrame], chunk: int) -> Iterator[tuple[str
     """A created_at-ordered stream of frames regrouped as a day read gives them: (day, that day's frames),
     each day's posts cut every `chunk` rows from the day's start. The same frames in, the same sums out.
     """
+    from itertools import groupby
+
+    for day, pieces in groupby(_day_chunks(frames, chunk), key=lambda pair: pair[0]):
+        yield day, (frame for _, frame in pieces)
+
+
+def _day_chunks(frames: Iterable[pd.DataFrame], chunk: int) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(day, frame of at most `chunk` posts of that day), a frame given as soon as it is full: memory stays flat."""
     import pandas as pd
 
     day: str | None = None
     pending: list[pd.DataFrame] = []
+    size = 0
     for frame in frames:
         for key, piece in _split_by_day(frame):
             if key != day and pending:
-                yield str(day), iter(_cut(pd.concat(pending), chunk))
-                pending = []
+                yield str(day), pd.concat(pending, ignore_index=True)
+                pending, size = [], 0
             day = key
-            pending.append(piece)
+            while size + len(piece) >= chunk:
+                take = chunk - size
+                yield key, pd.concat([*pending, piece.iloc[:take]], ignore_index=True)
+                pending, size, piece = [], 0, piece.iloc[take:]
+            if len(piece):
+                pending.append(piece)
+                size += len(piece)
     if pending:
-        yield str(day), iter(_cut(pd.concat(pending), chunk))
+        yield str(day), pd.concat(pending, ignore_index=True)
 
 
 def _split_by_day(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
@@ -92,10 +107,6 @@ def _split_by_day(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
     starts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(frame)]
     for start, end in zip(starts, starts[1:], strict=False):
         yield pd.Timestamp(days[start]).strftime("%Y-%m-%d"), frame.iloc[start:end]
-
-
-def _cut(frame: pd.DataFrame, chunk: int) -> list[pd.DataFrame]:
-    return [frame.iloc[start : start + chunk].reset_index(drop=True) for start in range(0, len(frame), chunk)]
 
 
 def _scorer(ws: Workspace) -> str:
