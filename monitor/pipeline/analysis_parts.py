@@ -36,8 +36,8 @@ def accumulate_event(ws: Workspace, event: EventConfig, full: bool = False) -> A
     """The event's accumulator: stored day parts where current, the other days (every day with full) recomputed."""
     fingerprint = analysis_fingerprint(ws, event)
     parts = ws.store.analysis_parts(event.name)
-    if full or parts is None:
-        return _accumulate_all(ws, event, fingerprint)
+    if full or parts is None or not any(part.current(fingerprint) for part in parts.values()):
+        return _accumulate_all(ws, event, fingerprint)  # nothing to reuse: one read beats a query per day
     total = analysis_accumulator(ws, event)
     for day, part in sorted(parts.items()):
         stored = ws.store.analysis_state(event.name, day) if part.current(fingerprint) else None
@@ -57,7 +57,8 @@ def _accumulate_all(ws: Workspace, event: EventConfig, fingerprint: str) -> Anal
     """
     versions = ws.store.analysis_versions(event.name)
     total = analysis_accumulator(ws, event)
-    stream = ws.store.iter_analysis_frames(event.name, _scorer(ws), chunk_size=ANALYSIS_CHUNK)
+    # fetched in fifths of a part's chunk: what waits to fill a day's chunk stays small beside it
+    stream = ws.store.iter_analysis_frames(event.name, _scorer(ws), chunk_size=ANALYSIS_CHUNK // 5)
     for day, frames in day_pieces(stream, ANALYSIS_CHUNK):
         part = AnalysisPart(versions.get(day, 0), None, fingerprint)
         total.merge(_recomputed(ws, event, day, part, frames))
@@ -77,26 +78,31 @@ def day_pieces(frames: Iterable[pd.DataFrame], chunk: int) -> Iterator[tuple[str
 
 def _day_chunks(frames: Iterable[pd.DataFrame], chunk: int) -> Iterator[tuple[str, pd.DataFrame]]:
     """(day, frame of at most `chunk` posts of that day), a frame given as soon as it is full: memory stays flat."""
-    import pandas as pd
-
     day: str | None = None
     pending: list[pd.DataFrame] = []
     size = 0
     for frame in frames:
         for key, piece in _split_by_day(frame):
             if key != day and pending:
-                yield str(day), pd.concat(pending, ignore_index=True)
+                yield str(day), _joined(pending)
                 pending, size = [], 0
             day = key
             while size + len(piece) >= chunk:
                 take = chunk - size
-                yield key, pd.concat([*pending, piece.iloc[:take]], ignore_index=True)
+                yield key, _joined([*pending, piece.iloc[:take]])
                 pending, size, piece = [], 0, piece.iloc[take:]
             if len(piece):
                 pending.append(piece)
                 size += len(piece)
     if pending:
-        yield str(day), pd.concat(pending, ignore_index=True)
+        yield str(day), _joined(pending)
+
+
+def _joined(pieces: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame of the pieces; a single piece (a day inside one fetched frame) without a copy."""
+    import pandas as pd
+
+    return pieces[0].reset_index(drop=True) if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
 
 
 def _split_by_day(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
