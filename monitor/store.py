@@ -309,7 +309,7 @@ def _post_key(post: Post | CheckedPost) -> tuple[str, str]:
     return post.source, post.id
 
 
-def _day_of(stored_time: Any) -> str:
+def day_key(stored_time: Any) -> str:
     """The UTC day (YYYY-MM-DD) of a time as the driver takes it: SQLite's text or a naive UTC datetime."""
     return str(stored_time)[:10]
 
@@ -412,7 +412,7 @@ class Store:
                     links = [(event_name, post.source, post.id) for post in unique]
                     insert_links = self._bulk_insert_sql(event_posts_table, ["event", "source", "post_id"])
                     linked = conn.exec_driver_sql(insert_links, links).rowcount
-                    self._mark_days(conn, event_name, {_day_of(row[_CREATED_AT]) for row in values})
+                    self._mark_days(conn, event_name, {day_key(row[_CREATED_AT]) for row in values})
                 for cursor in cursors:
                     self._write_cursor(conn, cursor)
                 if progress is not None:
