@@ -31,7 +31,6 @@ from sqlalchemy import (
     event,
     false,
     func,
-    literal,
     select,
     tuple_,
 )
@@ -565,14 +564,28 @@ class Store:
 
     def _mark_scored_days(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
         """Raise the version of the days that hold these posts, in every event whose days are listed."""
-        posts, links, listed = posts_table.c, event_posts_table.c, analysis_events_table.c
-        joined = analysis_events_table.join(event_posts_table, links.event == listed.event).join(
-            posts_table, and_(posts.source == links.source, posts.post_id == links.post_id)
-        )
         for chunk in _batched(sorted(set(keys)), 500):
-            days = select(links.event, self._day_column(), literal(1)).select_from(joined).distinct()
-            days = days.where(tuple_(links.source, links.post_id).in_(list(chunk)))
-            conn.execute(self._bump(self._dialect_insert(analysis_parts_table).from_select(["event", "day", "version"], days)))
+            conn.exec_driver_sql(self._mark_scored_sql(len(chunk)), tuple(value for key in chunk for value in key))
+
+    def _mark_scored_sql(self, keys: int) -> str:
+        """Driver SQL that marks the days of `keys` posts given as parameters (source, post_id, …).
+
+        The keys drive the join (CROSS JOIN fixes SQLite's order): two primary-key lookups per post. Written
+        with an IN list or from event_posts, SQLite scanned every link of the event for each batch.
+        """
+        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        rows = ", ".join([f"({marker}, {marker})"] * keys)
+        day = self._day_column().compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})
+        return (
+            f"WITH batch (source, post_id) AS (VALUES {rows}) "
+            "INSERT INTO analysis_parts (event, day, version) "
+            f"SELECT DISTINCT event_posts.event, {day}, 1 FROM batch CROSS JOIN posts "
+            "CROSS JOIN analysis_events CROSS JOIN event_posts "
+            "WHERE posts.source = batch.source AND posts.post_id = batch.post_id "
+            "AND event_posts.event = analysis_events.event AND event_posts.source = posts.source "
+            "AND event_posts.post_id = posts.post_id "
+            "ON CONFLICT (event, day) DO UPDATE SET version = analysis_parts.version + 1"
+        )
 
     def unlink_posts(self, event_name: str, keys: Sequence[tuple[str, str]]) -> int:
         """Take posts (source, post_id) out of an event; they stay stored, and in other events. Returns how many were in it."""
