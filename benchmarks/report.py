@@ -1,18 +1,26 @@
-"""Time and peak memory of `backlash report` for N stored, scored posts.
+"""Time and peak memory of `backlash report` for N stored, scored posts: the first report, and the next after +1 %.
 
 The store is filled from the simulated backlash, tiled to N posts (ids made unique, times jittered
 within the hour), and every post gets a score row under the current scorer key (VADER run once per
-distinct text), so only `report` itself is measured. `report` runs in its own process, so the peak
-RSS printed is its own.
+distinct text), so only `report` itself is measured. Then, in the same run:
 
-    python benchmarks/report.py --size 1000000
+1. the first `backlash report` (no stored day sums yet: every day of posts is read and its sums stored);
+2. N/100 new scored posts within the last day of the event's posts (what an hourly collect brings), and
+   the second `backlash report`, which reads only the days the new posts fell on;
+3. `backlash report --full` on the same store (every day read again: the cost without stored sums);
+4. a naive pandas script doing the minimum on the same database.
+
+Each runs in its own process; the peak RSS printed is that process's own (os.wait4).
+
+    python benchmarks/report.py --size 1000000 [--keep DIR]   # --keep: fill DIR once, reuse a copy of it later
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,7 +28,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +76,12 @@ def fill(config_path: Path, size: int) -> None:
 
 
 @contextmanager
-def filled_store(size: int) -> Iterator[tuple[Path, float]]:
-    """A temporary folder with a config and a store of `size` stored, scored posts: (config path, seconds to fill)."""
+def filled_store(size: int, keep: Path | None = None) -> Iterator[tuple[Path, float]]:
+    """A temporary folder with a config and a store of `size` stored, scored posts (copied from `keep` when a
+    filled one is kept there): (config path, seconds to fill, 0 when copied)."""
     with tempfile.TemporaryDirectory() as folder:
-        config_path = write_config(Path(folder))
-        began = time.perf_counter()
-        fill(config_path, size)
-        yield config_path, time.perf_counter() - began
+        fill_seconds = prepared(Path(folder), size, keep)
+        yield Path(folder) / "config.yaml", fill_seconds
 
 
 def score_row(post: Any, key: str | None, analyzer: Any, cache: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -91,14 +98,47 @@ def score_row(post: Any, key: str | None, analyzer: Any, cache: dict[str, dict[s
     }  # fmt: skip
 
 
-def measure_report(config_path: Path) -> dict[str, float]:
-    """Run `backlash report` in a child process: wall time and the child's peak RSS."""
+def add_recent(config_path: Path, count: int) -> float:
+    """Store `count` new scored posts spread over the last day of the stored posts; return the seconds it took."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from monitor.pipeline import current_scorer, open_workspace
+    from monitor.sources.simulated import simulate
+
+    ws = open_workspace(config_path)
+    event = ws.config.events[0]
+    tile = simulate(event, ws.config, seed=2, posts=min(TILE, count))
+    latest = max(post.created_at for post in tile)
+    posts = [
+        replace(tile[i % len(tile)], id=f"new-{i}", created_at=latest - timedelta(seconds=(i * 7919) % 86_400))
+        for i in range(count)
+    ]
+    key, analyzer, cache = current_scorer(ws), SentimentIntensityAnalyzer(), {}  # type: ignore[var-annotated]
     began = time.perf_counter()
-    command = [sys.executable, "-m", "monitor", "--config", str(config_path), "report"]
-    subprocess.run(command, check=True, capture_output=True, text=True)
+    for start in range(0, len(posts), BATCH):
+        batch = posts[start : start + BATCH]
+        ws.store.add_posts(event.name, batch)
+        ws.store.add_scores([score_row(post, key, analyzer, cache) for post in batch])
     seconds = time.perf_counter() - began
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_mb": peak_mb}
+    ws.close()
+    return seconds
+
+
+def measure(command: list[str]) -> dict[str, float]:
+    """Run a command in a child process: its wall time and its own peak RSS."""
+    began = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            errors.seek(0)
+            raise SystemExit(f"{command[:4]} failed: {errors.read().decode()[-2000:]}")
+    return {"seconds": time.perf_counter() - began, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def measure_report(config_path: Path, *options: str) -> dict[str, float]:
+    return measure([sys.executable, "-m", "monitor", "--config", str(config_path), "report", *options])
 
 
 NAIVE = """
@@ -126,33 +166,54 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 def measure_naive(workdir: Path, announced: str) -> dict[str, float]:
     """The minimum a quick pandas script does: read, hourly mean and count, words after the announcement, a figure."""
-    began = time.perf_counter()
     command = [sys.executable, "-c", NAIVE, str(workdir / "bench.db"), announced, str(workdir / "naive.png")]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    seconds = time.perf_counter() - began
-    return {"seconds": seconds, "peak_mb": float(output.split()[-1])}
+    return measure(command)
+
+
+def prepared(workdir: Path, size: int, keep: Path | None) -> float:
+    """Fill workdir's store (or copy a kept one filled before); return the seconds filling took (0: copied)."""
+    config_path = write_config(workdir)
+    if keep is not None and (keep / "bench.db").exists():
+        shutil.copy(keep / "bench.db", workdir / "bench.db")
+        return 0.0
+    began = time.perf_counter()
+    fill(config_path, size)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(workdir / "bench.db", keep / "bench.db")
+    return time.perf_counter() - began
+
+
+def line(name: str, numbers: dict[str, float], naive: dict[str, float]) -> str:
+    ratio = numbers["seconds"] / naive["seconds"]
+    return f"  {name:<34} {numbers['seconds']:7.1f} s  peak {numbers['peak_mb']:7,.0f} MB  {ratio:5.2f}x naive"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1_000_000, help="stored, scored posts")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the filled database here and reuse it")
     args = parser.parse_args()
-    with filled_store(args.size) as (config_path, fill_seconds):
+    with filled_store(args.size, args.keep) as (config_path, fill_seconds):
         workdir = config_path.parent
         db_mb = (workdir / "bench.db").stat().st_size / 1e6
-        numbers = measure_report(config_path)
+        load = os.getloadavg()[0]
+        first = measure_report(config_path)
+        added = add_recent(config_path, args.size // 100)
+        second = measure_report(config_path)
+        full = measure_report(config_path, "--full")
         announced = str(yaml.safe_load(config_path.read_text())["events"][0]["milestones"]["announced"])
         naive = measure_naive(workdir, announced)
         summary = json.loads((workdir / "dashboards" / "instagram-tos-2012" / "summary.json").read_text())
     print(f"report of {args.size:,} stored, scored posts (database {db_mb:,.0f} MB, filled in {fill_seconds:,.0f} s)")
-    print(f"  backlash report  {numbers['seconds']:7.1f} s  peak {numbers['peak_mb']:7,.0f} MB")
-    print(f"  naive pandas     {naive['seconds']:7.1f} s  peak {naive['peak_mb']:7,.0f} MB")
-    print(f"  time ratio ours/naive: {numbers['seconds'] / naive['seconds']:.2f}x")
+    print(f"  {datetime.now():%Y-%m-%d %H:%M}, load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    print(line("first report (no stored day sums)", first, naive))
+    print(f"  + {args.size // 100:,} new scored posts in the last day: stored (posts, scores, day marks) in {added:.1f} s")
+    print(line("second report (stale days only)", second, naive))
+    print(line("report --full (every day read)", full, naive))
+    print(line("naive pandas", naive, naive))
+    print(f"  second/first: {second['seconds'] / first['seconds']:.2f}")
     print(f"  coverage.posts in summary.json: {summary['coverage']['posts']:,}")
-    print(
-        "  note: pipeline.analyze_event streams the event's posts in chunks of 50,000 into an AnalysisAccumulator "
-        "(per-bin and per-window sums), so the peak does not grow with the store"
-    )
 
 
 if __name__ == "__main__":

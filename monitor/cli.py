@@ -530,16 +530,19 @@ def score_command(
 @click.option(*ENGINE_OPTION[0], **ENGINE_OPTION[1])
 @click.option(*SCHEDULER_OPTION[0], **SCHEDULER_OPTION[1])
 @click.option(*DATASET_OPTION[0], **DATASET_OPTION[1])
+@click.option("--full", is_flag=True, help="Read every day's posts again instead of reusing the stored day sums.")
 @pass_app
 @handle_errors
 def report_command(
-    app: AppContext, event_name: str | None, engine: str, scheduler: str | None, dataset: Path | None
+    app: AppContext, event_name: str | None, engine: str, scheduler: str | None, dataset: Path | None, full: bool
 ) -> None:
     """Write dashboards/<event>/: timeline, compare, shift and drivers PNGs, index.html and summary.json.
 
     Run `score` first so the sentiment panels have numbers. The folder is replaced as a whole,
     so a browser or the digest never reads half of one run and half of another. `--engine dask`
     exports each event as Parquet and aggregates it on a Dask cluster: the same numbers.
+    The sums of each day of posts are stored; a report reads again only the days whose posts or
+    scores changed since, and `--full` reads every day (the same numbers).
 
     Example: backlash report --event instagram-tos-2012
     """
@@ -548,7 +551,9 @@ def report_command(
 
     workspace = app.workspace()
     results = (
-        report_dask(workspace, event_name, scheduler, dataset) if engine == "dask" else report(workspace, event_name)
+        report_dask(workspace, event_name, scheduler, dataset)
+        if engine == "dask"
+        else report(workspace, event_name, full=full)
     )
     for result in results:
         echo(f"{result.event}: {result.index}")

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ClusterError, UsageError
+from monitor.pipeline.analysis_parts import analysis_accumulator
 from monitor.pipeline.archive import export_parquet
-from monitor.pipeline.report import analysis_accumulator, finish_analysis, report
+from monitor.pipeline.report import finish_analysis, report
 from monitor.pipeline.runlog import recorded_run
 from monitor.pipeline.score import ScoreResult, write_chunk
 from monitor.pipeline.workspace import ProgressCallback, Workspace, scorer_spec

@@ -21,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -42,13 +43,15 @@ from monitor.errors import StoreError
 from monitor.posts import CheckedPost, Post
 from monitor.sources.redaction import redact, redact_in_logs
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Upgrades of a database made by an older version: MIGRATIONS[n] takes it from version n - 1 to n, on the
 # connection of create_schema's transaction. New tables need no entry (create_all makes them); a new column
 # on an existing table does (an ALTER TABLE … ADD COLUMN), together with SCHEMA_VERSION raised to n.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: lambda conn: _add_column(conn, "posts", "is_quote"),  # quote posts marked
     3: lambda conn: _create_table(conn, "validations"),  # hand checks of the classifier (`validate`)
+    # stored per-day analysis sums: an older program would write posts without marking their day stale
+    4: lambda conn: _create_table(conn, "analysis_parts", "analysis_events"),
 }
 metadata = MetaData()
 
@@ -186,7 +189,29 @@ validations_table = Table(
     Column("validated_at", DateTime, nullable=False),
 )
 
+# An event's analysis in parts, one per UTC day of its posts' created_at (pipeline/analysis_parts.py). Every write
+# that can change a day's numbers (a post linked to or unlinked from the event, a score written) raises the day's
+# `version` in its own transaction; a stored state is current while its state_version equals version.
+analysis_parts_table = Table(
+    "analysis_parts",
+    metadata,
+    Column("event", String(128), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    Column("version", Integer, nullable=False),  # raised by every write to the day's posts, links or scores
+    Column("state_version", Integer),  # the version the stored state was computed at
+    Column("fingerprint", String(64)),  # of the settings and code the state was computed with
+    Column("state", LargeBinary),  # the day's accumulator sums, serialised
+)
+# Events whose every day of posts has its analysis_parts row (listed once; from then on writes add the rows).
+analysis_events_table = Table(
+    "analysis_events",
+    metadata,
+    Column("event", String(128), primary_key=True),
+    Column("listed_at", DateTime, nullable=False),
+)
+
 POST_COLUMNS = [field.name for field in fields(Post)]
+CREATED_AT_INDEX = "ix_posts_created_at"  # the index SQLAlchemy names for posts.created_at (index=True)
 _POST_FIELD_TO_COLUMN = {"id": "post_id"}
 
 
@@ -217,6 +242,19 @@ class AddResult:
     new: int
     duplicate: int
     linked: int = 0  # posts added to the event: new ones, and ones already stored for another event
+
+
+@dataclass(frozen=True)
+class AnalysisPart:
+    """One day of an event's analysis: how often its posts changed, and what the stored state was computed at."""
+
+    version: int
+    state_version: int | None
+    fingerprint: str | None
+
+    def current(self, fingerprint: str) -> bool:
+        """Whether the stored state still holds: no write since it was computed, same settings and code."""
+        return self.state_version == self.version and self.fingerprint == fingerprint
 
 
 @dataclass(frozen=True)
@@ -268,6 +306,11 @@ def _sqlite_datetime(moment: datetime | None) -> str | None:
 
 def _post_key(post: Post | CheckedPost) -> tuple[str, str]:
     return post.source, post.id
+
+
+def day_key(stored_time: Any) -> str:
+    """The UTC day (YYYY-MM-DD) of a time as the driver takes it: SQLite's text or a naive UTC datetime."""
+    return str(stored_time)[:10]
 
 
 def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -336,12 +379,10 @@ class Store:
 
     def _insert(self, table: Table) -> Any:
         """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        return dialect_insert(table).on_conflict_do_nothing()
+        return self._dialect_insert(table).on_conflict_do_nothing()
 
     def _upsert(self, table: Table, keys: list[str], values: dict[str, Any]) -> Any:
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = dialect_insert(table).values(**values)
+        statement = self._dialect_insert(table).values(**values)
         updates = {name: value for name, value in values.items() if name not in keys}
         return statement.on_conflict_do_update(index_elements=keys, set_=updates)
 
@@ -374,6 +415,7 @@ class Store:
                     links = [(event_name, post.source, post.id) for post in unique]
                     insert_links = self._bulk_insert_sql(event_posts_table, ["event", "source", "post_id"])
                     linked = conn.exec_driver_sql(insert_links, links).rowcount
+                    self._mark_days(conn, event_name, {day_key(row[_CREATED_AT]) for row in values})
                 for cursor in cursors:
                     self._write_cursor(conn, cursor)
                 if progress is not None:
@@ -424,8 +466,12 @@ class Store:
             for partition in result.mappings().partitions(chunk_size):
                 yield [_aware_row(dict(row)) for row in partition]
 
-    def iter_analysis_frames(self, event_name: str, scorer: str, chunk_size: int = 50_000) -> Iterator[Any]:
+    def iter_analysis_frames(
+        self, event_name: str, scorer: str, chunk_size: int = 50_000, day: str | None = None
+    ) -> Iterator[Any]:
         """An event's posts with the scorer's scores, oldest first, as pandas DataFrames of chunk_size rows.
+
+        day (YYYY-MM-DD): only the posts created on that UTC day, a range read on the created_at index.
 
         Columns: source, post_id, created_at (naive UTC: text on SQLite), text, author, lang (the language
         the scorer used: its guess, else the tag), lang_tag, likes, reposts, replies, followers, url,
@@ -441,6 +487,12 @@ class Store:
         columns += [posts[name] for name in ("likes", "reposts", "replies", "followers", "url", "is_repost", "is_quote")]
         columns += [scores[name] for name in ("status", "compound", "churn", "aspects")]
         query = self._event_posts_query(select(*columns), event_name, scorer)
+        if day is not None:
+            start = datetime.fromisoformat(day)
+            query = query.where(
+                posts.created_at >= self._datetime_to_db(start),
+                posts.created_at < self._datetime_to_db(start + timedelta(days=1)),
+            )
         compiled = query.compile(dialect=self.engine.dialect)
         params: Any = compiled.construct_params()
         if compiled.positiontup is not None:  # qmark (SQLite): the values in the order of the markers
@@ -452,12 +504,23 @@ class Store:
             assert dbapi is not None
             cursor = dbapi.cursor(name="analysis_frames") if self.dialect == "postgresql" else dbapi.cursor()
             try:
-                cursor.execute(str(compiled), params)
+                cursor.execute(self._by_created_at(str(compiled), day is not None), params)
                 names = [description[0] for description in cursor.description]
                 while rows := cursor.fetchmany(chunk_size):
                     yield pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
             finally:
                 cursor.close()
+
+    def _by_created_at(self, sql: str, range_read: bool) -> str:
+        """A range read driven by the created_at index on SQLite too.
+
+        Without statistics SQLite drives the join from the event's links (every post of the event, 1,000,000
+        lookups to return one day's) and sorts; INDEXED BY reads only the day's posts, already in order.
+        SQLAlchemy renders no index hint for SQLite, hence the text.
+        """
+        if not range_read or self.dialect != "sqlite":
+            return sql
+        return sql.replace("FROM posts ", f"FROM posts INDEXED BY {CREATED_AT_INDEX} ", 1)
 
     def _event_posts_query(self, query: Any, event_name: str, scorer: str | None) -> Any:
         """query over an event's posts (joined with the scorer's scores when given), oldest first."""
@@ -516,6 +579,105 @@ class Store:
             .order_by(posts.created_at, posts.source, posts.post_id)
         )
         return query if end is None else query.where(posts.created_at < utc_naive(end))
+
+    # ---- the analysis in per-day parts ------------------------------------------------------
+
+    def _mark_days(self, conn: Connection, event_name: str, days: Iterable[str]) -> None:
+        """Raise the version of an event's days (creating their rows): their stored states are stale."""
+        rows = [{"event": event_name, "day": day, "version": 1} for day in sorted(days)]
+        if rows:
+            conn.execute(self._bump(self._dialect_insert(analysis_parts_table)), rows)
+
+    def _bump(self, statement: Any) -> Any:
+        parts = analysis_parts_table.c
+        return statement.on_conflict_do_update(index_elements=[parts.event, parts.day], set_={"version": parts.version + 1})
+
+    def _dialect_insert(self, table: Table) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def _day_column(self) -> Any:
+        """posts.created_at's UTC day as YYYY-MM-DD text, in SQL."""
+        if self.dialect == "postgresql":
+            return func.to_char(posts_table.c.created_at, "YYYY-MM-DD")
+        return func.substr(posts_table.c.created_at, 1, 10)
+
+    def _mark_scored_days(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+        """Raise the version of the days that hold these posts, in every event whose days are listed."""
+        for chunk in _batched(sorted(set(keys)), 500):
+            conn.exec_driver_sql(self._mark_scored_sql(len(chunk)), tuple(value for key in chunk for value in key))
+
+    def _mark_scored_sql(self, keys: int) -> str:
+        """Driver SQL that marks the days of `keys` posts given as parameters (source, post_id, …).
+
+        The keys drive the join (CROSS JOIN fixes SQLite's order): two primary-key lookups per post. Written
+        with an IN list or from event_posts, SQLite scanned every link of the event for each batch.
+        """
+        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        rows = ", ".join([f"({marker}, {marker})"] * keys)
+        day = self._day_column().compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})
+        return (
+            f"WITH batch (source, post_id) AS (VALUES {rows}) "
+            "INSERT INTO analysis_parts (event, day, version) "
+            f"SELECT DISTINCT event_posts.event, {day}, 1 FROM batch CROSS JOIN posts "
+            "CROSS JOIN analysis_events CROSS JOIN event_posts "
+            "WHERE posts.source = batch.source AND posts.post_id = batch.post_id "
+            "AND event_posts.event = analysis_events.event AND event_posts.source = posts.source "
+            "AND event_posts.post_id = posts.post_id "
+            "ON CONFLICT (event, day) DO UPDATE SET version = analysis_parts.version + 1"
+        )
+
+    def unlink_posts(self, event_name: str, keys: Sequence[tuple[str, str]]) -> int:
+        """Take posts (source, post_id) out of an event; they stay stored, and in other events. Returns how many were in it."""
+        links = event_posts_table.c
+        removed = 0
+        with self.engine.begin() as conn:
+            for chunk in _batched(sorted(set(keys)), 500):
+                mine = and_(links.event == event_name, tuple_(links.source, links.post_id).in_(list(chunk)))
+                on_post = and_(posts_table.c.source == links.source, posts_table.c.post_id == links.post_id)
+                days = select(self._day_column()).select_from(event_posts_table.join(posts_table, on_post)).where(mine)
+                self._mark_days(conn, event_name, set(conn.execute(days.distinct()).scalars()))
+                removed += int(conn.execute(event_posts_table.delete().where(mine)).rowcount or 0)
+        return removed
+
+    def analysis_parts(self, event_name: str) -> dict[str, AnalysisPart] | None:
+        """Day → its AnalysisPart, or None while the event was never listed (mark_listed): its rows may miss days."""
+        listed = select(analysis_events_table.c.event).where(analysis_events_table.c.event == event_name)
+        with self.engine.connect() as conn:
+            if conn.execute(listed).first() is None:
+                return None
+        return self._parts(event_name)
+
+    def analysis_versions(self, event_name: str) -> dict[str, int]:
+        """Day → version of the event's day rows that exist (listed or not)."""
+        return {day: part.version for day, part in self._parts(event_name).items()}
+
+    def _parts(self, event_name: str) -> dict[str, AnalysisPart]:
+        parts = analysis_parts_table.c
+        query = select(parts.day, parts.version, parts.state_version, parts.fingerprint).where(parts.event == event_name)
+        with self.engine.connect() as conn:
+            return {day: AnalysisPart(*values) for day, *values in conn.execute(query)}
+
+    def mark_listed(self, event_name: str) -> None:
+        """Record that every day with posts of the event has its row (a full analysis stored them all)."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(analysis_events_table), [{"event": event_name, "listed_at": utc_naive(datetime.now(UTC))}])
+
+    def analysis_state(self, event_name: str, day: str) -> bytes | None:
+        parts = analysis_parts_table.c
+        query = select(parts.state).where(parts.event == event_name, parts.day == day)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def save_analysis_state(self, event_name: str, day: str, part: AnalysisPart, state: bytes) -> None:
+        """Store a day's state as computed at part.version: a write since then leaves it stale, as it must.
+
+        A day without a row yet gets one at that version; a row's own version is never lowered.
+        """
+        values = {"state": state, "state_version": part.version, "fingerprint": part.fingerprint}
+        statement = self._dialect_insert(analysis_parts_table).values(event=event_name, day=day, version=part.version, **values)
+        statement = statement.on_conflict_do_update(index_elements=["event", "day"], set_=values)
+        with self.engine.begin() as conn:
+            conn.execute(statement)
 
     # ---- cursors -------------------------------------------------------------------------
 
@@ -636,9 +798,8 @@ class Store:
     # ---- feeds read (coverage: a feed read without a matching post still counts) ------------
 
     def _write_feed_read(self, conn: Connection, event_name: str, source: str, feed: str, statuses: int) -> None:
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         values = {"event": event_name, "source": source, "feed": feed, "statuses": statuses}
-        statement = dialect_insert(feeds_table).values(**values, last_read_at=utc_naive(datetime.now(UTC)))
+        statement = self._dialect_insert(feeds_table).values(**values, last_read_at=utc_naive(datetime.now(UTC)))
         updates = {"statuses": feeds_table.c.statuses + statement.excluded.statuses}
         updates["last_read_at"] = statement.excluded.last_read_at
         conn.execute(statement.on_conflict_do_update(index_elements=["event", "source", "feed"], set_=updates))
@@ -817,6 +978,7 @@ class Store:
                 # the driver's executemany on plain tuples: SQLAlchemy's per-row compile costs ~30 µs a score
                 for batch in _batched(values, 5_000):
                     conn.exec_driver_sql(statement, list(batch))
+                self._mark_scored_days(conn, [(row["source"], row["post_id"]) for row in rows])
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store scores: {_error_text(error)}") from None
 
@@ -938,9 +1100,10 @@ class Store:
             conn.execute(self._upsert(sessions_table, ["source", "account"], values))
 
 
-def _create_table(conn: Connection, table: str) -> None:
-    """CREATE TABLE for a table as defined above, unless create_all already made it (it does, before upgrading)."""
-    metadata.tables[table].create(conn, checkfirst=True)
+def _create_table(conn: Connection, *tables: str) -> None:
+    """CREATE TABLE for tables as defined above, unless create_all already made them (it does, before upgrading)."""
+    for table in tables:
+        metadata.tables[table].create(conn, checkfirst=True)
 
 
 def _add_column(conn: Connection, table: str, column: str) -> None:

@@ -212,7 +212,7 @@ def make_version_1_database(store: Store) -> str:
 def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_posts(store: Store) -> None:
     url = make_version_1_database(store)
     upgraded = open_store(url)
-    assert upgraded.schema_version() == SCHEMA_VERSION == 3
+    assert upgraded.schema_version() == SCHEMA_VERSION == 4
     (old,) = [row for chunk in upgraded.iter_event_posts("e") for row in chunk]
     assert (old["post_id"], old["text"], old["author"], old["likes"], old["is_quote"]) == (
         "7", "quitting instagram", "jane", 3, False,
@@ -221,7 +221,7 @@ def test_a_version_1_database_is_upgraded_on_open_and_keeps_its_posts(store: Sto
     quote = dataclasses.replace(make_posts(1)[0], is_quote=True)
     assert upgraded.add_posts("e", [quote]).new == 1
     upgraded.close()
-    reopened = open_store(url)  # a second open finds version 3 and changes nothing
+    reopened = open_store(url)  # a second open finds version 4 and changes nothing
     flags = {row["post_id"]: row["is_quote"] for chunk in reopened.iter_event_posts("e") for row in chunk}
     reopened.close()
     assert flags == {"7": False, "0": True}

@@ -6,25 +6,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from monitor.config import EventConfig
 from monitor.pipeline.runlog import recorded_run
-from monitor.pipeline.workspace import Workspace, scorer_spec
+from monitor.pipeline.workspace import Workspace
 
 if TYPE_CHECKING:
     from monitor.analysis import Analysis, AnalysisAccumulator
     from monitor.report import ReportResult
 
 
-def analyze_event(ws: Workspace, event_name: str) -> Analysis:
-    """Stream an event's posts with the current scores, chunk by chunk, into its Analysis.
+def analyze_event(ws: Workspace, event_name: str, full: bool = False) -> Analysis:
+    """An event's Analysis from its per-day parts: stored sums of unchanged days, the changed days read again.
 
-    Only per-bin and per-window sums, term counts and the top posts stay in memory, never all the texts.
+    full: read every day again (the same numbers; for when stored parts are in doubt). Only per-bin and
+    per-window sums, term counts and the top posts stay in memory, never all the texts.
     """
+    from monitor.pipeline.analysis_parts import accumulate_event
+
     event = ws.config.event(event_name)
-    accumulator = analysis_accumulator(ws, event)
-    for frame in ws.store.iter_analysis_frames(event.name, scorer_spec(ws).key(), chunk_size=ANALYSIS_CHUNK):
-        accumulator.add(frame)
-    return finish_analysis(ws, event.name, accumulator)
+    return finish_analysis(ws, event.name, accumulate_event(ws, event, full=full))
 
 
 def finish_analysis(ws: Workspace, event_name: str, accumulator: AnalysisAccumulator) -> Analysis:
@@ -44,30 +43,23 @@ def finish_analysis(ws: Workspace, event_name: str, accumulator: AnalysisAccumul
     return analysis
 
 
-ANALYSIS_CHUNK = 50_000  # posts in memory at once while analysing (about 60 MB with their texts)
-
-
-def analysis_accumulator(ws: Workspace, event: EventConfig) -> AnalysisAccumulator:
-    """An empty AnalysisAccumulator for one event with the workspace's settings."""
-    from monitor.analysis import AnalysisAccumulator
-
-    return AnalysisAccumulator(
-        event=event, milestones=ws.config.milestones_utc(event), tz=ws.config.timezone, alerts=ws.config.alerts
-    )
-
-
 def report(
-    ws: Workspace, event_name: str | None = None, analyse: Callable[[Workspace, str], Analysis] | None = None
+    ws: Workspace,
+    event_name: str | None = None,
+    analyse: Callable[[Workspace, str], Analysis] | None = None,
+    full: bool = False,
 ) -> list[ReportResult]:
     """Write dashboards/<event>/ for one event (or every configured event); return what was written.
 
     compare.png overlays every configured event with posts in the store, so each is analysed once.
     analyse: how an event is analysed (default analyze_event; report_dask passes the Dask one).
+    full: analyze_event reads every day again instead of reusing the stored day parts.
     """
+    analyse = analyse or (lambda ws, name: analyze_event(ws, name, full=full))
 
     selected = [event.name for event in ws.config.selected_events(event_name)]
     stored = set(ws.store.event_names())
-    analyses = {name: (analyse or analyze_event)(ws, name) for name in _events_to_analyse(ws, selected, stored)}
+    analyses = {name: analyse(ws, name) for name in _events_to_analyse(ws, selected, stored)}
     comparable = [analysis for name, analysis in analyses.items() if name in stored]
     return [_write_one(ws, analyses[name], comparable) for name in selected]
 
