@@ -58,7 +58,8 @@ def import_archive(
     with recorded_run(ws.store, "import", event.name, source, tally=lambda: (result.read, result.new, 0.0)) as run:
         try:
             records = archive.read_archive(path, fmt, source, mapping or {}, ws.config.tz, on_bytes)
-            _store_records(ws, records, result, rejects)
+            with ws.store.indexes_deferred():
+                _store_records(ws, records, result, rejects)
         finally:
             result.rejects_file = rejects.close()
         run.status = "partial" if result.rejected else "ok"
