@@ -485,11 +485,7 @@ class Store:
         columns.append(posts.lang.label("lang_tag"))
         columns += [posts[name] for name in ("likes", "reposts", "replies", "followers", "url", "is_repost", "is_quote")]
         columns += [scores[name] for name in ("status", "compound", "churn", "aspects")]
-        query = self._event_posts_query(select(*columns), event_name, scorer)
-        compiled = query.compile(dialect=self.engine.dialect)
-        params: Any = compiled.construct_params()
-        if compiled.positiontup is not None:  # qmark (SQLite): the values in the order of the markers
-            params = [params[name] for name in compiled.positiontup]
+        statement, params = self._driver_statement(self._event_posts_query(select(*columns), event_name, scorer))
         with self.engine.connect() as conn:
             # the driver's own cursor (server-side on PostgreSQL): its tuples go into the frame as they are,
             # without SQLAlchemy's per-row type processing
@@ -497,12 +493,20 @@ class Store:
             assert dbapi is not None
             cursor = dbapi.cursor(name="analysis_frames") if self.dialect == "postgresql" else dbapi.cursor()
             try:
-                cursor.execute(str(compiled), params)
+                cursor.execute(statement, params)
                 names = [description[0] for description in cursor.description]
                 while rows := cursor.fetchmany(chunk_size):
                     yield pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
             finally:
                 cursor.close()
+
+    def _driver_statement(self, query: Any) -> tuple[str, Any]:
+        """A query as the driver's SQL and parameters, for reading its plain tuples without SQLAlchemy's rows."""
+        compiled = query.compile(dialect=self.engine.dialect)
+        params: Any = compiled.construct_params()
+        if compiled.positiontup is not None:  # qmark (SQLite): the values in the order of the markers
+            params = [params[name] for name in compiled.positiontup]
+        return str(compiled), params
 
     def _event_posts_query(self, query: Any, event_name: str, scorer: str | None) -> Any:
         """query over an event's posts (joined with the scorer's scores when given), oldest first."""
@@ -796,9 +800,15 @@ class Store:
         after: tuple[str, str] | None = None
         while True:
             query = base if after is None else base.where(tuple_(posts_table.c.source, posts_table.c.post_id) > after)
+            statement, params = self._driver_statement(query)
             with self.engine.connect() as conn:
-                # plain tuples zipped into dicts: SQLAlchemy's mapping rows cost several µs per post here
-                chunk = [dict(zip(names, row, strict=True)) for row in conn.execute(query)]
+                # the driver's plain tuples zipped into dicts: SQLAlchemy's rows cost several µs per post here
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    cursor.execute(statement, params)
+                    chunk = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+                finally:
+                    cursor.close()
             if not chunk:
                 return
             yield chunk
@@ -810,7 +820,7 @@ class Store:
         bind = scores_table.c.scored_at.type.dialect_impl(dialect).bind_processor(dialect)
         scored_at = utc_naive(datetime.now(UTC))
         scored_at = bind(scored_at) if bind else scored_at
-        values = [(*[row.get(name) for name in _SCORE_FIELDS], scored_at) for row in rows]
+        values = [(*map(row.get, _SCORE_FIELDS), scored_at) for row in rows]
         statement = self._bulk_insert_sql(scores_table, [*_SCORE_FIELDS, "scored_at"])
         try:
             with self.engine.begin() as conn:
