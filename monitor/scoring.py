@@ -416,8 +416,8 @@ class Scorer:
         return ChurnDetector(self.spec.churn_patterns, self.spec.platforms)
 
     @cached_property
-    def aspect_gates(self) -> list[tuple[str, GatedSearch]]:
-        return [(name, GatedSearch([pattern])) for name, pattern in self.aspect_patterns]
+    def aspect_gate(self) -> GatedSearch:
+        return GatedSearch([pattern for _, pattern in self.aspect_patterns])
 
     def polarity(self, text: str) -> dict[str, float]:
         """VADER's neg/neu/pos/compound of a text after our preprocessing."""
@@ -427,7 +427,8 @@ class Scorer:
         return self.churn_detector.found(preprocess(text))
 
     def aspects_of(self, text: str) -> list[str]:
-        return [name for name, gate in self.aspect_gates if gate.found(text)]
+        possible = self.aspect_gate.possible(text)  # one gate for all aspects: the text lower-cased once
+        return [name for name, pattern in self.aspect_patterns if pattern in possible and pattern.search(text)]
 
     def score_text(self, text: str, tag: str | None) -> TextScore:
         """A preprocessed text with its primary language tag → TextScore.
