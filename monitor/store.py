@@ -949,9 +949,16 @@ class Store:
 
 
 def _create_missing_indexes(conn: Connection) -> None:
-    """CREATE INDEX IF NOT EXISTS for the posts' secondary indexes (a bulk import may have dropped them)."""
+    """Build the posts' secondary indexes a bulk import dropped, if any.
+
+    Only a missing one is created: on PostgreSQL even CREATE INDEX IF NOT EXISTS locks out writers first.
+    """
+    from sqlalchemy import inspect
+
+    present = {index["name"] for index in inspect(conn).get_indexes(posts_table.name)}
     for index in posts_table.indexes:
-        conn.execute(CreateIndex(index, if_not_exists=True))
+        if index.name not in present:
+            conn.execute(CreateIndex(index, if_not_exists=True))  # two processes may both find it missing
 
 
 def _create_table(conn: Connection, table: str) -> None:
