@@ -802,11 +802,14 @@ class Store:
             query = base if after is None else base.where(tuple_(posts_table.c.source, posts_table.c.post_id) > after)
             statement, params = self._driver_statement(query)
             with self.engine.connect() as conn:
-                # the driver's plain tuples zipped into dicts: SQLAlchemy's rows cost several µs per post here
+                # the driver's plain tuples made dicts: SQLAlchemy's rows cost several µs per post here
                 cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 try:
                     cursor.execute(statement, params)
-                    chunk = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+                    chunk = [
+                        {"source": source, "post_id": post_id, "text": text, "lang": lang, "is_bot": bool(is_bot)}
+                        for source, post_id, text, lang, is_bot in cursor.fetchall()
+                    ]  # is_bot: SQLite's 0/1 as the bool the Boolean column stands for
                 finally:
                     cursor.close()
             if not chunk:
