@@ -372,17 +372,26 @@ class Store:
         Kill-safe: the indexes are built again when the block ends however it ends, and a killed import
         leaves a store whose next opening builds them (create_schema). Yields whether they were deferred.
         """
-        with self.engine.begin() as conn:
-            empty = conn.execute(select(posts_table.c.source).limit(1)).first() is None
-            if empty:
-                for index in posts_table.indexes:
-                    conn.execute(DropIndex(index, if_exists=True))
+        try:
+            with self.engine.begin() as conn:
+                empty = conn.execute(select(posts_table.c.source).limit(1)).first() is None
+                if empty:
+                    for index in posts_table.indexes:
+                        conn.execute(DropIndex(index, if_exists=True))
+        except SQLAlchemyError as error:  # e.g. another process wrote posts in between
+            raise StoreError(f"cannot prepare the import: {_error_text(error)}") from None
         try:
             yield empty
         finally:
             if empty:
-                with self.engine.begin() as conn:
-                    _create_missing_indexes(conn)
+                self._build_missing_indexes()
+
+    def _build_missing_indexes(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                _create_missing_indexes(conn)
+        except SQLAlchemyError as error:  # the next opening of the store tries again
+            raise StoreError(f"cannot build the posts' time index: {_error_text(error)}") from None
 
     def add_posts(
         self,
