@@ -35,17 +35,17 @@ class ChurnDetector:
     def found(self, text: str) -> bool:
         """Whether the (preprocessed) text states its author's intent to leave."""
         text = text.replace("#", "")  # a hashtag's word counts as a word; a hashtag alone never says "I"
-        if not self.gate.found(text):  # cheap: most posts have none of the words any pattern needs
+        # cheap: most posts have none of the words any pattern needs, and a sentence lacks what its text lacks
+        patterns = self.gate.possible(text)
+        if not any(pattern.search(text) for pattern in patterns):
             return False
-        return any(self._stated(sentence) for sentence in _SENTENCE_END.split(text))
+        return any(self._stated(sentence, patterns) for sentence in _SENTENCE_END.split(text))
 
-    def _stated(self, sentence: str) -> bool:
+    def _stated(self, sentence: str, patterns: list[re.Pattern[str]]) -> bool:
         if _QUESTION.search(sentence):
             return False
         return any(
-            not _reported(sentence[: match.start()])
-            for pattern in self.patterns
-            for match in pattern.finditer(sentence)
+            not _reported(sentence[: match.start()]) for pattern in patterns for match in pattern.finditer(sentence)
         )
 
 

@@ -17,7 +17,15 @@ from monitor.cli import cli
 from monitor.config import DEFAULT_CHURN_PATTERNS, parse_config
 from monitor.pipeline import Workspace, open_workspace, score
 from monitor.posts import Post
-from monitor.scoring import Scorer, ScorerSpec, churn_parts, compile_aspect, preprocess, primary_language
+from monitor.scoring import (
+    _ASCII_LOOKALIKES,
+    Scorer,
+    ScorerSpec,
+    churn_parts,
+    compile_aspect,
+    preprocess,
+    primary_language,
+)
 from tests.conftest import BASE_CONFIG
 
 EVENT = "instagram-tos-2012"
@@ -371,11 +379,26 @@ def test_bulk_score_writes_keep_the_first_score_and_read_back_unchanged(store: A
     store.add_scores([first | {"compound": -0.5}, {"source": "archive", "post_id": "p00002", "scorer": "k", "status": "skipped:language", "lang": "fr"}])  # fmt: skip
     assert [row["post_id"] for chunk in store.iter_unscored("k") for row in chunk] == []
     assert [row["post_id"] for chunk in store.iter_unscored("other") for row in chunk] == ["p00001", "p00002"]
+    unscored = next(store.iter_unscored("other"))[0]  # the columns a Parquet part of unscored posts is typed by
+    assert unscored == {"source": "archive", "post_id": "p00001", "text": "I love it", "lang": None, "is_bot": False}
+    assert type(unscored["is_bot"]) is bool
     rows = {row["post_id"]: row for chunk in store.iter_event_posts(EVENT, "k") for row in chunk}
     values = ("status", "neg", "neu", "pos", "compound", "churn", "aspects", "scored_lang")
     assert [rows["p00001"][name] for name in values] == ["scored", 0.0, 0.3, 0.7, 0.6369, False, "ads,photos", "en"]
     assert [rows["p00002"][name] for name in values] == ["skipped:language", *[None] * 6, "fr"]
     assert store.scored_counts(EVENT, "k") == {"scored": 1, "skipped:language": 1, "unscored": 0}
+
+
+def test_every_letter_ignorecase_takes_for_an_ascii_one_is_spelt_as_it_before_gating() -> None:
+    lookalikes = {
+        character: letter
+        for character in map(chr, range(0x80, 0x110000))
+        if re.fullmatch("[a-z]", character, re.IGNORECASE) and not 0xD800 <= ord(character) <= 0xDFFF
+        for letter in "abcdefghijklmnopqrstuvwxyz"
+        if re.fullmatch(letter, character, re.IGNORECASE)
+    }
+    assert lookalikes == {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
+    assert "".join(lookalikes).translate(_ASCII_LOOKALIKES) == "".join(lookalikes.values())
 
 
 def test_gated_churn_and_aspect_search_agree_with_the_plain_regexes() -> None:
@@ -399,6 +422,11 @@ def test_gated_churn_and_aspect_search_agree_with_the_plain_regexes() -> None:
         "Advertising",
         "photos",
         "İnstagram",
+        "ınstagram",  # the letters IGNORECASE takes for ASCII ones: gated like ASCII, never missed
+        "leavıng",
+        "\u212aeep",
+        "ſee",
+        "🙄",
     ]
     rng = random.Random(9)
     texts = [" ".join(rng.choices(churn_words + WORDS, k=rng.randint(2, 12))) for _ in range(3000)]

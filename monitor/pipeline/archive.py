@@ -16,7 +16,9 @@ from monitor.pipeline.workspace import ProgressCallback, Workspace, current_scor
 from monitor.posts import CheckedPost, Post
 from monitor.sources.archive import EXPORT_COLUMNS, Record, Reject, neutralise_cell
 
-IMPORT_BATCH = 20_000  # posts per transaction: SQLite rewrites the index pages a commit touched
+# posts per transaction: a commit writes every index page it touched, and hashed ids touch most of them, so
+# fewer, larger commits write less (20,000 → 100,000 saved 14 % CPU at 900,000 posts); each costs ≈ 0.7 KB a post
+IMPORT_BATCH = 50_000
 
 
 REJECTS_SHOWN = 20
@@ -69,7 +71,8 @@ def import_archive(
             records = archive.read_archive(
                 path, fmt, source, mapping or {}, ws.config.tz, on_bytes, delimiter, date_format
             )
-            _store_records(ws, records, result, rejects)
+            with ws.store.indexes_deferred():
+                _store_records(ws, records, result, rejects)
         finally:
             result.rejects_file = rejects.close()
         run.status = "partial" if result.rejected else "ok"

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -709,7 +710,9 @@ _PLAIN_COUNT = re.compile(r"[0-9]{1,9}")  # at most 999,999,999: within MAX_COUN
 # what makes a row need the row path: characters Post removes or refuses, and "&" (html.unescape may make them)
 _NEEDS_ROW_PATH = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff&]")
 _UTC_ZONES = ("UTC", "Etc/UTC")
-_COUNT_NAMES = ("likes", "reposts", "replies", "followers")
+# the fields the fast path reads, in the order post() unpacks them
+_FAST_FIELDS = ("id", "created_at", "text", "author", "lang", "url", "is_repost", "is_quote", "likes", "reposts",
+                "replies", "followers")  # fmt: skip
 
 
 class _FastRows:
@@ -721,7 +724,9 @@ class _FastRows:
     """
 
     def __init__(self, columns: Mapping[str, int], source: str, tz: tzinfo) -> None:
-        self.columns = columns
+        # each field's column; -1 (an empty cell appended to every row) for a field the file lacks,
+        # which reads like an empty cell, and the row path treats an empty cell like a missing one
+        self.cells = itemgetter(*(columns.get(name, -1) for name in _FAST_FIELDS))
         self.source = source
         self.naive_is_utc = tz is UTC or getattr(tz, "key", None) in _UTC_ZONES
         self.collected_at = datetime.now(UTC)
@@ -732,33 +737,22 @@ class _FastRows:
     def post(self, row: list[str]) -> CheckedPost | None:
         if not self.enabled or _NEEDS_ROW_PATH.search("\n".join(row)):
             return None
-        get = self._cells(row)
-        text, created_at = get("text"), self._time(get("created_at"))
+        id_, stamp, text, raw_author, lang, url, repost, quote, *counts = self.cells([*row, ""])
+        created_at = self._time(stamp)
         if not text or not text.strip() or len(text) > MAX_TEXT_CHARS or created_at is None:
             return None
-        likes, reposts, replies, followers = (self._count(get(name)) for name in _COUNT_NAMES)
-        if any(count is False for count in (likes, reposts, replies, followers)):
+        likes, reposts, replies, followers = (self._count(count) for count in counts)
+        if likes is False or reposts is False or replies is False or followers is False:
             return None
-        raw_author = get("author") or None
         author = raw_author.lstrip("@") if raw_author else None
-        post_id = get("id") or stable_post_id(raw_author, created_at, text)
-        lang = get("lang") or None
+        post_id = id_ or stable_post_id(raw_author or None, created_at, text)
         if not _within_limits(post_id, author, lang):
             return None
         return CheckedPost(
-            self.source, post_id, created_at, text, author, lang, likes, reposts, replies, followers,
-            get("url") or None,
-            _is_true(get("is_repost")), None, False, _is_true(get("is_quote")), None, self.collected_at,
+            self.source, post_id, created_at, text, author, lang or None, likes, reposts, replies, followers,
+            url or None, repost.strip().lower() in _TRUE, None, False, quote.strip().lower() in _TRUE, None,
+            self.collected_at,
         )  # fmt: skip
-
-    def _cells(self, row: list[str]) -> Callable[[str], str | None]:
-        columns = self.columns
-
-        def get(name: str) -> str | None:
-            index = columns.get(name)
-            return None if index is None else row[index]
-
-        return get
 
     def _time(self, stamp: str | None) -> datetime | None:
         match = _PLAIN_STAMP.fullmatch(stamp or "")
@@ -772,23 +766,19 @@ class _FastRows:
         return moment if EARLIEST_POST <= moment <= self.latest else None
 
     @staticmethod
-    def _count(value: str | None) -> int | None | bool:
-        """The count, None when absent, False when the row path must judge it."""
-        if value is None or not value.strip():
+    def _count(value: str) -> int | None | bool:
+        """The count, None when empty, False when the row path must judge it."""
+        if not value or not value.strip():
             return None
         return int(value) if _PLAIN_COUNT.fullmatch(value) else False
 
 
-def _within_limits(post_id: str, author: str | None, lang: str | None) -> bool:
+def _within_limits(post_id: str, author: str | None, lang: str) -> bool:
     return (
         len(post_id) <= MAX_FIELD_CHARS["id"]
         and (author is None or len(author) <= MAX_FIELD_CHARS["author"])
-        and (lang is None or len(lang) <= MAX_FIELD_CHARS["lang"])
+        and len(lang) <= MAX_FIELD_CHARS["lang"]
     )
-
-
-def _is_true(value: str | None) -> bool:
-    return (value or "").strip().lower() in _TRUE
 
 
 # ---- Parquet (a file or a dataset folder, e.g. one `backlash export --format parquet` wrote) ----------
