@@ -317,15 +317,18 @@ def negativity(analysis: Analysis) -> str:
 
 
 def leaving(analysis: Analysis) -> str:
-    """How many say they will leave, as a lower bound (the rules find about a third of such posts)."""
+    """How many say they will leave: a lower bound (the rules find about a third of such posts), or, once a
+    person has checked a sample, with the check's precision and recall and the share adjusted for them."""
     since = analysis.totals.get("since_announced", {})
     churn, scored = since.get("churn_share"), since.get("posts") or 0
     if churn is None:
         return "Say they will leave: no scored posts since the announcement yet."
-    return (
-        f"Say they will leave: {share(churn)} of scored posts since the announcement "
-        f"({round(churn * scored):,} of {int(scored):,}), a lower bound."
-    )
+    flagged = f"Say they will leave: {share(churn)} of scored posts since the announcement ({round(churn * scored):,} of {int(scored):,})"
+    checked = checked_note(analysis, "churn", "yes", "churn intent")
+    if checked is None:
+        return f"{flagged}, a lower bound."
+    adjusted = adjusted_churn_note(analysis)
+    return f"{flagged}; {checked}" + (f"; {adjusted}." if adjusted else ".")
 
 
 def anger(analysis: Analysis, aspects: int = 3, terms: int = 5) -> str:

@@ -151,6 +151,9 @@ def test_validate_stores_prints_and_reports_the_hand_worked_agreement(
     high = (4 * wilson(3 / 4, 4)[1] + 4 * wilson(2 / 4, 4)[1]) / 8
     assert f"churn intent checked by hand on 20 posts: precision {5 / 8:.2f} [{low:.2f}, {high:.2f}]" in page
     assert f"{15 / 128:.2%}" in page and "an estimate" in page
+    in_short = next(line for line in page.splitlines() if "Say they will leave:" in line)  # the verdict's line
+    assert "churn intent checked by hand on 20 posts: precision" in in_short and f"{15 / 128:.2%}" in in_short
+    assert "a lower bound" not in in_short  # a checked share is no longer only a floor
 
 
 def test_a_bad_label_is_named_by_line_and_field_and_the_good_rows_are_used(labelled: tuple[Path, Path]) -> None:
