@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from pathlib import Path
 
-from monitor.analysis import Standing
+from monitor.analysis import Analysis, Standing
 from monitor.digest import build_digest, latest_period
 from monitor.report import write_report
 from tests.analysis_factory import make_analysis
@@ -31,11 +32,16 @@ def test_the_page_shows_who_and_what_escaped(tmp_path: Path) -> None:
     assert "Linked domains" not in section  # an empty list is left out
 
 
+def digest_of(analysis: Analysis) -> EmailMessage:
+    """The digest of the analysis' last day."""
+    period = latest_period(analysis.coverage.last_post, "day", analysis.milestones["announced"].tzinfo)  # type: ignore[arg-type]
+    return build_digest(analysis, period, sender="m@example.org", recipients=["t@example.org"])
+
+
 def test_the_digest_names_the_top_three_of_each_list() -> None:
     analysis = make_analysis()
     analysis.who_what, analysis.baseline_posts = WHO_WHAT, 500
-    period = latest_period(analysis.coverage.last_post, "day", analysis.milestones["announced"].tzinfo)  # type: ignore[arg-type]
-    message = build_digest(analysis, period, sender="m@example.org", recipients=["t@example.org"])
+    message = digest_of(analysis)
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Who and what since the announcement (× the baseline, per post):" in text
     assert "Hashtags: #boycottinstagram 1,234 (new), #instagram 800 (×1.5)" in text
@@ -48,8 +54,7 @@ def test_the_digest_names_the_top_three_of_each_list() -> None:
 def test_without_a_baseline_the_digest_gives_counts_and_says_why() -> None:
     analysis = make_analysis()
     analysis.who_what, analysis.baseline_posts = WHO_WHAT, 0
-    period = latest_period(analysis.coverage.last_post, "day", analysis.milestones["announced"].tzinfo)  # type: ignore[arg-type]
-    message = build_digest(analysis, period, sender="m@example.org", recipients=["t@example.org"])
+    message = digest_of(analysis)
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Who and what since the announcement (the baseline holds 0 posts: counts only):" in text
     assert "Hashtags: #boycottinstagram 1,234, #instagram 800\n" in text
