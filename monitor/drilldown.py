@@ -1,8 +1,9 @@
 """The page's drill-down: each spike's window, posts and terms; example posts of each driver term and aspect.
 
-Pure: the posts come from bounded store reads made after the analysis (pipeline/drilldown.py), since a
-spike's window is known only once the bins are. Here they become bounded excerpts and ranked terms; the
-terms are ranked with the drivers' own log-odds (analysis.rank_drivers), not a second method.
+Pure: a spike's posts come from range reads of its window made after the analysis (pipeline/drilldown.py),
+since a window is known only once the bins are; the reference's terms and the example posts of the driver
+terms and aspects come from the analysis itself (examples.DrillSums). Here they become bounded excerpts and
+ranked terms; the terms are ranked with the drivers' own log-odds (analysis.rank_drivers), not a second method.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import pandas as pd
 
 from monitor.analysis import (
     BIN_WIDTH,
-    NEGATIVE_AT,
     Analysis,
     Driver,
     Spike,
@@ -28,10 +28,9 @@ from monitor.analysis import (
     rank_drivers,
     tokens,
 )
+from monitor.examples import DrillSums, excerpt, with_term
 
 EXAMPLES = 5  # posts per list of a spike: a handful to read, not a feed
-TERM_EXAMPLES = 3  # posts per driver term and per aspect (there are up to 15 terms)
-EXCERPT = 280  # characters of a post shown; a longer text is cut at a word and ends in "…"
 SPIKE_TERMS = 8  # terms and hashtags shown per spike, each
 SPIKE_MIN_Z = 1.96  # a spike's word must be over-represented at 95 %: a spike of 40 posts makes many chance words
 
@@ -86,17 +85,6 @@ class Drilldown:
 
     def spike(self, spike: Spike) -> SpikeDetail | None:
         return next((detail for detail in self.spikes if detail.spike == spike), None)
-
-
-def excerpt(text: str, limit: int = EXCERPT) -> str:
-    """The text on one line (runs of spaces and line breaks as one space); past the limit, cut at the last
-    space before it, with an ellipsis."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
 
 
 def example(row: Mapping[str, Any]) -> Example:
@@ -225,30 +213,33 @@ def spike_terms(focus: Counter[str], baseline: Counter[str], top: int = SPIKE_TE
     return words[:top], hashtags[:top]
 
 
-class ExampleHeaps:
-    """The TERM_EXAMPLES most engaged posts per driver term and per aspect since `since`, fed chunk by chunk.
+def driver_examples(sums: DrillSums, terms: Iterable[str]) -> dict[str, list[Example]]:
+    """Each driver term's most engaged examples among the EXAMPLE_POOL most engaged negative posts since the
+    announcement (a term none of them has gets an empty list)."""
+    return {term: _examples(with_term(sums.negative, term)) for term in terms}
 
-    A driver term's examples are negative posts containing it (the drivers are terms of negative posts);
-    an aspect's are any scored posts tagged with it.
-    """
 
-    def __init__(self, terms: Iterable[str], aspects: Iterable[str], since: Span, keep: int = TERM_EXAMPLES) -> None:
-        self.start, self.end = _naive(since[0]), None if since[1] is None else _naive(since[1])
-        self.terms = {term: TopPosts(keep) for term in terms}
-        self.aspects = {name: TopPosts(keep) for name in aspects}
+def aspect_examples(sums: DrillSums) -> dict[str, list[Example]]:
+    """Each aspect's most engaged scored posts since the announcement."""
+    return {name: _examples(found) for name, found in sums.aspects.items()}
 
-    def add(self, chunk: Chunk) -> None:
-        for row in chunk.between(self.start, self.end):
-            if self.terms and float(row["compound"]) <= NEGATIVE_AT:
-                for term in set(chunk.tokens[row["text"]]) & self.terms.keys():
-                    self.terms[term].push(row)
-            for name in set(str(row["aspects"] or "").split(",")) & self.aspects.keys():
-                self.aspects[name].push(row)
 
-    def examples(self) -> tuple[dict[str, list[Example]], dict[str, list[Example]]]:
-        """(term → examples, aspect → examples), each list most engaged first."""
-        terms = {term: top.examples() for term, top in self.terms.items()}
-        return terms, {name: top.examples() for name, top in self.aspects.items()}
+def _examples(kept: pd.DataFrame | None) -> list[Example]:
+    if kept is None:
+        return []
+    rows = kept.astype(object).where(kept.notna(), None).to_dict("records")
+    return [example({str(name): value for name, value in row.items()}) for row in rows]
+
+
+def merged_spans(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The spans, those that overlap or touch made one, in order: each stretch of time is read once."""
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _naive(moment: datetime) -> datetime:
