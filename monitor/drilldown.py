@@ -8,10 +8,8 @@ ranked terms; the terms are ranked with the drivers' own log-odds (analysis.rank
 
 from __future__ import annotations
 
-import heapq
-from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,14 +21,12 @@ from monitor.analysis import (
     Analysis,
     Driver,
     Spike,
-    TermCounts,
     jsonable,
     rank_drivers,
     tokens,
 )
-from monitor.examples import DrillSums, excerpt, with_term
+from monitor.examples import BIN_ENGAGED, BIN_NEGATIVE, DrillSums, excerpt, in_bins, with_term
 
-EXAMPLES = 5  # posts per list of a spike: a handful to read, not a feed
 SPIKE_TERMS = 8  # terms and hashtags shown per spike, each
 SPIKE_MIN_Z = 1.96  # a spike's word must be over-represented at 95 %: a spike of 40 posts makes many chance words
 
@@ -88,7 +84,7 @@ class Drilldown:
 
 
 def example(row: Mapping[str, Any]) -> Example:
-    """An Example of a store row (DRILL_COLUMNS with engagement; a naive created_at is UTC)."""
+    """An Example of a kept row (examples.EXAMPLE_COLUMNS; a naive created_at is UTC)."""
     return Example(
         created_at=_aware(row["created_at"]),
         source=str(row["source"]),
@@ -113,95 +109,25 @@ def window_counts(bins: pd.DataFrame, span: tuple[datetime, datetime]) -> tuple[
     return int(inside["volume"].sum()), int(inside["reposts"].sum()), len(inside)
 
 
-class TokenCache(dict[str, list[str]]):
-    """analysis.tokens() of each text, worked out once: reposts and copies repeat a text. One per chunk."""
-
-    def __missing__(self, text: str) -> list[str]:
-        found = self[text] = tokens(text)
-        return found
-
-
 Span = tuple[datetime, datetime | None]  # [start, end); end None: no end
 
 
-class Chunk:
-    """One chunk of streamed posts, oldest first (naive UTC created_at), with each text's tokens worked out
-    once; between() finds a span's posts by bisection, not post by post."""
-
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.rows = rows
-        self.moments = [_naive(row["created_at"]) for row in rows]
-        self.tokens = TokenCache()
-
-    def between(self, start: datetime, end: datetime | None) -> Sequence[Mapping[str, Any]]:
-        first = bisect_left(self.moments, start)
-        return self.rows[first : len(self.rows) if end is None else bisect_left(self.moments, end, lo=first)]
-Rank = Callable[[Mapping[str, Any]], tuple[float, ...]]
+def text_terms(texts: Iterable[tuple[str, int]]) -> Counter[str]:
+    """The terms (analysis.tokens) of (text, posts that have it) pairs, each text's counted once per post."""
+    found: Counter[str] = Counter()
+    for text, times in texts:
+        for term in tokens(text):
+            found[term] += times
+    return found
 
 
-def by_engagement(row: Mapping[str, Any]) -> tuple[float, ...]:
-    return (float(row["engagement"] or 0),)
-
-
-def by_negativity(row: Mapping[str, Any]) -> tuple[float, ...]:
-    """The most negative first; among equally negative posts, the most engaged."""
-    return (-float(row["compound"]), float(row["engagement"] or 0))
-
-
-class TopPosts:
-    """The `keep` highest-ranked posts fed to it, each text once (a copy ranked higher replaces the kept one);
-    among equals the one fed first (the posts come oldest first). Memory: `keep` posts."""
-
-    def __init__(self, keep: int, rank: Rank = by_engagement) -> None:
-        self.keep, self.rank = keep, rank
-        self.heap: list[tuple[tuple[float, ...], int, Mapping[str, Any]]] = []
-        self.fed = 0
-
-    def push(self, row: Mapping[str, Any]) -> None:
-        if not self.keep:
-            return
-        self.fed += 1
-        entry = (self.rank(row), -self.fed, row)
-        if len(self.heap) == self.keep and entry[:2] <= self.heap[0][:2]:
-            return  # below every kept post (so below any kept copy of its text too)
-        same = next((n for n, (_, _, kept) in enumerate(self.heap) if kept["text"] == row["text"]), None)
-        if same is not None:
-            if entry[:2] > self.heap[same][:2]:
-                self.heap[same] = entry
-                heapq.heapify(self.heap)
-        elif len(self.heap) < self.keep:
-            heapq.heappush(self.heap, entry)
-        elif entry[:2] > self.heap[0][:2]:
-            heapq.heapreplace(self.heap, entry)
-
-    def examples(self) -> list[Example]:
-        """The posts kept, best first."""
-        return [example(row) for *_, row in sorted(self.heap, key=lambda entry: entry[:2], reverse=True)]
-
-
-class SpanPosts:
-    """One span's posts (a spike's window, the reference): their words, bounded as the drivers' counts are
-    (TermCounts), and the most engaged and the most negative of them."""
-
-    def __init__(self, span: Span, keep: int = EXAMPLES) -> None:
-        self.start, self.end = _naive(span[0]), None if span[1] is None else _naive(span[1])
-        self.counts = TermCounts()
-        self.engaged, self.negative = TopPosts(keep, by_engagement), TopPosts(keep, by_negativity)
-
-    def add(self, chunk: Chunk) -> None:
-        inside = chunk.between(self.start, self.end)
-        found: Counter[str] = Counter()
-        for text, times in Counter(row["text"] for row in inside).items():
-            for term in chunk.tokens[text]:
-                found[term] += times
-        for row in inside:
-            self.engaged.push(row)
-            self.negative.push(row)
-        self.counts.add(focus=found, reference=Counter(), prior=found)
-
-    @property
-    def terms(self) -> Counter[str]:
-        return self.counts.focus
+def segments(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The stretches of time the windows cover, cut at every window's start and end: disjoint, in order, and
+    each window exactly the union of the segments inside it. Each stretch is read once for all its windows."""
+    spans = list(windows)
+    cuts = sorted({moment for span in spans for moment in span})
+    pieces = zip(cuts, cuts[1:], strict=False)
+    return [(start, end) for start, end in pieces if any(a <= start and end <= b for a, b in spans)]
 
 
 def spike_terms(focus: Counter[str], baseline: Counter[str], top: int = SPIKE_TERMS) -> tuple[list[Driver], list[Driver]]:
@@ -224,27 +150,17 @@ def aspect_examples(sums: DrillSums) -> dict[str, list[Example]]:
     return {name: _examples(found) for name, found in sums.aspects.items()}
 
 
+def spike_examples(sums: DrillSums, spike: Spike) -> tuple[list[Example], list[Example]]:
+    """A spike's most engaged and most negative scored posts, from the per-bin lists over its bins."""
+    engaged = in_bins(sums.engaged, spike.start, spike.end, BIN_ENGAGED)
+    return _examples(engaged), _examples(in_bins(sums.most_negative, spike.start, spike.end, BIN_NEGATIVE))
+
+
 def _examples(kept: pd.DataFrame | None) -> list[Example]:
     if kept is None:
         return []
     rows = kept.astype(object).where(kept.notna(), None).to_dict("records")
     return [example({str(name): value for name, value in row.items()}) for row in rows]
-
-
-def merged_spans(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """The spans, those that overlap or touch made one, in order: each stretch of time is read once."""
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _naive(moment: datetime) -> datetime:
-    """UTC without a zone, as the store hands times back in a stream."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _aware(moment: datetime) -> datetime:

@@ -71,7 +71,7 @@ def test_the_drilldown_reads_the_spikes_window_once_and_nothing_else(store: Stor
     assert len(sent) == 1  # the dip and the volume spike share the hour: one read
     statement, parameters = sent[0]
     bounds = [moment_text(value) for value in (parameters.values() if isinstance(parameters, dict) else parameters)]
-    assert "posts.created_at >=" in statement and "posts.created_at <" in statement
+    assert "posts.created_at >=" in statement and "posts.created_at <" in statement and "GROUP BY" in statement
     assert any(b.startswith("2012-12-18 10:00:00") for b in bounds)
     assert any(b.startswith("2012-12-18 11:00:00") for b in bounds)
     ws.close()
