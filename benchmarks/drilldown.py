@@ -3,7 +3,8 @@
 The store is filled as benchmarks/report.py fills it (the simulated backlash tiled to N posts, scored).
 Each measurement runs in its own process, so each peak RSS is its own:
   - the analysis alone (pipeline.analyze_event), the cost every report pays anyway;
-  - the analysis, then the drill-down (bounded reads: ORDER BY … LIMIT per spike, windows streamed);
+  - the analysis, then the drill-down (the spikes' window texts grouped by text in the database; top posts,
+    examples and the reference's words from the analysis);
   - a naive drill-down after the same analysis: every post of the event read into one DataFrame, then
     filtered per spike, per driver term and per aspect in memory.
 
@@ -27,7 +28,7 @@ from monitor.pipeline import open_workspace
 from monitor.pipeline.report import analyze_event
 ws = open_workspace(sys.argv[1])
 began = time.perf_counter()
-analysis = analyze_event(ws, ws.config.events[0].name)
+analysis = analyze_event(ws, ws.config.events[0].name, full=True)  # every child reads every day: the same footing
 analysed = time.perf_counter() - began
 began = time.perf_counter()
 if sys.argv[2] == "drill":

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.config import event_window
+from monitor.examples import ASPECT, BIN_ENGAGED, BIN_NEGATIVE, POOL, DrillSums, Keep, examples_of, merged_examples
 from monitor.language import UNDETERMINED
 from monitor.scoring import primary_language
 
@@ -231,6 +232,9 @@ class Analysis:
     validation: dict[str, Any] | None = None
     # until when the data run (see data_end()): a last bin that ends later is partial
     data_end: datetime | None = None
+    # what the page's drill-down takes from the analysis instead of reading posts again (None: not built
+    # by AnalysisAccumulator); not in summary.json
+    drill: DrillSums | None = None
 
     def partial_bin(self) -> pd.Timestamp | None:
         """The last bin's start when the data stop before that bin ends (its bar is short), else None."""
@@ -1120,6 +1124,10 @@ class AnalysisAccumulator:
         self.terms = TermCounts(limit=term_limit)
         self.aspect_sums = {name: (0, 0.0) for name in event.aspects}  # tagged posts since announced, compound sum
         self.top: pd.DataFrame | None = None
+        self.negative_examples: pd.DataFrame | None = None  # EXAMPLE_POOL most engaged negative posts since announced
+        self.aspect_examples: dict[str, pd.DataFrame | None] = {name: None for name in event.aspects}
+        self.bin_engaged: pd.DataFrame | None = None  # per bin, its most engaged and most negative scored posts
+        self.bin_negative: pd.DataFrame | None = None
         self.who = WhoWhatCounts()
         self.cover = Coverage(simulated=event.simulated)
         self.first: pd.Timestamp | None = None
@@ -1153,7 +1161,9 @@ class AnalysisAccumulator:
         self._add_terms(frame)
         self._add_aspects(frame)
         since = frame["created_at"] >= pd.Timestamp(self.announced)
-        self._add_top(frame[since & frame["scored"] & (frame["compound"] <= NEGATIVE_AT)][_TOP_COLUMNS])
+        negative = frame[since & frame["scored"] & (frame["compound"] <= NEGATIVE_AT)]
+        self._add_top(negative[_TOP_COLUMNS])
+        self._add_examples(frame[frame["scored"]], negative)
         self.who.add(frame[since], _between(frame, self.baseline_start, self.baseline_end))
         self._add_coverage(frame)
         return self
@@ -1197,6 +1207,12 @@ class AnalysisAccumulator:
         for name, (posts, total) in self.aspect_sums.items():
             tagged = wrapped.str.contains(f",{name},", regex=False)
             self.aspect_sums[name] = (posts + int(tagged.sum()), total + float(since["compound"][tagged].sum()))
+            self.aspect_examples[name] = _fed(self.aspect_examples[name], since[tagged], ASPECT)
+
+    def _add_examples(self, scored: pd.DataFrame, negative: pd.DataFrame) -> None:
+        self.negative_examples = _fed(self.negative_examples, negative, POOL)
+        self.bin_engaged = _fed(self.bin_engaged, scored, BIN_ENGAGED)
+        self.bin_negative = _fed(self.bin_negative, scored, BIN_NEGATIVE)
 
     def _add_top(self, candidates: pd.DataFrame) -> None:
         if candidates.empty:
@@ -1245,6 +1261,11 @@ class AnalysisAccumulator:
             self.aspect_sums[name] = (mine[0] + posts, mine[1] + total)
         if other.top is not None:
             self._add_top(other.top)
+        self.negative_examples = merged_examples(self.negative_examples, other.negative_examples, POOL)
+        for name, found in other.aspect_examples.items():
+            self.aspect_examples[name] = merged_examples(self.aspect_examples[name], found, ASPECT)
+        self.bin_engaged = merged_examples(self.bin_engaged, other.bin_engaged, BIN_ENGAGED)
+        self.bin_negative = merged_examples(self.bin_negative, other.bin_negative, BIN_NEGATIVE)
         self.who.merge(other.who)
         self._merge_coverage(other)
         return self
@@ -1306,6 +1327,10 @@ class AnalysisAccumulator:
             window_end=self.window[1],
             who_what=self.who.standings(),
             data_end=end,
+            drill=DrillSums(
+                self.terms.reference, self.terms.prior, self.negative_examples, dict(self.aspect_examples),
+                self.bin_engaged, self.bin_negative,
+            ),  # fmt: skip
         )
 
     @property
@@ -1428,7 +1453,10 @@ class AnalysisAccumulator:
         return found
 
 
-_STATE = ("bin_sums", "source_sums", "windows", "terms", "aspect_sums", "top", "who", "cover", "first", "last")
+_STATE = (
+    "bin_sums", "source_sums", "windows", "terms", "aspect_sums", "top", "negative_examples", "aspect_examples",
+    "bin_engaged", "bin_negative", "who", "cover", "first", "last",
+)  # fmt: skip
 _COVERAGE_COUNTS = (
     "posts", "scored", "reposts", "quotes", "not_scored_language", "unscored", "before_window", "after_window",
     "language_tagged", "language_guessed", "language_undetermined",
@@ -1515,6 +1543,11 @@ def _add_sums(mine: pd.DataFrame | None, other: pd.DataFrame | None) -> pd.DataF
     if stacked.index.is_unique:
         return stacked
     return stacked.groupby(level=list(range(stacked.index.nlevels)), sort=False).sum()
+
+
+def _fed(kept: pd.DataFrame | None, posts: pd.DataFrame, keep: Keep) -> pd.DataFrame | None:
+    """A kept list of example posts (monitor/examples.py) with these posts fed in."""
+    return kept if posts.empty else merged_examples(kept, examples_of(posts, keep, tokens), keep)
 
 
 def _add_counts(counts: dict[str, int], more: Any) -> None:

@@ -1,16 +1,15 @@
 """The page's drill-down: each spike's window, posts and terms; example posts of each driver term and aspect.
 
-Pure: the posts come from bounded store reads made after the analysis (pipeline/drilldown.py), since a
-spike's window is known only once the bins are. Here they become bounded excerpts and ranked terms; the
-terms are ranked with the drivers' own log-odds (analysis.rank_drivers), not a second method.
+Pure: a spike's posts come from range reads of its window made after the analysis (pipeline/drilldown.py),
+since a window is known only once the bins are; the reference's terms and the example posts of the driver
+terms and aspects come from the analysis itself (examples.DrillSums). Here they become bounded excerpts and
+ranked terms; the terms are ranked with the drivers' own log-odds (analysis.rank_drivers), not a second method.
 """
 
 from __future__ import annotations
 
-import heapq
-from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,19 +18,15 @@ import pandas as pd
 
 from monitor.analysis import (
     BIN_WIDTH,
-    NEGATIVE_AT,
     Analysis,
     Driver,
     Spike,
-    TermCounts,
     jsonable,
     rank_drivers,
     tokens,
 )
+from monitor.examples import BIN_ENGAGED, BIN_NEGATIVE, DrillSums, excerpt, in_bins, with_term
 
-EXAMPLES = 5  # posts per list of a spike: a handful to read, not a feed
-TERM_EXAMPLES = 3  # posts per driver term and per aspect (there are up to 15 terms)
-EXCERPT = 280  # characters of a post shown; a longer text is cut at a word and ends in "…"
 SPIKE_TERMS = 8  # terms and hashtags shown per spike, each
 SPIKE_MIN_Z = 1.96  # a spike's word must be over-represented at 95 %: a spike of 40 posts makes many chance words
 
@@ -88,19 +83,8 @@ class Drilldown:
         return next((detail for detail in self.spikes if detail.spike == spike), None)
 
 
-def excerpt(text: str, limit: int = EXCERPT) -> str:
-    """The text on one line (runs of spaces and line breaks as one space); past the limit, cut at the last
-    space before it, with an ellipsis."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
-
-
 def example(row: Mapping[str, Any]) -> Example:
-    """An Example of a store row (DRILL_COLUMNS with engagement; a naive created_at is UTC)."""
+    """An Example of a kept row (examples.EXAMPLE_COLUMNS; a naive created_at is UTC)."""
     return Example(
         created_at=_aware(row["created_at"]),
         source=str(row["source"]),
@@ -125,95 +109,25 @@ def window_counts(bins: pd.DataFrame, span: tuple[datetime, datetime]) -> tuple[
     return int(inside["volume"].sum()), int(inside["reposts"].sum()), len(inside)
 
 
-class TokenCache(dict[str, list[str]]):
-    """analysis.tokens() of each text, worked out once: reposts and copies repeat a text. One per chunk."""
-
-    def __missing__(self, text: str) -> list[str]:
-        found = self[text] = tokens(text)
-        return found
-
-
 Span = tuple[datetime, datetime | None]  # [start, end); end None: no end
 
 
-class Chunk:
-    """One chunk of streamed posts, oldest first (naive UTC created_at), with each text's tokens worked out
-    once; between() finds a span's posts by bisection, not post by post."""
-
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.rows = rows
-        self.moments = [_naive(row["created_at"]) for row in rows]
-        self.tokens = TokenCache()
-
-    def between(self, start: datetime, end: datetime | None) -> Sequence[Mapping[str, Any]]:
-        first = bisect_left(self.moments, start)
-        return self.rows[first : len(self.rows) if end is None else bisect_left(self.moments, end, lo=first)]
-Rank = Callable[[Mapping[str, Any]], tuple[float, ...]]
+def text_terms(texts: Iterable[tuple[str, int]]) -> Counter[str]:
+    """The terms (analysis.tokens) of (text, posts that have it) pairs, each text's counted once per post."""
+    found: Counter[str] = Counter()
+    for text, times in texts:
+        for term in tokens(text):
+            found[term] += times
+    return found
 
 
-def by_engagement(row: Mapping[str, Any]) -> tuple[float, ...]:
-    return (float(row["engagement"] or 0),)
-
-
-def by_negativity(row: Mapping[str, Any]) -> tuple[float, ...]:
-    """The most negative first; among equally negative posts, the most engaged."""
-    return (-float(row["compound"]), float(row["engagement"] or 0))
-
-
-class TopPosts:
-    """The `keep` highest-ranked posts fed to it, each text once (a copy ranked higher replaces the kept one);
-    among equals the one fed first (the posts come oldest first). Memory: `keep` posts."""
-
-    def __init__(self, keep: int, rank: Rank = by_engagement) -> None:
-        self.keep, self.rank = keep, rank
-        self.heap: list[tuple[tuple[float, ...], int, Mapping[str, Any]]] = []
-        self.fed = 0
-
-    def push(self, row: Mapping[str, Any]) -> None:
-        if not self.keep:
-            return
-        self.fed += 1
-        entry = (self.rank(row), -self.fed, row)
-        if len(self.heap) == self.keep and entry[:2] <= self.heap[0][:2]:
-            return  # below every kept post (so below any kept copy of its text too)
-        same = next((n for n, (_, _, kept) in enumerate(self.heap) if kept["text"] == row["text"]), None)
-        if same is not None:
-            if entry[:2] > self.heap[same][:2]:
-                self.heap[same] = entry
-                heapq.heapify(self.heap)
-        elif len(self.heap) < self.keep:
-            heapq.heappush(self.heap, entry)
-        elif entry[:2] > self.heap[0][:2]:
-            heapq.heapreplace(self.heap, entry)
-
-    def examples(self) -> list[Example]:
-        """The posts kept, best first."""
-        return [example(row) for *_, row in sorted(self.heap, key=lambda entry: entry[:2], reverse=True)]
-
-
-class SpanPosts:
-    """One span's posts (a spike's window, the reference): their words, bounded as the drivers' counts are
-    (TermCounts), and the most engaged and the most negative of them."""
-
-    def __init__(self, span: Span, keep: int = EXAMPLES) -> None:
-        self.start, self.end = _naive(span[0]), None if span[1] is None else _naive(span[1])
-        self.counts = TermCounts()
-        self.engaged, self.negative = TopPosts(keep, by_engagement), TopPosts(keep, by_negativity)
-
-    def add(self, chunk: Chunk) -> None:
-        inside = chunk.between(self.start, self.end)
-        found: Counter[str] = Counter()
-        for text, times in Counter(row["text"] for row in inside).items():
-            for term in chunk.tokens[text]:
-                found[term] += times
-        for row in inside:
-            self.engaged.push(row)
-            self.negative.push(row)
-        self.counts.add(focus=found, reference=Counter(), prior=found)
-
-    @property
-    def terms(self) -> Counter[str]:
-        return self.counts.focus
+def segments(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The stretches of time the windows cover, cut at every window's start and end: disjoint, in order, and
+    each window exactly the union of the segments inside it. Each stretch is read once for all its windows."""
+    spans = list(windows)
+    cuts = sorted({moment for span in spans for moment in span})
+    pieces = zip(cuts, cuts[1:], strict=False)
+    return [(start, end) for start, end in pieces if any(a <= start and end <= b for a, b in spans)]
 
 
 def spike_terms(focus: Counter[str], baseline: Counter[str], top: int = SPIKE_TERMS) -> tuple[list[Driver], list[Driver]]:
@@ -225,35 +139,28 @@ def spike_terms(focus: Counter[str], baseline: Counter[str], top: int = SPIKE_TE
     return words[:top], hashtags[:top]
 
 
-class ExampleHeaps:
-    """The TERM_EXAMPLES most engaged posts per driver term and per aspect since `since`, fed chunk by chunk.
-
-    A driver term's examples are negative posts containing it (the drivers are terms of negative posts);
-    an aspect's are any scored posts tagged with it.
-    """
-
-    def __init__(self, terms: Iterable[str], aspects: Iterable[str], since: Span, keep: int = TERM_EXAMPLES) -> None:
-        self.start, self.end = _naive(since[0]), None if since[1] is None else _naive(since[1])
-        self.terms = {term: TopPosts(keep) for term in terms}
-        self.aspects = {name: TopPosts(keep) for name in aspects}
-
-    def add(self, chunk: Chunk) -> None:
-        for row in chunk.between(self.start, self.end):
-            if self.terms and float(row["compound"]) <= NEGATIVE_AT:
-                for term in set(chunk.tokens[row["text"]]) & self.terms.keys():
-                    self.terms[term].push(row)
-            for name in set(str(row["aspects"] or "").split(",")) & self.aspects.keys():
-                self.aspects[name].push(row)
-
-    def examples(self) -> tuple[dict[str, list[Example]], dict[str, list[Example]]]:
-        """(term → examples, aspect → examples), each list most engaged first."""
-        terms = {term: top.examples() for term, top in self.terms.items()}
-        return terms, {name: top.examples() for name, top in self.aspects.items()}
+def driver_examples(sums: DrillSums, terms: Iterable[str]) -> dict[str, list[Example]]:
+    """Each driver term's most engaged examples among the EXAMPLE_POOL most engaged negative posts since the
+    announcement (a term none of them has gets an empty list)."""
+    return {term: _examples(with_term(sums.negative, term)) for term in terms}
 
 
-def _naive(moment: datetime) -> datetime:
-    """UTC without a zone, as the store hands times back in a stream."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+def aspect_examples(sums: DrillSums) -> dict[str, list[Example]]:
+    """Each aspect's most engaged scored posts since the announcement."""
+    return {name: _examples(found) for name, found in sums.aspects.items()}
+
+
+def spike_examples(sums: DrillSums, spike: Spike) -> tuple[list[Example], list[Example]]:
+    """A spike's most engaged and most negative scored posts, from the per-bin lists over its bins."""
+    engaged = in_bins(sums.engaged, spike.start, spike.end, BIN_ENGAGED)
+    return _examples(engaged), _examples(in_bins(sums.most_negative, spike.start, spike.end, BIN_NEGATIVE))
+
+
+def _examples(kept: pd.DataFrame | None) -> list[Example]:
+    if kept is None:
+        return []
+    rows = kept.astype(object).where(kept.notna(), None).to_dict("records")
+    return [example({str(name): value for name, value in row.items()}) for row in rows]
 
 
 def _aware(moment: datetime) -> datetime:

@@ -24,8 +24,10 @@ from monitor.wording import (
     adjusted_churn_note,
     baseline_note,
     checked_note,
+    driver_examples_note,
     feeds_text,
     language_note,
+    no_driver_example,
     p_value,
     partial_bin_note,
     per_bin,
@@ -304,6 +306,8 @@ def drill_context(analysis: Analysis, drill: Drilldown, spots: dict[str, list[Sp
         "spike_anchors": [detail.anchor for detail in drill.spikes],
         "driver_rows": driver_rows(analysis, drill, zone),
         "aspect_rows": aspect_rows(analysis, drill, zone),
+        "driver_note": driver_examples_note(),
+        "no_driver_example": no_driver_example(),
         "spots": {name: spot_links(found, drill, analysis, SPOT_MIN_WIDTH[name]) for name, found in spots.items()},
     }
 

@@ -610,38 +610,33 @@ class Store:
 
     # ---- drill-down: the posts of a span, streamed after the analysis ------------------------
 
-    def iter_window_posts(
+    def iter_window_texts(
         self, event_name: str, scorer: str, span: tuple[datetime, datetime | None], chunk_size: int = 20_000
-    ) -> Iterator[list[dict[str, Any]]]:
-        """The event's scored posts created in span [start, end) (end None: no end), oldest first, in chunks:
-        DRILL_COLUMNS with engagement, created_at naive UTC as stored; streamed (server-side on PostgreSQL),
-        so memory holds one chunk."""
-        query = self._drill_query(event_name, scorer, span)
-        with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
-            names = list(result.keys())
-            for partition in result.partitions(chunk_size):
-                # plain tuples zipped into dicts: SQLAlchemy's mapping rows cost several µs per post here
-                yield [dict(zip(names, row, strict=True)) for row in partition]
+    ) -> Iterator[list[tuple[str, int]]]:
+        """(text, posts) of the event's scored posts created in span [start, end) (end None: no end): each
+        distinct text once with the number of posts that have it (reposts repeat texts), in chunks; streamed
+        (server-side on PostgreSQL), so memory holds one chunk.
 
-    def _drill_query(self, event_name: str, scorer: str, span: tuple[datetime, datetime | None]) -> Any:
-        """The event's scored posts in the span, oldest first. The time range leads (the event's membership is
-        an EXISTS), so the planner walks the created_at index over the span instead of the whole event."""
+        The time range leads (the event's membership is an EXISTS), so the planner walks the created_at index
+        over the span instead of the whole event; the database counts the copies, not Python.
+        """
         posts, scores, members = posts_table.c, scores_table.c, event_posts_table.c
-        columns = [posts[name] for name in DRILL_COLUMNS if name in posts]
-        columns += [scores.compound, scores.aspects, _engagement().label("engagement")]
         scored = and_(scores.source == posts.source, scores.post_id == posts.post_id, scores.scorer == scorer)
         member = select(members.post_id).where(
             members.event == event_name, members.source == posts.source, members.post_id == posts.post_id
         )
         start, end = span
         query = (
-            select(*columns)
+            select(posts.text, func.count())
             .select_from(posts_table.join(scores_table, scored))
             .where(posts.created_at >= utc_naive(start), scores.status == "scored", member.exists())
-            .order_by(posts.created_at, posts.source, posts.post_id)
+            .group_by(posts.text)
         )
-        return query if end is None else query.where(posts.created_at < utc_naive(end))
+        query = query if end is None else query.where(posts.created_at < utc_naive(end))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
+            for partition in result.partitions(chunk_size):
+                yield [(str(text), int(count)) for text, count in partition]
 
     # ---- the analysis in per-day parts ------------------------------------------------------
 
@@ -1217,15 +1212,6 @@ def _write_progress(conn: Connection, progress: RunProgress, new_in_page: int) -
     values = {"posts_read": progress.posts_read, "cost_usd": progress.cost_usd}
     values["posts_new"] = progress.posts_new_before + new_in_page
     conn.execute(runs_table.update().where(runs_table.c.id == progress.run_id).values(**values))
-
-
-DRILL_COLUMNS = ("source", "post_id", "created_at", "author", "text", "url", "reposts", "compound", "aspects")
-
-
-def _engagement() -> Any:
-    """likes + reposts + replies of a post, a missing count as 0 (as the analysis counts it)."""
-    posts = posts_table.c
-    return func.coalesce(posts.likes, 0) + func.coalesce(posts.reposts, 0) + func.coalesce(posts.replies, 0)
 
 
 def _aware_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from monitor.analysis import (
     checked_class,
     churn_share_adjusted,
 )
+from monitor.examples import EXAMPLE_POOL
 
 if TYPE_CHECKING:
     from monitor.drilldown import SpikeDetail
@@ -458,6 +459,19 @@ def repost_note(detail: SpikeDetail) -> str:
     if not detail.reposts:
         return "no reposts"
     return f"{share(detail.repost_share)} were reposts ({detail.reposts:,} of {detail.posts:,})"
+
+
+def driver_examples_note() -> str:
+    """Where a driver term's example posts come from (the analysis keeps only the most engaged negative posts)."""
+    return (
+        f"Each word's examples are its most engaged posts among the {EXAMPLE_POOL:,} most engaged negative posts "
+        "since the announcement."
+    )
+
+
+def no_driver_example() -> str:
+    """What a driver term's examples say when none of the kept negative posts has it."""
+    return f"No example among the {EXAMPLE_POOL:,} most engaged negative posts since the announcement."
 
 
 def term_reference(analysis: Analysis) -> str:

@@ -1,12 +1,14 @@
-"""The drill-down's read: an event's scored posts of a span streamed oldest first (SQLite and PostgreSQL), and the
-bounded lists it keeps of them (TopPosts)."""
+"""The drill-down's read: the texts of an event's scored posts of a span streamed oldest first (SQLite and
+PostgreSQL), and the bounded, mergeable lists of example posts the analysis keeps (monitor/examples.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from monitor.drilldown import TopPosts, by_engagement, by_negativity
+import pandas as pd
+
+from monitor.analysis import tokens
+from monitor.examples import BY_ENGAGEMENT, BY_NEGATIVITY, Keep, examples_of, merged_examples
 from monitor.posts import Post
 from monitor.store import Store
 
@@ -42,51 +44,74 @@ def add_window(store: Store) -> None:
     store.add_scores(scores)
 
 
-def window(store: Store, span: tuple[datetime, datetime | None], chunk_size: int = 20_000) -> list[dict[str, Any]]:
-    return [row for chunk in store.iter_window_posts("e", "k", span, chunk_size) for row in chunk]
+def window(store: Store, span: tuple[datetime, datetime | None], chunk_size: int = 20_000) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in store.iter_window_texts("e", "k", span, chunk_size):
+        assert len(chunk) <= chunk_size
+        for text, posts in chunk:
+            assert text not in found  # each text once
+            found[text] = posts
+    return found
 
 
-def test_a_spans_scored_posts_of_the_event_stream_oldest_first_up_to_its_end(store: Store) -> None:
+def test_a_spans_scored_posts_come_as_their_texts_each_with_its_number_of_posts(store: Store) -> None:
     add_window(store)
-    chunks = list(store.iter_window_posts("e", "k", HOUR, chunk_size=3))
-    assert [len(chunk) for chunk in chunks] == [3, 3, 1]
-    assert [row["post_id"] for chunk in chunks for row in chunk] == ["0", "1", "2", "3", "4", "5", "6"]
-    first = chunks[0][2]
-    assert (first["text"], first["author"], first["engagement"], first["reposts"]) == ("most liked", "user2", 45, 2)
-    assert first["compound"] == -0.2 and first["aspects"] == "ads"
-    assert first["created_at"].replace(tzinfo=UTC) == T0 + timedelta(minutes=10)  # naive UTC, as stored
-    assert chunks[1][2]["engagement"] == 0  # no counts at all: 0, as the analysis counts them
-    everything = window(store, (T0 + timedelta(minutes=59), None))
-    assert [row["post_id"] for row in everything] == ["6", "7"]
-    assert len(window(store, (T0, None))) == 8  # neither the other event's post nor the unscored one
+    hour = {"first, calm": 1, "angry one": 1, "most liked": 1, "copied text": 2, "no counts at all": 1, "last minute": 1}
+    assert window(store, HOUR, chunk_size=2) == hour  # the 7 posts of the hour, the copy counted twice
+    assert window(store, (T0 + timedelta(minutes=59), None)) == {"last minute": 1, "next hour, very liked and very angry": 1}
+    assert sum(window(store, (T0, None)).values()) == 8  # neither the other event's post nor the unscored one
 
 
 def test_posts_another_scorer_scored_are_not_in_the_span(store: Store) -> None:
     add_window(store)
-    assert list(store.iter_window_posts("e", "another-scorer", HOUR)) == []
+    assert list(store.iter_window_texts("e", "another-scorer", HOUR)) == []
 
 
-def feed(top: TopPosts) -> list[str]:
-    for n, (minute, text, likes, reposts, replies, compound) in enumerate(ROWS):
-        engagement = (likes or 0) + (reposts or 0) + (replies or 0)
-        top.push({"source": "x", "post_id": str(n), "created_at": T0 + timedelta(minutes=minute), "author": None,
-                  "text": text, "url": None, "compound": compound, "engagement": engagement, "reposts": reposts})  # fmt: skip
-    return [f"{example.post_id} {example.text}" for example in top.examples()]
+def posts(numbers: range = range(len(ROWS))) -> pd.DataFrame:
+    """ROWS as the analysis feeds them (engagement = likes + reposts + replies, a missing count as 0)."""
+    return pd.DataFrame([
+        {"source": "x", "post_id": str(n), "created_at": T0 + timedelta(minutes=ROWS[n][0]), "author": None,
+         "text": ROWS[n][1], "url": None, "compound": ROWS[n][5], "reposts": ROWS[n][3] or 0,
+         "engagement": sum(count or 0 for count in ROWS[n][2:5])}
+        for n in numbers
+    ])  # fmt: skip
+
+
+def kept(keep: Keep, *parts: range) -> list[str]:
+    """The list kept of ROWS fed in parts (as days are), each part's list merged into the others'."""
+    total = None
+    for part in parts:
+        total = merged_examples(total, examples_of(posts(part), keep, tokens), keep)
+    assert total is not None
+    return [f"{row.post_id} {row.text}" for row in total.itertuples()]
 
 
 def test_the_most_engaged_are_kept_each_text_once_the_best_copy() -> None:
-    assert feed(TopPosts(3, by_engagement)) == ["7 next hour, very liked and very angry", "2 most liked", "4 copied text"]
+    expected = ["7 next hour, very liked and very angry", "2 most liked", "4 copied text"]
+    assert kept(Keep(3, BY_ENGAGEMENT), range(8)) == expected
+    assert kept(Keep(3, BY_ENGAGEMENT), range(4), range(4, 8)) == expected  # the copies in different parts
+    assert kept(Keep(3, BY_ENGAGEMENT), range(4, 8), range(4)) == expected
 
 
 def test_the_most_negative_are_kept_the_more_engaged_first_among_equals() -> None:
-    assert feed(TopPosts(4, by_negativity)) == [
-        "7 next hour, very liked and very angry", "5 no counts at all", "1 angry one", "4 copied text",
-    ]  # fmt: skip
+    expected = ["7 next hour, very liked and very angry", "5 no counts at all", "1 angry one", "4 copied text"]
+    assert kept(Keep(4, BY_NEGATIVITY), range(8)) == expected
+    assert kept(Keep(4, BY_NEGATIVITY), range(0, 8, 2), range(1, 8, 2)) == expected
 
 
 def test_among_equals_the_earlier_post_is_kept() -> None:
-    top = TopPosts(1, by_engagement)
-    for n in range(3):
-        top.push({"source": "x", "post_id": str(n), "created_at": T0, "author": None, "text": f"t{n}", "url": None,
-                  "compound": 0.0, "engagement": 7, "reposts": 0})  # fmt: skip
-    assert [example.post_id for example in top.examples()] == ["0"]
+    frame = pd.DataFrame([
+        {"source": "x", "post_id": str(n), "created_at": T0 + timedelta(minutes=2 - n), "author": None,
+         "text": f"t{n}", "url": None, "compound": 0.0, "engagement": 7, "reposts": 0}
+        for n in range(3)
+    ])  # fmt: skip
+    assert examples_of(frame, Keep(1), tokens)["post_id"].tolist() == ["2"]  # the earliest
+
+
+def test_a_kept_text_is_an_excerpt_with_its_terms_and_copies_are_told_by_the_whole_text() -> None:
+    long = "photos " * 60
+    frame = posts(range(2)).assign(text=[long + "alpha", long + "beta"])
+    found = examples_of(frame, Keep(5), tokens)
+    assert len(found) == 2 and found["key"].nunique() == 2  # the same first 280 characters, two texts
+    assert all(len(text) <= 280 and text.endswith("…") for text in found["text"])
+    assert found["terms"].tolist() == ["alpha photos", "beta photos"]

@@ -146,14 +146,14 @@ def analysis_fingerprint(ws: Workspace, event: EventConfig) -> str:
     import numpy as np
     import pandas as pd
 
-    from monitor import analysis
+    from monitor import analysis, examples
 
     inputs = {
         "event": event.model_dump(mode="json"),
         "milestones": ws.config.milestones_utc(event),
         "timezone": ws.config.timezone,
         "scorer": scorer_spec(ws).key(),
-        "analysis_code": hashlib.sha256(Path(analysis.__file__).read_bytes()).hexdigest(),
+        "analysis_code": [hashlib.sha256(Path(str(code.__file__)).read_bytes()).hexdigest() for code in (analysis, examples)],
         "libraries": [pd.__version__, np.__version__],
         "format": STATE_FORMAT,
     }

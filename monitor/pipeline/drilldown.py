@@ -1,68 +1,95 @@
-"""The drill-down of an analysed event, read from the store after the analysis (its spikes are known then).
+"""The drill-down of an analysed event, after the analysis (its spikes are known then).
 
-One streamed pass over the event's scored posts, from the earliest span's start to the window's end, feeds
-every spike's words and top posts, the reference's words, and the examples of each driver term and aspect;
-memory holds one chunk, term counts bounded as the drivers' are, and a handful of posts per list.
+Only the texts of the spikes' windows are read from the store, for their words: the stretch of time the
+windows cover is cut at every window's start and end, and each piece is one range read on the created_at
+index that the database groups by text, so overlapping windows are read once. Everything else comes from
+the analysis (Analysis.drill, kept in its per-day parts): what the spikes' words are measured against,
+each spike's top posts (from per-bin lists) and the example posts of each driver term and aspect, so a
+report's cost stays with the days that changed and the spikes' own texts.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from monitor.pipeline.workspace import Workspace, scorer_spec
 
 if TYPE_CHECKING:
     from monitor.analysis import Analysis, Spike
-    from monitor.drilldown import Drilldown, ExampleHeaps, Span, SpanPosts, SpikeDetail
+    from monitor.drilldown import Drilldown, Span, SpikeDetail
 
-DRILL_CHUNK = 20_000  # posts in memory at once while streaming the window
+DRILL_CHUNK = 20_000  # distinct texts in memory at once while reading a window
 
 
 def drill_down(ws: Workspace, analysis: Analysis) -> Drilldown:
-    """Each spike's window, top posts and words; the example posts of each driver term and aspect."""
-    from monitor.drilldown import Drilldown, ExampleHeaps, SpanPosts, announced_at, spike_span
+    """Each spike's window, top posts and words; the example posts of each driver term and aspect.
+
+    An Analysis not built by AnalysisAccumulator (no `drill`) gets its reference's words from a read of the
+    reference span, and no example posts.
+    """
+    from monitor.drilldown import Drilldown, aspect_examples, driver_examples, segments, spike_span
 
     windows = [spike_span(spike, analysis.bin) for spike in analysis.spikes]
-    spikes = [SpanPosts(window) for window in windows]
-    reference = SpanPosts(reference_span(analysis), keep=0)  # its words only
-    since = (announced_at(analysis), analysis.window_end)
-    heaps = ExampleHeaps([d.term for d in analysis.drivers], [a.aspect for a in analysis.aspects], since)
-    start = min([since[0], *(window[0] for window in windows), *([reference_span(analysis)[0]] if windows else [])])
-    _scan(ws, analysis, (start, analysis.window_end), [*spikes, reference] if spikes else [], heaps)
+    pieces = {piece: span_terms(ws, analysis, piece) for piece in segments(windows)}
+    spikes = [
+        _summed(terms for (start, end), terms in pieces.items() if window[0] <= start and end <= window[1])
+        for window in windows
+    ]
+    reference = reference_terms(ws, analysis) if spikes else Counter()
     numbered = enumerate(zip(analysis.spikes, spikes, strict=True), 1)
-    details = [_detail(analysis, number, spike, posts, reference) for number, (spike, posts) in numbered]
-    drivers, aspects = heaps.examples()
-    return Drilldown(spikes=details, drivers=drivers, aspects=aspects)
+    details = [_detail(analysis, number, spike, terms, reference) for number, (spike, terms) in numbered]
+    if analysis.drill is None:
+        return Drilldown(spikes=details)
+    drivers = driver_examples(analysis.drill, [d.term for d in analysis.drivers])
+    return Drilldown(spikes=details, drivers=drivers, aspects=aspect_examples(analysis.drill))
+
+
+def reference_terms(ws: Workspace, analysis: Analysis) -> Counter[str]:
+    """The words a spike's are measured against: the scored posts' of the baseline; when it is thin (as for
+    the spike sizes), the whole window's (the spike's own posts are taken out in _detail)."""
+    if analysis.drill is not None:
+        return analysis.drill.prior if analysis.baseline_fallback else analysis.drill.reference
+    return span_terms(ws, analysis, reference_span(analysis))
 
 
 def reference_span(analysis: Analysis) -> Span:
-    """What a spike's words are measured against: the baseline; when it is thin (as for the spike sizes),
-    the whole window, the spike's own posts taken out of it."""
+    """The baseline; when it is thin, the whole window."""
     if analysis.baseline_fallback and analysis.window_start is not None:
         return analysis.window_start, analysis.window_end
     return analysis.baseline_start, analysis.baseline_end
 
 
-def _scan(ws: Workspace, analysis: Analysis, span: Span, spans: list[SpanPosts], heaps: ExampleHeaps) -> None:
-    """One streamed pass over the event's scored posts in span, feeding every span's posts and the examples."""
-    from monitor.drilldown import Chunk
+def span_terms(ws: Workspace, analysis: Analysis, span: Span) -> Counter[str]:
+    """The terms of the event's scored posts in span, bounded as the drivers' counts are (TermCounts)."""
+    from monitor.analysis import TermCounts
+    from monitor.drilldown import text_terms
 
-    for rows in ws.store.iter_window_posts(analysis.event, scorer_spec(ws).key(), span, DRILL_CHUNK):
-        chunk = Chunk(rows)
-        for posts in spans:
-            posts.add(chunk)
-        heaps.add(chunk)
+    counts = TermCounts()
+    for texts in ws.store.iter_window_texts(analysis.event, scorer_spec(ws).key(), span, DRILL_CHUNK):
+        found = text_terms(texts)
+        counts.add(focus=found, reference=Counter(), prior=found)
+    return counts.focus
 
 
-def _detail(analysis: Analysis, number: int, spike: Spike, posts: SpanPosts, reference: SpanPosts) -> SpikeDetail:
-    from monitor.drilldown import SpikeDetail, spike_span, spike_terms, window_counts
+def _summed(parts: Iterable[Counter[str]]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for part in parts:
+        total.update(part)
+    return total
+
+
+def _detail(analysis: Analysis, number: int, spike: Spike, terms: Counter[str], reference: Counter[str]) -> SpikeDetail:
+    from monitor.drilldown import SpikeDetail, spike_examples, spike_span, spike_terms, window_counts
 
     span = spike_span(spike, analysis.bin)
     volume, reposts, bins = window_counts(analysis.bins, span)
-    against = reference.terms - posts.terms if analysis.baseline_fallback else reference.terms
-    words, hashtags = spike_terms(posts.terms, against)
+    against = reference - terms if analysis.baseline_fallback else reference
+    words, hashtags = spike_terms(terms, against)
+    engaged, negative = ([], []) if analysis.drill is None else spike_examples(analysis.drill, spike)
     return SpikeDetail(
         number=number, spike=spike, start=span[0], end=span[1], posts=volume, reposts=reposts,
         expected=spike.baseline_value * bins if spike.kind == "volume" else None,
-        engaged=posts.engaged.examples(), negative=posts.negative.examples(), terms=words, hashtags=hashtags,
+        engaged=engaged, negative=negative, terms=words, hashtags=hashtags,
     )  # fmt: skip
