@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.analysis import Analysis, Shift, Spike
-from monitor.drilldown import Drilldown, Example, SpikeDetail, with_drilldown
+from monitor.drilldown import Drilldown, Example, SpikeDetail, spike_span, with_drilldown
 from monitor.wording import (
     adjusted_churn_note,
     baseline_note,
@@ -286,7 +286,7 @@ def spike_row(spike: Spike, analysis: Analysis, zone: ZoneInfo) -> dict[str, str
         "kind": spike.kind,
         "start": local(spike.start, zone),
         "peak": local(spike.peak, zone),
-        "end": local(spike.end, zone),
+        "end": local(spike_span(spike, analysis.bin)[1], zone),  # the last bin's end, as its section says
         "peak_value": peak,
         "size": spike_size(spike, analysis),
         "z": f"{spike.z:.1f}",

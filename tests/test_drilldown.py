@@ -111,6 +111,8 @@ def test_each_spike_has_its_window_volume_and_repost_share(folder: Path) -> None
     page = (folder / "index.html").read_text(encoding="utf-8")
     assert "40 posts in 1 hour, ×40.0 the 1 expected at the baseline&#39;s median (1 per hour)" in page
     assert "25\u00a0% were reposts (10 of 40)" in page
+    row = page[page.index(">volume 2</a>") :].split("</tr>")[0]  # the spikes table's row: it ends where the section does
+    assert '<td data-label="start">2012-12-18 10:00 UTC</td>' in row and '<td data-label="end">2012-12-18 11:00 UTC</td>' in row
 
 
 def test_a_spikes_top_posts_are_its_most_engaged_and_most_negative_each_text_once(folder: Path) -> None:
