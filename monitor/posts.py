@@ -156,11 +156,13 @@ def parse_timestamp(value: str, default_tz: tzinfo = UTC) -> datetime:
     text = value.strip()
     if not text:
         raise ValueError("empty timestamp")
+    return as_utc(_parse_any(text), default_tz, text)
+
+
+def as_utc(moment: datetime, default_tz: tzinfo, text: str) -> datetime:
+    """A parsed time in UTC, read in default_tz when it has no offset; ValueError when out of range."""
     try:
-        moment = _parse_any(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=default_tz)
-        return moment.astimezone(UTC)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=default_tz)).astimezone(UTC)
     except OverflowError:  # year 1 or 9999 moved by an offset
         raise ValueError(f"{text[:40]!r} is out of the range of dates") from None
 

@@ -167,6 +167,17 @@ def test_a_mapped_date_column_is_named_and_a_date_off_the_format_rejected(
     assert stored(write_config()) == [(midnight, "one"), (midnight, "two")]  # "two" was ISO: the first run kept it
 
 
+def test_a_date_format_time_out_of_range_is_a_rejected_row_not_a_crash(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    archive = tmp_path / "far.csv"
+    text = "created_at,text\n01/01/0001 00:00 +0100,too early for any calendar\n13/11/2022 21:05 +0000,kept\n"
+    result = import_text(write_config(), archive, text, "--date-format", "%d/%m/%Y %H:%M %z")
+    assert result.exit_code == 3, result.output
+    assert "  line 2: created_at: '01/01/0001 00:00 +0100' is out of the range of dates" in result.output
+    assert [text for _, text in stored(write_config())] == ["kept"]
+
+
 def test_a_date_format_strptime_cannot_read_is_a_usage_error(write_config: Callable[..., Path], tmp_path: Path) -> None:
     archive = tmp_path / "dates.csv"
     result = import_text(write_config(), archive, DAY_FIRST, "--date-format", "%d/%m/%Q")

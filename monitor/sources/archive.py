@@ -30,6 +30,7 @@ from monitor.posts import (
     MAX_TEXT_CHARS,
     CheckedPost,
     Post,
+    as_utc,
     parse_timestamp,
     stable_post_id,
 )
@@ -90,18 +91,19 @@ class Dates:
             raise ValueError(f"{where}: {error}") from None
 
     def _parse(self, stamp: str) -> datetime:
+        stamp = stamp.strip()
         if self.date_format is None:
-            if match := _NUMERIC_DATE.match(stamp.strip()):
+            if match := _NUMERIC_DATE.match(stamp):
                 raise ValueError(
-                    f"{stamp.strip()[:40]!r} could be day/month or month/day; say which with --date-format, "
-                    f"e.g. --date-format '{_day_first_format(match, stamp.strip())}'"
+                    f"{stamp[:40]!r} could be day/month or month/day; say which with --date-format, "
+                    f"e.g. --date-format '{_day_first_format(match, stamp)}'"
                 )
             return parse_timestamp(stamp, self.tz)
         try:
-            moment = datetime.strptime(stamp.strip(), self.date_format)
+            moment = datetime.strptime(stamp, self.date_format)
         except ValueError:
-            raise ValueError(f"{stamp.strip()[:40]!r} does not match --date-format {self.date_format!r}") from None
-        return (moment if moment.tzinfo else moment.replace(tzinfo=self.tz)).astimezone(UTC)
+            raise ValueError(f"{stamp[:40]!r} does not match --date-format {self.date_format!r}") from None
+        return as_utc(moment, self.tz, stamp)
 
 
 # 11/09/2022, 13.11.22, 9-11-2022 10:00: day and month in an order only the file's author knows
@@ -117,7 +119,7 @@ def _day_first_format(match: re.Match[str], stamp: str) -> str:
 
 def check_date_format(date_format: str) -> str:
     """A --date-format that strptime can read back what strftime wrote with it; else a usage error."""
-    sample = datetime(2022, 11, 13, 21, 5, 7)
+    sample = datetime(2022, 11, 13, 21, 5, 7, tzinfo=UTC)  # aware: a format with %z or %Z writes an offset
     try:
         datetime.strptime(sample.strftime(date_format), date_format)
     except ValueError as error:
