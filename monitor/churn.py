@@ -28,9 +28,9 @@ class ChurnDetector:
     """Finds first-person statements of leaving the platforms named in `platforms`."""
 
     def __init__(self, patterns: Sequence[str], platforms: Iterable[str]) -> None:
-        compiled = [re.compile(part, re.IGNORECASE | re.MULTILINE) for part in churn_parts(patterns, platforms)]
-        self.patterns = compiled
-        self.gate = GatedSearch(compiled)
+        self.gate = GatedSearch(
+            [re.compile(part, re.IGNORECASE | re.MULTILINE) for part in churn_parts(patterns, platforms)]
+        )
 
     def found(self, text: str) -> bool:
         """Whether the (preprocessed) text states its author's intent to leave."""

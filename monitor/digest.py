@@ -544,18 +544,36 @@ def build_digest(
     *,
     sender: str,
     recipients: Sequence[str],
-    timeline_png: bytes | None = None,
     dashboard_link: str | None = None,
     spend: Spend | None = None,
     now: datetime | None = None,
 ) -> EmailMessage:
     """The digest email of one period: text and HTML alternatives, a chart made for ~600 px inline by cid
-    (the period's days highlighted). timeline_png is not used: the report's 1600 px chart is unreadable in a mail."""
+    (the period's days highlighted; the report's 1600 px chart is unreadable in a mail)."""
     from monitor.plots import small_timeline_png
 
     view = digest_view(analysis, period, dashboard_link, spend)
     timeline_png = small_timeline_png(analysis, (period.start, period.end))
-    return _compose("digest", view, f"{view.title} — {view.headline}", timeline_png, sender, recipients, now)
+    return _compose("digest", view, _digest_subject(view), timeline_png, sender, recipients, now)
+
+
+def digest_subject(analysis: Analysis, period: Period) -> str:
+    """The digest's subject line, its headline, without drawing its chart (what a chat gets)."""
+    view = digest_view(analysis, period)
+    return _subject(view, _digest_subject(view))
+
+
+def _digest_subject(view: DigestView) -> str:
+    return f"{view.title} — {view.headline}"
+
+
+def _subject(view: DigestView | AlertView, subject: str) -> str:
+    return ("[simulated] " if view.simulated else "") + subject
+
+
+def message_id(sender: str) -> str:
+    """A new Message-ID in the sender's domain."""
+    return make_msgid("backlash", _domain(sender))
 
 
 @dataclass
@@ -620,11 +638,11 @@ def _compose(
     view.chart_cid = chart_cid[1:-1] if chart_cid else None
     text, html = render(f"{template}.txt", view=view), render(f"{template}.html", view=view)
     message = EmailMessage()
-    message["Subject"] = ("[simulated] " if view.simulated else "") + subject
+    message["Subject"] = _subject(view, subject)
     message["From"] = sender
     message["To"] = ", ".join(recipients) if recipients else NO_RECIPIENTS
     message["Date"] = format_datetime(now or datetime.now(UTC))
-    message["Message-ID"] = make_msgid("backlash", _domain(sender))
+    message["Message-ID"] = message_id(sender)
     message.set_content(text, charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     if png is not None and chart_cid is not None:

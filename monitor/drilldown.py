@@ -18,7 +18,6 @@ import pandas as pd
 
 from monitor.analysis import (
     BIN_WIDTH,
-    Analysis,
     Driver,
     Spike,
     jsonable,
@@ -165,11 +164,6 @@ def _examples(kept: pd.DataFrame | None) -> list[Example]:
 
 def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def announced_at(analysis: Analysis) -> datetime:
-    """The announcement (or the first milestone): since then is what the drivers and aspects describe."""
-    return analysis.milestones.get("announced", min(analysis.milestones.values()))
 
 
 def with_drilldown(summary: dict[str, Any], drill: Drilldown) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.config import EventConfig
-from monitor.pipeline.workspace import Workspace, scorer_spec
+from monitor.pipeline.workspace import Workspace, current_scorer
 from monitor.store import AnalysisPart, day_key
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ STATE_FORMAT = 1  # raise when what state() holds changes shape outside monitor/
 
 def accumulate_event(ws: Workspace, event: EventConfig, full: bool = False) -> AnalysisAccumulator:
     """The event's accumulator: stored day parts where current, the other days (every day with full) recomputed."""
-    fingerprint = analysis_fingerprint(ws, event)
+    fingerprint = parts_key(ws, event)
     parts = ws.store.analysis_parts(event.name)
     if full or parts is None or not any(part.current(fingerprint) for part in parts.values()):
         return _accumulate_all(ws, event, fingerprint)  # nothing to reuse: one read beats a query per day
@@ -44,7 +44,7 @@ def accumulate_event(ws: Workspace, event: EventConfig, full: bool = False) -> A
         if stored is not None:
             total.merge(_restored(ws, event, stored))
             continue
-        frames = ws.store.iter_analysis_frames(event.name, _scorer(ws), chunk_size=ANALYSIS_CHUNK, day=day)
+        frames = ws.store.iter_analysis_frames(event.name, current_scorer(ws), chunk_size=ANALYSIS_CHUNK, day=day)
         total.merge(_recomputed(ws, event, day, replace(part, fingerprint=fingerprint), frames))
     return total
 
@@ -58,7 +58,7 @@ def _accumulate_all(ws: Workspace, event: EventConfig, fingerprint: str) -> Anal
     versions = ws.store.analysis_versions(event.name)
     total = analysis_accumulator(ws, event)
     # fetched in fifths of a part's chunk: what waits to fill a day's chunk stays small beside it
-    stream = ws.store.iter_analysis_frames(event.name, _scorer(ws), chunk_size=ANALYSIS_CHUNK // 5)
+    stream = ws.store.iter_analysis_frames(event.name, current_scorer(ws), chunk_size=ANALYSIS_CHUNK // 5)
     for day, frames in day_pieces(stream, ANALYSIS_CHUNK):
         part = AnalysisPart(versions.get(day, 0), None, fingerprint)
         total.merge(_recomputed(ws, event, day, part, frames))
@@ -121,10 +121,6 @@ def _split_by_day(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
     yield day, frame.iloc[start:]
 
 
-def _scorer(ws: Workspace) -> str:
-    return scorer_spec(ws).key()
-
-
 def _restored(ws: Workspace, event: EventConfig, stored: bytes) -> AnalysisAccumulator:
     # our own database's bytes, written by _recomputed below; the fingerprint pins the code that wrote them
     return analysis_accumulator(ws, event).restore(pickle.loads(stored))  # noqa: S301
@@ -141,7 +137,7 @@ def _recomputed(
     return fed
 
 
-def analysis_fingerprint(ws: Workspace, event: EventConfig) -> str:
+def parts_key(ws: Workspace, event: EventConfig) -> str:
     """What a stored day state depends on besides its posts: the event's settings, the zone, the scorer, the code."""
     import numpy as np
     import pandas as pd
@@ -152,7 +148,7 @@ def analysis_fingerprint(ws: Workspace, event: EventConfig) -> str:
         "event": event.model_dump(mode="json"),
         "milestones": ws.config.milestones_utc(event),
         "timezone": ws.config.timezone,
-        "scorer": scorer_spec(ws).key(),
+        "scorer": current_scorer(ws),
         "analysis_code": [hashlib.sha256(Path(str(code.__file__)).read_bytes()).hexdigest() for code in (analysis, examples)],
         "libraries": [pd.__version__, np.__version__],
         "format": STATE_FORMAT,

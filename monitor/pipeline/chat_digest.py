@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from monitor.config import ChatTarget
-from monitor.pipeline.mail import DigestResult, dashboard_link, digest_message, latest_whole_period, unsent_periods
+from monitor.pipeline.mail import DigestResult, dashboard_link, latest_whole_period, unsent_periods
 from monitor.pipeline.notify import claimed_push
 from monitor.pipeline.workspace import Workspace
 
@@ -53,14 +53,14 @@ def _send_to(
         return [DigestResult(analysis.event, "skipped", "no posts yet", channel=kind)]
     results = []
     for period in [latest] if dry_run or force else unsent_periods(ws, analysis, latest, kind):
-        results.append(_post_period(ws, analysis, kind, url, period, dry_run, force, now))
+        results.append(_post_period(ws, analysis, kind, url, period, dry_run, force))
         if results[-1].status == "failed":
             break  # the service is down: the rest waits for the next run, in order
     return results
 
 
 def _post_period(
-    ws: Workspace, analysis: Analysis, kind: str, url: str, period: Period, dry_run: bool, force: bool, now: datetime
+    ws: Workspace, analysis: Analysis, kind: str, url: str, period: Period, dry_run: bool, force: bool
 ) -> DigestResult:
     if not force and ws.store.was_sent(analysis.event, kind, period.key):
         return DigestResult(analysis.event, "skipped", f"{kind}: {period.key} already posted", period.key, channel=kind)
@@ -68,9 +68,10 @@ def _post_period(
         return DigestResult(analysis.event, "written", f"{kind}: dry run, not posted", period.key, channel=kind)
 
     def compose() -> tuple[str, str, str]:
-        message = digest_message(ws, analysis, period, now)
-        subject = str(message["Subject"])
-        return subject, f"{subject}\n{dashboard_link(ws, analysis.event)}", str(message["Message-ID"])
+        from monitor import digest as mail
+
+        subject = mail.digest_subject(analysis, period)  # the email's subject, without drawing its chart
+        return subject, f"{subject}\n{dashboard_link(ws, analysis.event)}", mail.message_id(ws.config.email.sender)
 
     status, detail, message_id = claimed_push(ws, analysis.event, kind, [period.key], url, compose, resend=force)
     return DigestResult(analysis.event, status, detail, period.key, message_id=message_id, channel=kind)

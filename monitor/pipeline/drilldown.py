@@ -14,9 +14,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from monitor.pipeline.workspace import Workspace, scorer_spec
+from monitor.pipeline.workspace import Workspace, current_scorer
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from monitor.analysis import Analysis, Spike
     from monitor.drilldown import Drilldown, Span, SpikeDetail
 
@@ -24,11 +26,7 @@ DRILL_CHUNK = 20_000  # distinct texts in memory at once while reading a window
 
 
 def drill_down(ws: Workspace, analysis: Analysis) -> Drilldown:
-    """Each spike's window, top posts and words; the example posts of each driver term and aspect.
-
-    An Analysis not built by AnalysisAccumulator (no `drill`) gets its reference's words from a read of the
-    reference span, and no example posts.
-    """
+    """Each spike's window, top posts and words; the example posts of each driver term and aspect."""
     from monitor.drilldown import Drilldown, aspect_examples, driver_examples, segments, spike_span
 
     windows = [spike_span(spike, analysis.bin) for spike in analysis.spikes]
@@ -37,28 +35,22 @@ def drill_down(ws: Workspace, analysis: Analysis) -> Drilldown:
         _summed(terms for (start, end), terms in pieces.items() if window[0] <= start and end <= window[1])
         for window in windows
     ]
-    reference = reference_terms(ws, analysis) if spikes else Counter()
-    numbered = enumerate(zip(analysis.spikes, spikes, strict=True), 1)
-    details = [_detail(analysis, number, spike, terms, reference) for number, (spike, terms) in numbered]
+    reference = reference_terms(analysis)
+    numbered = enumerate(zip(analysis.spikes, windows, spikes, strict=True), 1)
+    details = [_detail(analysis, n, spike, window, terms, reference) for n, (spike, window, terms) in numbered]
     if analysis.drill is None:
         return Drilldown(spikes=details)
     drivers = driver_examples(analysis.drill, [d.term for d in analysis.drivers])
     return Drilldown(spikes=details, drivers=drivers, aspects=aspect_examples(analysis.drill))
 
 
-def reference_terms(ws: Workspace, analysis: Analysis) -> Counter[str]:
-    """The words a spike's are measured against: the scored posts' of the baseline; when it is thin (as for
-    the spike sizes), the whole window's (the spike's own posts are taken out in _detail)."""
-    if analysis.drill is not None:
-        return analysis.drill.prior if analysis.baseline_fallback else analysis.drill.reference
-    return span_terms(ws, analysis, reference_span(analysis))
-
-
-def reference_span(analysis: Analysis) -> Span:
-    """The baseline; when it is thin, the whole window."""
-    if analysis.baseline_fallback and analysis.window_start is not None:
-        return analysis.window_start, analysis.window_end
-    return analysis.baseline_start, analysis.baseline_end
+def reference_terms(analysis: Analysis) -> Counter[str]:
+    """The words a spike's are measured against, as the analysis counted them: the scored posts' of the
+    baseline; when it is thin (as for the spike sizes), the whole window's (the spike's own taken out in _detail)."""
+    drill = analysis.drill
+    if drill is None:  # an Analysis not built by AnalysisAccumulator: no counts to measure against
+        return Counter()
+    return drill.prior if analysis.baseline_fallback else drill.reference
 
 
 def span_terms(ws: Workspace, analysis: Analysis, span: Span) -> Counter[str]:
@@ -67,7 +59,7 @@ def span_terms(ws: Workspace, analysis: Analysis, span: Span) -> Counter[str]:
     from monitor.drilldown import text_terms
 
     counts = TermCounts()
-    for texts in ws.store.iter_window_texts(analysis.event, scorer_spec(ws).key(), span, DRILL_CHUNK):
+    for texts in ws.store.iter_window_texts(analysis.event, current_scorer(ws), span, DRILL_CHUNK):
         found = text_terms(texts)
         counts.add(focus=found, reference=Counter(), prior=found)
     return counts.focus
@@ -80,10 +72,11 @@ def _summed(parts: Iterable[Counter[str]]) -> Counter[str]:
     return total
 
 
-def _detail(analysis: Analysis, number: int, spike: Spike, terms: Counter[str], reference: Counter[str]) -> SpikeDetail:
-    from monitor.drilldown import SpikeDetail, spike_examples, spike_span, spike_terms, window_counts
+def _detail(
+    analysis: Analysis, number: int, spike: Spike, span: tuple[datetime, datetime], terms: Counter[str], reference: Counter[str]
+) -> SpikeDetail:
+    from monitor.drilldown import SpikeDetail, spike_examples, spike_terms, window_counts
 
-    span = spike_span(spike, analysis.bin)
     volume, reposts, bins = window_counts(analysis.bins, span)
     against = reference - terms if analysis.baseline_fallback else reference
     words, hashtags = spike_terms(terms, against)

@@ -144,7 +144,7 @@ def send_digest(
 
 
 def digest_message(ws: Workspace, analysis: Analysis, period: Period, now: datetime) -> EmailMessage:
-    """The digest of one period as an email (its subject is the headline a chat gets)."""
+    """The digest of one period as an email."""
     from monitor import digest as mail
 
     return mail.build_digest(
@@ -152,7 +152,6 @@ def digest_message(ws: Workspace, analysis: Analysis, period: Period, now: datet
         period,
         sender=ws.config.email.sender,
         recipients=ws.config.email.recipients,
-        timeline_png=_timeline_png(ws, analysis),
         dashboard_link=dashboard_link(ws, analysis.event),
         spend=_month_spend(ws, analysis, now),
         now=now,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.pipeline.runlog import recorded_run
-from monitor.pipeline.workspace import ProgressCallback, Workspace, scorer_spec
+from monitor.pipeline.workspace import ProgressCallback, Workspace, current_scorer, scorer_spec
 
 
 @dataclass
@@ -68,4 +68,4 @@ def write_chunk(ws: Workspace, chunk: Any, result: ScoreResult, on_progress: Pro
 
 def count_unscored(ws: Workspace) -> int:
     """Posts the current scorer has not seen yet (the progress bar's total)."""
-    return ws.store.count_unscored(scorer_spec(ws).key())
+    return ws.store.count_unscored(current_scorer(ws))

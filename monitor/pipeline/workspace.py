@@ -61,7 +61,7 @@ def _same_file(path: Path, other: Path) -> bool:
         return False  # one of them does not exist
 
 
-def current_scorer(ws: Workspace) -> str | None:
+def current_scorer(ws: Workspace) -> str:
     """The scorer version key of the current config."""
     return str(scorer_spec(ws).key())
 

@@ -472,13 +472,13 @@ def _posts_from_objects(
         unseen.difference_update([key for key in unseen if key in item])
         fields = {name: item.get(mapping.get(name, name)) for name in ALL_FIELDS}
         record = _record(fields, number, source, dates)
-        yield replace(record, raw=raw) if isinstance(record, Reject) else record
+        yield replace(record, raw=_raw(raw)) if isinstance(record, Reject) else record
     for field_name, key in mapping.items():
         if key in unseen:  # JSON has no header to check first: say so once the file is read
             log.warning("%s: --map %s=%s: no %s has the key %r", path, field_name, key, unit, key)
 
 
-JsonObjects = Iterator[tuple[int, dict[str, Any] | Reject, str]]  # (line, the object or why not, raw text)
+JsonObjects = Iterator[tuple[int, dict[str, Any] | Reject, str]]  # (line, the object or why not, its text as read)
 
 
 def _json_objects(lines: _CountingLines) -> JsonObjects:
@@ -486,11 +486,11 @@ def _json_objects(lines: _CountingLines) -> JsonObjects:
     for number, line in enumerate(lines, start=1):
         item = Reject(number, _line_too_long(), _raw(line)) if lines.take_cut() else _json_line(line, number)
         if item is not None:
-            yield number, item, _raw(line)
+            yield number, item, line  # cut for the rejects file only when a reject needs it
 
 
 def _as_object(item: Any, number: int, raw: str) -> dict[str, Any] | Reject:
-    return item if isinstance(item, dict) else Reject(number, "not a JSON object", raw)
+    return item if isinstance(item, dict) else Reject(number, "not a JSON object", _raw(raw))
 
 
 def _json_line(line: str, number: int) -> dict[str, Any] | Reject | None:
@@ -500,7 +500,7 @@ def _json_line(line: str, number: int) -> dict[str, Any] | Reject | None:
     if _has_bad_bytes(line):
         return Reject(number, "invalid UTF-8", _raw(line))  # the line's bytes; a \ud83d escape is caught per field
     try:
-        return _as_object(json.loads(line), number, _raw(line))
+        return _as_object(json.loads(line), number, line)
     except json.JSONDecodeError as error:
         return Reject(number, f"not valid JSON: {error.msg} at column {error.colno}", _raw(line))
     except ValueError as error:  # a number of more than 4,300 digits
