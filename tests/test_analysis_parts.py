@@ -13,6 +13,7 @@ import pytest
 from monitor.analysis import Analysis
 from monitor.config import parse_config
 from monitor.pipeline import Workspace, analyze_event, open_workspace, score
+from monitor.pipeline.analysis_parts import parts_key
 from monitor.posts import Post
 from monitor.store import Store
 from tests.analysis_compare import assert_same_analysis
@@ -135,8 +136,11 @@ def test_a_settings_change_recomputes_every_day(store: Store, tmp_path: Path, ch
     old = report_matches_full(ws)
     ws.close()
     changed = workspace(store, tmp_path, **changes)
+    key = parts_key(changed, changed.config.events[0])
+    assert not any(part.current(key) for part in (changed.store.analysis_parts(EVENT) or {}).values())
     rescoring = "scoring" in changes  # a new scorer key: no post is scored by it yet
     assert report_matches_full(changed).coverage.unscored == (300 if rescoring else 0)
+    assert all(part.current(key) for part in (changed.store.analysis_parts(EVENT) or {}).values())
     score(changed, workers=1)
     new = report_matches_full(changed)
     assert new.totals != old.totals
