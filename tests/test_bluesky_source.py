@@ -420,6 +420,8 @@ def test_stream_dropped_mid_way_reconnects_from_the_last_event(
 
 
 def test_stream_skips_garbage_events(bsky: FakeBluesky, make_ws: Callable[..., Workspace]) -> None:
-    bsky.jetstream.events = [*make_jetstream_events(3), "not json", *make_jetstream_events(3, first=3)]
-    outcome = only(collect(make_ws(mode="stream", stream_max_events=7)))
-    assert (outcome.status, outcome.new, outcome.malformed) == ("ok", 2, 1)
+    nested = "[" * 100_000  # valid as far as it goes, and too deep for json to read
+    garbage = ["not json", nested]
+    bsky.jetstream.events = [*make_jetstream_events(3), *garbage, *make_jetstream_events(3, first=3)]
+    outcome = only(collect(make_ws(mode="stream", stream_max_events=8)))
+    assert (outcome.status, outcome.new, outcome.malformed) == ("ok", 2, 2)

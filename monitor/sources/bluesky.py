@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import pydantic
 from atproto import Client, Session, SessionEvent, models
 from atproto_client import exceptions as atproto_errors
 from atproto_client.request import Request, Response
@@ -24,6 +25,7 @@ from atproto_client.request import Request, Response
 from monitor.config import BlueskySourceConfig, Config, EventConfig, to_aware, window_of
 from monitor.errors import NotAPageError, NotConfiguredError, SourceError
 from monitor.posts import Post, parse_timestamp
+from monitor.sources.answer_limit import httpx_answer_hooks
 from monitor.sources.base import Page, Source, environment
 from monitor.sources.bluesky_payloads import (
     POST_COLLECTION,
@@ -163,7 +165,8 @@ class BlueskySource(Source):
         """The client, logged in from the saved session when there is one, else with the app password."""
         if self._client is not None:
             return self._client
-        client = Client(base_url=self.settings.api_base, request=Request(timeout=self.settings.timeout.total_seconds()))
+        request = Request(timeout=self.settings.timeout.total_seconds(), event_hooks=httpx_answer_hooks())
+        client = Client(base_url=self.settings.api_base, request=request)
         client.on_session_change(self._save_session)
         saved = self.sessions.get_session(self.name, self.handle or "") if self.sessions is not None else None
         if saved:
@@ -218,7 +221,6 @@ class BlueskySource(Source):
                 f"(HTTP {status}: {detail})"
             )
         return SourceError(f"Bluesky refused the request (HTTP {status}): {detail}")
-
 
     # ---- stream ------------------------------------------------------------------------------
 
@@ -343,7 +345,7 @@ class _StreamRun:
         try:
             event = json.loads(message)
             post = normalize_jetstream_event(event, datetime.now(UTC), self.source)
-        except (ValueError, MalformedPostError) as error:
+        except (ValueError, MalformedPostError, RecursionError) as error:
             self.skipped += 1
             log.warning("skipped a malformed Jetstream event: %s", error)
             return
@@ -372,6 +374,8 @@ def _classify(error: Exception) -> Verdict:
         return RateLimited(_reset_at(error.response))
     if isinstance(error, NotAPageError):
         return Transient("Bluesky answered with a body that is not a JSON object")
+    if isinstance(error, ValueError) and not isinstance(error, pydantic.ValidationError):  # atproto's JSON reader
+        return Transient("Bluesky answered with a body that is not JSON")
     if isinstance(error, httpx.TransportError):  # e.g. the server closed the connection without answering
         return cannot_connect(error, "bsky.social")
     if isinstance(error, atproto_errors.RequestErrorBase):

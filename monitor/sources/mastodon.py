@@ -24,6 +24,7 @@ from mastodon import errors as mastodon_errors
 from monitor.config import Config, EventConfig, MastodonSourceConfig, to_aware, window_of
 from monitor.errors import NotConfiguredError, SourceError
 from monitor.posts import Post
+from monitor.sources.answer_limit import limited_session
 from monitor.sources.base import Page, Source
 from monitor.sources.mastodon_payloads import normalize_statuses, status_id_number
 from monitor.sources.redaction import redact_in_logs
@@ -181,6 +182,7 @@ class MastodonSource(Source):
                 user_agent="backlash-monitor",
                 mastodon_version=ASSUMED_VERSION,
                 version_check_mode="created",
+                session=limited_session(),
             )
         return self._clients[instance]
 
@@ -227,7 +229,6 @@ class MastodonSource(Source):
         delay = rate_limit_delay(float(reset), time.time(), 0, self.policy)
         log.warning("mastodon %s: %s requests left; waiting %.0fs for the reset", instance, remaining, delay)
         wait(delay, self.stop, f"waiting for the rate limit of {instance}")
-
 
 
 def _cursor(feed: Feed, since: str | None, max_id: str | None, pending: str | None) -> dict[str, str | None]:

@@ -31,6 +31,7 @@ from prawcore.sessions import FiniteRetryStrategy
 from monitor.config import Config, EventConfig, RedditSourceConfig, window_of
 from monitor.errors import ConfigError, NotConfiguredError, SourceError
 from monitor.posts import Post
+from monitor.sources.answer_limit import limited_session
 from monitor.sources.base import Page, Source
 from monitor.sources.query import Matcher, compile_query
 from monitor.sources.redaction import redact_in_logs
@@ -257,7 +258,6 @@ class RedditSource(Source):
         wait(delay, self.stop, "waiting for Reddit's rate limit")
 
 
-
 class _Hidden:
     """The comments of one thread hidden behind "more" stubs that are still to be read this run."""
 
@@ -362,7 +362,7 @@ def _client(settings: RedditSourceConfig, credentials: Credentials, limiter: Rat
         check_for_updates=False,  # PRAW would ask PyPI at start-up
         check_for_async=False,
         requestor_class=_Requestor,
-        requestor_kwargs={"timeout": settings.timeout.total_seconds()},
+        requestor_kwargs={"timeout": settings.timeout.total_seconds(), "session": limited_session()},
     )
     for core in _sessions(reddit):
         core._rate_limiter = limiter

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from monitor.errors import SourceError
+from monitor.sources.answer_limit import AnswerTooLargeError
 
 if TYPE_CHECKING:
     from monitor.config import RetryingSourceSettings
@@ -114,18 +115,29 @@ def call_with_retries(
     while True:
         try:
             return call()
+        except RecursionError:  # [[[[… thousands deep: json gives up, and no API answers like that
+            raise SourceError("an answer was nested too deeply to read (not the API's JSON)") from None
         except Exception as error:
+            _raise_if_too_large(error)
             verdict = classify(error)
             if verdict is None:
                 raise
             if attempt >= policy.retries:
-                raise GaveUpError(f"gave up after {attempt + 1} attempts: {_describe(verdict)}") from None
+                tries = f"{attempt + 1} attempt" + ("s" if attempt else "")
+                raise GaveUpError(f"gave up after {tries}: {_describe(verdict)}") from None
             delay = _delay_for(verdict, attempt, policy, clock())
             log.warning(
                 "%s; retrying in %.1fs (attempt %d of %d)", _describe(verdict), delay, attempt + 2, policy.retries + 1
             )
             wait(delay, stop, "waiting to retry")
             attempt += 1
+
+
+def _raise_if_too_large(error: Exception) -> None:
+    """An answer over the size ceiling is never retried, even when an SDK wrapped it in its network error."""
+    found = next((item for item in _error_chain(error) if isinstance(item, AnswerTooLargeError)), None)
+    if found is not None:
+        raise found from None
 
 
 def _delay_for(verdict: Transient | RateLimited, attempt: int, policy: RetryPolicy, now: float) -> float:

@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from monitor.config import Config, EventConfig, XSourceConfig, to_aware, window_of
 from monitor.errors import NotAPageError, NotConfiguredError, SourceError, UsageCapError
 from monitor.posts import parse_timestamp
+from monitor.sources.answer_limit import limit_answers
 from monitor.sources.base import CountsPage, Page, Source, environment
 from monitor.sources.redaction import redact_in_logs
 from monitor.sources.retry import (
@@ -88,6 +89,7 @@ class XSource(Source):
         self.policy = RetryPolicy.from_settings(settings)
         self.pacer = Pacer(settings.full_archive_interval.total_seconds())
         self.client = tweepy.Client(bearer_token=bearer_token, return_type=dict, wait_on_rate_limit=False)
+        limit_answers(self.client.session)
         adapter = ApiBaseAdapter(settings.api_base, settings.timeout.total_seconds())
         for official in OFFICIAL_BASES:
             self.client.session.mount(official + "/", adapter)
@@ -287,7 +289,6 @@ class XSource(Source):
             raise SourceError(_refusal(error)) from None
         except tweepy.errors.HTTPException as error:
             raise SourceError(_refusal(error)) from None
-
 
 
 class StaleCursorError(SourceError):
