@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import select
 import sys
 from collections.abc import Callable, Iterator
@@ -222,14 +223,47 @@ def import_command(
         f"{result.path}: read {result.read}, new {result.new}, duplicate {result.duplicate}, "
         f"rejected {result.rejected} → event {result.event} (source {result.source}; {result.added_to_event} added to it)"
     )
-    for reject in result.rejects[:REJECTS_SHOWN]:
-        echo(f"  line {reject.line}: {reject.reason}", err=True)
-    if result.rejected > REJECTS_SHOWN:
-        echo(f"  … and {result.rejected - REJECTS_SHOWN} more", err=True)
+    for line in _reject_lines(result.rejects[:REJECTS_SHOWN], result.rejected):
+        echo(line, err=True)
     if result.rejects_file:
         echo(f"all rejected lines: {result.rejects_file}", err=True)
     if result.rejected:
         sys.exit(EXIT_PARTIAL)
+
+
+def _reject_lines(shown: list[Any], total: int) -> list[str]:
+    """The rejects shown, a run of rows refused for the same reason (its quoted value aside) folded after the first.
+
+    A file whose every date needs --date-format says so once, not twenty times.
+    """
+    lines: list[str] = []
+    run: list[Any] = []
+    for reject in shown:
+        if run and _reason_kind(reject.reason) != _reason_kind(run[0].reason):
+            lines += _folded(run)
+            run = []
+        run.append(reject)
+    lines += _folded(run)
+    if total > len(shown):
+        lines.append(f"  … and {total - len(shown):,} more")
+    return lines
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without the first value it quotes: "created_at: '13/11/2022' could be …" → "created_at: '' could be …"."""
+    return re.sub(r"'[^']*'", "''", reason, count=1)
+
+
+def _folded(run: list[Any]) -> list[str]:
+    """One run of same-reason rejects: each line when there are three or fewer, else the first and a count."""
+    if len(run) <= 3:
+        return [f"  line {reject.line}: {reject.reason}" for reject in run]
+    first, rest = run[0], run[1:]
+    contiguous = rest[-1].line - rest[0].line + 1 == len(rest)
+    where = (
+        f"lines {rest[0].line}–{rest[-1].line}" if contiguous else f"between lines {rest[0].line} and {rest[-1].line}"
+    )
+    return [f"  line {first.line}: {first.reason}", f"  {len(rest)} more like it, {where}"]
 
 
 def _layout_notes(result: Any, sniffed: bool) -> list[str]:

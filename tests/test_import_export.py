@@ -299,9 +299,10 @@ def test_five_thousand_bad_rows_all_in_the_rejects_file_twenty_in_memory(
     result = run(write_config(), "import", str(archive), "--event", EVENT)
     assert result.exit_code == 3
     assert "read 10000, new 10000, duplicate 0, rejected 5000" in result.output
-    assert "  line 4: created_at: " in result.output and "  line 61: created_at: " in result.output
+    assert "  line 4: created_at: " in result.output  # the next 19 alike are folded into a count
+    assert "  19 more like it, between lines 7 and 61" in result.output
     assert "  line 64:" not in result.output  # the 21st reject is only counted
-    assert "… and 4980 more" in result.output
+    assert "… and 4,980 more" in result.output
     assert f"all rejected lines: {tmp_path / 'storm.csv.rejects.csv'}" in result.output
     assert _rejected_lines(tmp_path / "storm.csv.rejects.csv") == bad_lines
     again = import_archive(workspace_on(config), archive, EVENT)
