@@ -156,7 +156,7 @@ def hashed_ids(authors: Iterable[str], times: Iterable[str], texts: Iterable[str
     naive ISO form ('2012-12-18T10:00:00'); one loop in C but for the hash."""
     sha256 = hashlib.sha256
     return [
-        "h:" + sha256(f"{author}\x1f{moment}+00:00\x1f{text}".encode()).hexdigest()[:32]
+        "h:" + sha256(f"{author}\x1f{moment}+00:00\x1f{text}".encode()).digest()[:16].hex()
         for author, moment, text in zip(authors, times, texts, strict=False)
     ]
 

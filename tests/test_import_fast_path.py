@@ -6,13 +6,14 @@ import itertools
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime
 from sqlalchemy.dialects import sqlite
 
-from monitor.posts import Post, post_row, utc_text
-from monitor.sources.archive import Dates, _FastRows, _record
+from monitor.posts import Post, PostRows, post_row, stable_post_id, utc_text
+from monitor.sources.archive import Dates, Reject, _FastRows, _record, read_archive
 
 HEADER = ["id", "created_at", "text", "author", "lang", "likes", "reposts", "replies", "followers", "url",
           "is_repost", "is_quote"]  # fmt: skip
@@ -99,3 +100,32 @@ def _moments() -> Iterator[datetime]:
     while True:
         yield datetime(rng.randint(1990, 2030), rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23),
                        rng.randint(0, 59), rng.randint(0, 59), rng.choice([0, 1, 500_000, 999_999]))  # fmt: skip
+
+
+def test_rejects_keep_their_lines_across_chunks_of_multi_line_rows(tmp_path: Path) -> None:
+    """Each row spans two lines (a quoted line break), so row i starts on line 2 + 2i, whichever chunk it is in."""
+    archive = tmp_path / "posts.csv"
+    lines = ["id,created_at,text,likes\n"]
+    for i in range(4_500):
+        stamp = "2012-02-30T10:00:00Z" if i in (1_999, 2_000, 4_001) else "2012-12-18T10:00:00Z"
+        likes = "-1" if i == 3_000 else str(i)
+        lines.append(f'{i},{stamp},"post {i}\nsecond line",{likes}\n')
+    lines[2_501] = '2500,2012-12-18T10:00:00Z,"broken"quote,1\n'  # row 2,500: two lines become one, bad quoting
+    archive.write_text("".join(lines), encoding="utf-8")
+    records = list(read_archive(archive, "csv", "archive", {}))
+    rejects = [record for record in records if isinstance(record, Reject)]
+    assert [(reject.line, reject.reason.split(":")[0]) for reject in rejects] == [
+        (4_000, "created_at"), (4_002, "created_at"), (5_002, "broken CSV quoting"), (6_001, "likes"), (8_003, "created_at"),
+    ]  # fmt: skip
+    assert rejects[1].raw == '2000,2012-02-30T10:00:00Z,"post 2000\nsecond line",2000'
+    posts = [row for record in records if isinstance(record, PostRows) for row in record.rows]
+    assert [row[1] for row in posts] == [str(i) for i in range(4_500) if i not in (1_999, 2_000, 2_500, 3_000, 4_001)]
+    assert posts[0][3] == "post 0\nsecond line"
+
+
+def test_stable_ids_are_those_of_archives_imported_before() -> None:
+    """The hash of author, time and text that an archive without ids was stored under (values from main's code)."""
+    moment = datetime(2012, 12, 18, 10, 0, 0, 500_000, tzinfo=UTC)
+    assert stable_post_id("@alice", moment, "quit instagram") == "h:0c2eeaa919473c2e6185cbae8745f6bc"
+    berlin = datetime(2012, 12, 18, 11, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert stable_post_id(None, berlin, "fish & chips") == "h:18c17d4f3c33b056e0c9eede719e7d71"

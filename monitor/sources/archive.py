@@ -828,6 +828,8 @@ class _FastRows:
             _flags(cells.get("is_repost")), repeat(None), repeat(False), _flags(cells.get("is_quote")), repeat(None),
             repeat(self.collected_at),
         )  # fmt: skip
+        if all(good):
+            return list(values)
         return [row if ok else None for row, ok in zip(values, good, strict=False)]
 
     def _times(self, stamps: tuple[str, ...], good: list[bool]) -> list[datetime]:
