@@ -391,8 +391,9 @@ _CSV_CHUNK = 2_000  # rows read, then checked column by column, at once
 class _CsvChunk:
     """Up to _CSV_CHUNK records of a CSV file: the rows of the header's width, and those that cannot be rows.
 
-    `spans` keeps each row's first and last line (numbered from the file's start) for its Reject and its
-    text as read (`raw`); records that broke the quoting, held a cut line or had another width are Rejects.
+    `starts` and `ends` hold each row's first and last line (numbered from the file's start), for its Reject
+    and its text as read (`raw`, from the chunk's lines in `recent`); records that broke the quoting, held a
+    cut line or had another width are Rejects already.
     """
 
     rows: list[list[str]]
@@ -428,10 +429,10 @@ class _CsvChunk:
             chunk.rows, chunk.ends = records, ends  # type: ignore[assignment]
             chunk.starts = [first, *(end + 1 for end in ends[:-1])]
         else:
-            chunk._sort(records, ends, width, {first + at for at in lines.cut_at})
+            chunk._split(records, ends, width, {first + at for at in lines.cut_at})
         return chunk
 
-    def _sort(self, records: list[list[str] | csv.Error], ends: list[int], width: int, cut: set[int]) -> None:
+    def _split(self, records: list[list[str] | csv.Error], ends: list[int], width: int, cut: set[int]) -> None:
         start = self.first
         for record, end in zip(records, ends, strict=True):
             if cut and any(line in cut for line in range(start, end + 1)):
