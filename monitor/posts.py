@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
-from typing import NamedTuple
+from typing import Any
 
 EARLIEST_POST = datetime(1990, 1, 1, tzinfo=UTC)  # older archives are not social media; earlier is a broken date
 FUTURE_SLACK = timedelta(days=2)  # clocks and time zones; a post further in the future than this cannot exist
@@ -67,30 +68,36 @@ class Post:
             raise InvalidPostError(problem)
 
 
-class CheckedPost(NamedTuple):
-    """A Post's fields, in the same order, already held to Post's rules by the archive reader's fast path.
+@dataclass(frozen=True, slots=True)
+class PostRows:
+    """Posts already held to Post's rules, as the store's rows: each a Post's fields in order (POST_ROW_FIELDS),
+    times as naive-UTC text (`utc_text`).
 
-    Building a Post runs every check again in Python (about 10 µs a row); an archive row whose cells the
-    fast path has checked in bulk becomes this tuple instead, and the store takes it like a Post.
+    Building a Post runs every check again in Python (about 10 µs a post); the archive reader checks a
+    chunk of CSV rows column by column and hands the store this instead. A Post becomes a row by `post_row`.
     """
 
-    source: str
-    id: str
-    created_at: datetime  # aware UTC
-    text: str
-    author: str | None
-    lang: str | None
-    likes: int | None
-    reposts: int | None
-    replies: int | None
-    followers: int | None
-    url: str | None
-    is_repost: bool
-    repost_of: str | None
-    is_bot: bool
-    is_quote: bool
-    raw: str | None
-    collected_at: datetime
+    rows: list[tuple[Any, ...]]
+
+
+POST_ROW_FIELDS = ("source", "id", "created_at", "text", "author", "lang", "likes", "reposts", "replies", "followers",
+                   "url", "is_repost", "repost_of", "is_bot", "is_quote", "raw", "collected_at")  # fmt: skip
+
+
+def utc_text(moment: datetime) -> str:
+    """A time as naive-UTC text with microseconds, '2012-12-18 10:00:00.000000' (SQLite's DateTime text too)."""
+    if moment.tzinfo is not None and moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def post_row(post: Post) -> tuple[Any, ...]:
+    """A Post as a PostRows row."""
+    return (
+        post.source, post.id, utc_text(post.created_at), post.text, post.author, post.lang, post.likes, post.reposts,
+        post.replies, post.followers, post.url, post.is_repost, post.repost_of, post.is_bot, post.is_quote, post.raw,
+        utc_text(post.collected_at),
+    )  # fmt: skip
 
 
 def clean_text(text: str) -> str:
@@ -141,8 +148,17 @@ def stable_post_id(author: str | None, created_at: datetime, text: str) -> str:
     Two different posts with the same text (different author or time) get different ids,
     so re-importing a scraped archive stays idempotent without merging distinct posts.
     """
-    key = "\x1f".join([author or "", created_at.astimezone(UTC).isoformat(), text])
-    return "h:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return hashed_ids([author or ""], [created_at.astimezone(UTC).replace(tzinfo=None).isoformat()], [text])[0]
+
+
+def hashed_ids(authors: Iterable[str], times: Iterable[str], texts: Iterable[str]) -> list[str]:
+    """stable_post_id of many posts from their parts as text: the author ('' if none) and the time in UTC in
+    naive ISO form ('2012-12-18T10:00:00'); one loop in C but for the hash."""
+    sha256 = hashlib.sha256
+    return [
+        "h:" + sha256(f"{author}\x1f{moment}+00:00\x1f{text}".encode()).digest()[:16].hex()
+        for author, moment, text in zip(authors, times, texts, strict=False)
+    ]
 
 
 _TWITTER_LEGACY_FORMAT = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 10 20:19:24 +0000 2018"

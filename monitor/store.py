@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, S
 from sqlalchemy.schema import DDL, CreateColumn, CreateIndex, DropIndex
 
 from monitor.errors import StoreError
-from monitor.posts import CheckedPost, Post
+from monitor.posts import Post, PostRows, post_row, utc_text
 from monitor.sources.redaction import redact, redact_in_logs
 
 SCHEMA_VERSION = 4
@@ -317,15 +319,8 @@ def _bind_plain_values_directly() -> None:
 
 _POST_COLUMN_NAMES = [_POST_FIELD_TO_COLUMN.get(name, name) for name in POST_COLUMNS]
 _CREATED_AT, _COLLECTED_AT = POST_COLUMNS.index("created_at"), POST_COLUMNS.index("collected_at")
-
-
-def _sqlite_datetime(moment: datetime | None) -> str | None:
-    """A naive UTC time as SQLAlchemy's SQLite DateTime stores it: 2012-12-18 10:00:00.000000."""
-    return None if moment is None else moment.isoformat(" ", "microseconds")
-
-
-def _post_key(post: Post | CheckedPost) -> tuple[str, str]:
-    return post.source, post.id
+_SQLITE_ROWS = 64  # posts in one INSERT on SQLite
+_ROW_KEY, _SOURCE, _POST_ID, _CREATED_AT_OF = itemgetter(0, 1), itemgetter(0), itemgetter(1), itemgetter(_CREATED_AT)
 
 
 def day_key(stored_time: Any) -> str:
@@ -347,7 +342,7 @@ class Store:
         bind = DateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
         self._datetime_to_db: Callable[[Any], Any] = bind or (lambda moment: moment)
         if self.dialect == "sqlite":  # the dialect's own text, ten times faster (a test holds them equal)
-            self._datetime_to_db = _sqlite_datetime
+            self._datetime_to_db = utc_text
 
     # ---- setup ---------------------------------------------------------------------------
 
@@ -441,7 +436,7 @@ class Store:
     def add_posts(
         self,
         event_name: str,
-        posts: Sequence[Post | CheckedPost],
+        posts: Sequence[Post] | PostRows,
         cursors: Iterable[CursorUpdate] = (),
         progress: RunProgress | None = None,
         feed_read: tuple[str, str, int] | None = None,
@@ -449,23 +444,14 @@ class Store:
         """Store a batch of posts for an event, and the cursors that go with it, in one transaction.
 
         A post already stored (same source and id) is not changed, only linked to the event, so
-        inserting twice changes nothing. Either the whole batch and its cursors are written, or none;
-        the run's progress and the feed the page came from (source, feed, statuses read), when given,
-        are written in the same transaction.
+        inserting twice changes nothing; of two with the same key in one batch, the later is stored.
+        Either the whole batch and its cursors are written, or none; the run's progress and the feed
+        the page came from (source, feed, statuses read), when given, are written in the same transaction.
         """
-        # sorted by key: each B-tree page is visited once per batch, not once per post (2× on a growing store)
-        unique = sorted({(post.source, post.id): post for post in posts}.values(), key=_post_key)
+        rows = posts.rows if isinstance(posts, PostRows) else [post_row(post) for post in posts]
         try:
             with self.engine.begin() as conn:
-                new = linked = 0
-                if unique:
-                    # ON CONFLICT DO NOTHING counts only the rows it inserted (both drivers sum an executemany)
-                    values = self._post_rows(unique)
-                    new = conn.exec_driver_sql(self._bulk_insert_sql(posts_table, _POST_COLUMN_NAMES), values).rowcount
-                    links = [(event_name, post.source, post.id) for post in unique]
-                    insert_links = self._bulk_insert_sql(event_posts_table, ["event", "source", "post_id"])
-                    linked = conn.exec_driver_sql(insert_links, links).rowcount
-                    self._mark_days(conn, event_name, {day_key(row[_CREATED_AT]) for row in values})
+                new, linked = self._insert_rows(conn, event_name, rows) if rows else (0, 0)
                 for cursor in cursors:
                     self._write_cursor(conn, cursor)
                 if progress is not None:
@@ -474,26 +460,62 @@ class Store:
                     self._write_feed_read(conn, event_name, *feed_read)
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store posts: {_error_text(error)}") from None
-        return AddResult(new=new, duplicate=len(posts) - new, linked=linked)
+        return AddResult(new=new, duplicate=len(rows) - new, linked=linked)
 
-    def _post_rows(self, posts: Sequence[Post | CheckedPost]) -> list[tuple[Any, ...]]:
-        """Posts as the driver's parameter tuples (times as the dialect stores them).
+    def _insert_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+        """Insert posts and their links (duplicates ignored); (posts new, links new)."""
+        # sorted by key: each B-tree page is visited once per batch, not once per post (2× on a growing store);
+        # reversed first, so of two posts with the same key the later comes first and is the one stored
+        one_source = len(set(map(_SOURCE, rows))) == 1  # as in every import: the ids alone order them, faster
+        ordered = sorted(reversed(rows), key=_POST_ID if one_source else _ROW_KEY)
+        if self.dialect == "sqlite":
+            new, linked = self._insert_sqlite_rows(conn, event_name, ordered)
+        else:
+            new, linked = self._insert_driver_rows(conn, event_name, [self._with_datetimes(row) for row in ordered])
+        self._mark_days(conn, event_name, set(map(day_key, map(_CREATED_AT_OF, ordered))))
+        return new, linked
 
-        Plain tuples through the driver's executemany: SQLAlchemy's per-row compile dominated imports.
-        A batch's posts mostly share one collected_at, converted once.
-        """
-        to_db = self._datetime_to_db
-        last_collected: Any = None
-        collected = None
-        rows = []
-        for post in posts:
-            values = list(post) if isinstance(post, tuple) else [getattr(post, name) for name in POST_COLUMNS]
-            values[_CREATED_AT] = to_db(utc_naive(post.created_at))
-            if post.collected_at is not last_collected:
-                last_collected, collected = post.collected_at, to_db(utc_naive(post.collected_at))
-            values[_COLLECTED_AT] = collected
-            rows.append(tuple(values))
-        return rows
+    def _insert_driver_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+        # ON CONFLICT DO NOTHING counts only the rows it inserted (both drivers sum an executemany)
+        new = conn.exec_driver_sql(self._bulk_insert_sql(posts_table, _POST_COLUMN_NAMES), rows).rowcount
+        return new, self._link_rows(conn, event_name, rows)
+
+    def _link_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> int:
+        links = list(zip(repeat(event_name), map(_SOURCE, rows), map(_POST_ID, rows), strict=False))
+        return int(conn.exec_driver_sql(self._bulk_insert_sql(event_posts_table, ["event", "source", "post_id"]), links).rowcount)
+
+    def _insert_sqlite_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+        """SQLite: _SQLITE_ROWS posts a statement (a step per row from Python cost more than the insert itself);
+        when every post is new, they are linked from the posts table by rowid, without binding them again."""
+        whole = len(rows) - len(rows) % _SQLITE_ROWS
+        flat = chain.from_iterable
+        groups = [tuple(flat(rows[at : at + _SQLITE_ROWS])) for at in range(0, whole, _SQLITE_ROWS)]
+        new = conn.exec_driver_sql(self._rows_sql(_SQLITE_ROWS), groups).rowcount if groups else 0
+        if whole < len(rows):
+            new += conn.exec_driver_sql(self._rows_sql(len(rows) - whole), tuple(flat(rows[whole:]))).rowcount
+        if new < len(rows):  # some were stored before: link each post of the batch
+            return new, self._link_rows(conn, event_name, rows)
+        # new rows take the rowids after the largest, one by one, and the transaction holds the write lock
+        last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+        linked = conn.exec_driver_sql(
+            "INSERT INTO event_posts (event, source, post_id) SELECT ?, source, post_id FROM posts "
+            "WHERE rowid > ? AND rowid <= ? ORDER BY rowid ON CONFLICT DO NOTHING",
+            (event_name, last - new, last),
+        ).rowcount
+        return new, linked
+
+    @staticmethod
+    def _rows_sql(count: int) -> str:
+        row = f"({', '.join('?' * len(_POST_COLUMN_NAMES))})"
+        return f"INSERT INTO posts ({', '.join(_POST_COLUMN_NAMES)}) VALUES {', '.join([row] * count)} ON CONFLICT DO NOTHING"
+
+    @staticmethod
+    def _with_datetimes(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A row with its times as naive datetimes, for a driver that binds timestamps as such (psycopg)."""
+        values = list(row)
+        values[_CREATED_AT] = datetime.fromisoformat(values[_CREATED_AT])
+        values[_COLLECTED_AT] = datetime.fromisoformat(values[_COLLECTED_AT])
+        return tuple(values)
 
     def post_count(self, event_name: str | None = None) -> int:
         with self.engine.connect() as conn:

@@ -16,6 +16,7 @@ import yaml
 from sqlalchemy import inspect
 
 from monitor.pipeline import open_workspace
+from monitor.pipeline.archive import IMPORT_BATCH
 from monitor.store import Store, open_store
 from tests.conftest import BASE_CONFIG
 from tests.test_store import make_posts
@@ -88,7 +89,7 @@ def _posts_so_far(database: Path) -> int:
 
 def test_an_import_killed_half_way_is_finished_by_running_it_again(tmp_path: Path) -> None:
     """SIGKILL after the first batches: the index is missing, and comes back; the rerun stores every row once."""
-    rows = 120_000
+    rows = IMPORT_BATCH + IMPORT_BATCH // 5  # killed once the first transaction is in, before the second
     archive, database, config = tmp_path / "big.csv", tmp_path / "store.db", tmp_path / "config.yaml"
     _archive(archive, rows)
     config.write_text(yaml.safe_dump({**BASE_CONFIG, "database": f"sqlite:///{database}"}), encoding="utf-8")

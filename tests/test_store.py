@@ -45,6 +45,28 @@ def test_same_id_from_two_sources_are_two_posts(store: Store) -> None:
     assert store.post_count("e") == 4
 
 
+def test_new_posts_are_linked_to_their_event_only_and_stored_ones_are_linked_too(store: Store) -> None:
+    """A batch of new posts (69: one statement of 64 and one of 5) is linked to its own event and no other's posts."""
+    store.add_posts("a", make_posts(5))
+    added = store.add_posts("b", make_posts(69, start=5))
+    assert (added.new, added.duplicate, added.linked) == (69, 0, 69)
+    assert (store.post_count("a"), store.post_count("b")) == (5, 69)
+    mixed = store.add_posts("b", [*make_posts(5), *make_posts(5, start=74)])  # 5 stored for "a", 5 new
+    assert (mixed.new, mixed.duplicate, mixed.linked) == (5, 5, 10)
+    assert (store.post_count("a"), store.post_count("b"), store.post_count()) == (5, 79, 79)
+
+
+def test_of_two_posts_with_one_key_in_a_batch_the_later_is_stored(store: Store) -> None:
+    first, second = make_posts(2)
+    later = dataclasses.replace(first, text="edited")
+    added = store.add_posts("e", [first, second, later])
+    assert (added.new, added.duplicate, added.linked) == (2, 1, 2)
+    texts = {row["post_id"]: row["text"] for chunk in store.iter_event_posts("e") for row in chunk}
+    assert texts == {"0": "edited", "1": "post 1"}
+    assert store.add_posts("e", [dataclasses.replace(first, text="again")]).new == 0  # a stored post stays
+    assert {row["text"] for chunk in store.iter_event_posts("e") for row in chunk} == {"edited", "post 1"}
+
+
 def test_failed_batch_leaves_nothing_half_written(store: Store) -> None:
     good = make_posts(5)
     broken = dataclasses.replace(good[-1], id="broken", text=None)  # type: ignore[arg-type]

@@ -14,11 +14,12 @@ import logging
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import attrgetter, methodcaller
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,11 +29,14 @@ from monitor.posts import (
     FUTURE_SLACK,
     MAX_FIELD_CHARS,
     MAX_TEXT_CHARS,
-    CheckedPost,
     Post,
+    PostRows,
     as_utc,
+    hashed_ids,
     parse_timestamp,
+    post_row,
     stable_post_id,
+    utc_text,
 )
 
 log = logging.getLogger(__name__)
@@ -129,7 +133,7 @@ def check_date_format(date_format: str) -> str:
     return date_format
 
 
-Record = Post | CheckedPost | Reject
+Record = Post | PostRows | Reject
 ProgressBytes = Callable[[int], None]
 
 
@@ -252,7 +256,7 @@ def _read_records(
 Reader = Callable[["_CountingLines", Path, str, Mapping[str, str], Dates], Iterator[Record]]
 
 
-_AHEAD_CHUNK = 1_000  # records handed over at once (a queue operation per record would cost more than a row)
+_AHEAD_CHUNK = 1_000  # posts (or rejects) handed over at once (a queue operation per record would cost more than a row)
 _AHEAD_CHUNKS = 8  # chunks read ahead at most, so memory stays bounded whatever the file
 
 
@@ -275,12 +279,14 @@ def _read_ahead(records: Iterator[Record]) -> Iterator[Record]:
 def _fill(records: Iterator[Record], chunks: queue.Queue[Any], stop: threading.Event) -> None:
     try:
         chunk: list[Record] = []
+        posts = 0
         for record in records:
             chunk.append(record)
-            if len(chunk) >= _AHEAD_CHUNK:
+            posts += len(record.rows) if isinstance(record, PostRows) else 1
+            if posts >= _AHEAD_CHUNK:
                 if not _hand_over(chunks, chunk, stop):
                     return
-                chunk = []
+                chunk, posts = [], 0
         if _hand_over(chunks, chunk, stop):
             _hand_over(chunks, None, stop)
     except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
@@ -315,22 +321,21 @@ class _CountingLines:
         self.cut = False
         self.recording = False  # keep the lines read in `recent` (CSV: the raw text of a rejected row)
         self.recent: list[str] = []
+        self.cut_at: list[int] = []  # while recording: the places in `recent` of lines that were cut
 
     def __iter__(self) -> Iterator[str]:
-        while line := self.handle.readline(MAX_LINE_CHARS + 1):
-            self._count(line)
+        readline, counting = self.handle.readline, self.on_bytes is not None  # a line costs little: no lookups
+        while line := readline(MAX_LINE_CHARS + 1):
+            if counting:
+                self._count(line)
             if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
                 self._drop_rest_of_line()
                 self.cut, line = True, line + "\n"
+                if self.recording:
+                    self.cut_at.append(len(self.recent))
             if self.recording:
                 self.recent.append(line)
             yield line
-
-    def take_raw(self) -> str:
-        """The lines read since the last take (a CSV record's own lines), cut at RAW_CHARS."""
-        raw = _raw("".join(self.recent))
-        self.recent.clear()
-        return raw
 
     def take_cut(self) -> bool:
         """Whether a line was cut since the last call."""
@@ -361,40 +366,93 @@ def _read_csv(
     cell = restore_cell if ours else _as_read
     # the fast path reads ISO dates only: with --date-format every date is the format's to judge
     fast = _FastRows(columns, source, dates.tz) if not ours and dates.date_format is None else None
-    last_line = reader.line_num
     lines.recording = True
-    lines.recent.clear()
-    while True:
-        start = last_line + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            last_line = reader.line_num
-            yield Reject(start, _line_too_long() if lines.take_cut() else _csv_problem(error), lines.take_raw())
-            continue
-        last_line = reader.line_num
-        if lines.take_cut():
-            yield Reject(start, _line_too_long(), lines.take_raw())
-            continue
-        if not row:
-            lines.recent.clear()
-            continue
-        if len(row) != len(header):
-            yield Reject(start, f"expected {len(header)} columns, found {len(row)}", lines.take_raw())
-            continue
-        checked = fast.post(row) if fast is not None else None
-        if checked is not None:
-            lines.recent.clear()
-            yield checked
-            continue
-        fields = {name: cell(row[index]) for name, index in columns.items()}
-        record = _record(fields, start, source, dates, decode=not ours)
-        if isinstance(record, Reject):
-            record = replace(record, raw=lines.take_raw())
-        lines.recent.clear()
-        yield record
+    while chunk := _CsvChunk.read(reader, lines, len(header)):
+        checked = fast.rows(chunk.rows) if fast is not None else [None] * len(chunk.rows)
+        rows: list[tuple[Any, ...]] = []
+        for index, row in enumerate(checked):
+            if row is None:  # the row path: every repair and every reject as a Post makes them
+                fields = {name: cell(chunk.rows[index][position]) for name, position in columns.items()}
+                record = _record(fields, chunk.starts[index], source, dates, decode=not ours)
+                if isinstance(record, Reject):
+                    chunk.rejects.append(replace(record, raw=chunk.raw(index)))
+                    continue
+                row = post_row(record)
+            rows.append(row)
+        yield from sorted(chunk.rejects, key=attrgetter("line"))
+        if rows:
+            yield PostRows(rows)
+
+
+_CSV_CHUNK = 2_000  # rows read, then checked column by column, at once
+
+
+@dataclass
+class _CsvChunk:
+    """Up to _CSV_CHUNK records of a CSV file: the rows of the header's width, and those that cannot be rows.
+
+    `starts` and `ends` hold each row's first and last line (numbered from the file's start), for its Reject
+    and its text as read (`raw`, from the chunk's lines in `recent`); records that broke the quoting, held a
+    cut line or had another width are Rejects already.
+    """
+
+    rows: list[list[str]]
+    starts: list[int]
+    ends: list[int]
+    rejects: list[Reject]
+    first: int  # the line number of lines.recent[0]
+    recent: list[str]
+
+    @classmethod
+    def read(cls, reader: Any, lines: _CountingLines, width: int) -> _CsvChunk | None:
+        first = reader.line_num + 1
+        lines.recent, lines.cut_at = [], []
+        records: list[list[str] | csv.Error] = []
+        ends: list[int] = []
+        while len(records) < _CSV_CHUNK:
+            try:
+                for row in reader:  # a for loop: most of the cost of a row is its parse, done in C
+                    records.append(row)
+                    ends.append(reader.line_num)
+                    if len(records) >= _CSV_CHUNK:
+                        break
+                else:
+                    break
+            except csv.Error as error:  # the reader goes on from the next line
+                records.append(error)
+                ends.append(reader.line_num)
+        if not records:
+            return None
+        chunk = cls([], [], [], [], first, lines.recent)
+        plain = not lines.cut_at and all(type(record) is list and len(record) == width for record in records)
+        if plain:  # nearly every chunk: every record is a row
+            chunk.rows, chunk.ends = records, ends  # type: ignore[assignment]
+            chunk.starts = [first, *(end + 1 for end in ends[:-1])]
+        else:
+            chunk._split(records, ends, width, {first + at for at in lines.cut_at})
+        return chunk
+
+    def _split(self, records: list[list[str] | csv.Error], ends: list[int], width: int, cut: set[int]) -> None:
+        start = self.first
+        for record, end in zip(records, ends, strict=True):
+            if cut and any(line in cut for line in range(start, end + 1)):
+                self.rejects.append(Reject(start, _line_too_long(), self._raw(start, end)))
+            elif isinstance(record, csv.Error):
+                self.rejects.append(Reject(start, _csv_problem(record), self._raw(start, end)))
+            elif len(record) == width:
+                self.rows.append(record)
+                self.starts.append(start)
+                self.ends.append(end)
+            elif record:  # an empty list is a blank line
+                self.rejects.append(Reject(start, f"expected {width} columns, found {len(record)}", self._raw(start, end)))
+            start = end + 1
+
+    def raw(self, index: int) -> str:
+        """The text of row `index` as the file has it, cut at RAW_CHARS."""
+        return self._raw(self.starts[index], self.ends[index])
+
+    def _raw(self, start: int, end: int) -> str:
+        return _raw("".join(self.recent[start - self.first : end - self.first + 1]))
 
 
 def neutralise_cell(text: str) -> str:
@@ -630,7 +688,7 @@ def _read_twarc(
             yield result if isinstance(result, Post) else Reject(number, result)
 
 
-def _record(fields: Mapping[str, Any], line: int, source: str, dates: Dates, decode: bool = True) -> Record:
+def _record(fields: Mapping[str, Any], line: int, source: str, dates: Dates, decode: bool = True) -> Post | Reject:
     """A Post from raw field values, or a Reject naming the first problem (decode: HTML entities in the text)."""
     try:
         return _post_from_fields(fields, source, dates, decode)
@@ -707,80 +765,150 @@ def _has_bad_bytes(text: str) -> bool:
 
 # Plain ISO 8601 in UTC (or no offset, read in a UTC zone): the form of nearly every archive's dates.
 # [0-9], not \d: \d matches other scripts' digits, which the row path reads differently
-_PLAIN_STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(Z|\+00:00)?")
-_PLAIN_COUNT = re.compile(r"[0-9]{1,9}")  # at most 999,999,999: within MAX_COUNT, int() exact
+_STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+_UTC_SUFFIX = r"(?:Z|\+00:00)"
+_COUNT = "[0-9]{0,9}"  # at most 999,999,999: within MAX_COUNT, int() exact; empty is no count
 # what makes a row need the row path: characters Post removes or refuses, and "&" (html.unescape may make them)
 _NEEDS_ROW_PATH = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff&]")
 _UTC_ZONES = ("UTC", "Etc/UTC")
-# the fields the fast path reads, in the order post() unpacks them
-_FAST_FIELDS = ("id", "created_at", "text", "author", "lang", "url", "is_repost", "is_quote", "likes", "reposts",
-                "replies", "followers")  # fmt: skip
+_NOT_PLAIN = "2000-01-01 00:00:00"  # stands in for a row's time the fast path has already left to the row path
+
+
+def _lines_of(cell: str) -> re.Pattern[str]:
+    """A pattern that matches a column's cells joined by newlines, when each cell matches `cell`."""
+    return re.compile(f"(?:{cell}\n)*{cell}")
 
 
 class _FastRows:
-    """CheckedPost straight from a CSV row whose every cell is plainly good; None sends the row the long way.
+    """The store's rows straight from CSV rows whose cells are plainly good, checked column by column.
 
     The row path (_record → Post) stays the authority: a row the checks here are unsure of (an unusual date,
     a number with a sign or a decimal point, an entity to decode, a control character, anything near a
-    limit) returns None and goes through it, so every reject and every repair is exactly the row path's.
+    limit) comes back as None and goes through it, so every reject and every repair is exactly the row path's.
+    Each check runs once over a whole column (a regex over its cells joined, a min or max); only a column
+    that fails it is checked again cell by cell, to find the rows it must leave to the row path.
     """
 
     def __init__(self, columns: Mapping[str, int], source: str, tz: tzinfo) -> None:
-        # each field's column; -1 (an empty cell appended to every row) for a field the file lacks,
-        # which reads like an empty cell, and the row path treats an empty cell like a missing one
-        self.cells = itemgetter(*(columns.get(name, -1) for name in _FAST_FIELDS))
+        self.columns = columns
         self.source = source
-        self.naive_is_utc = tz is UTC or getattr(tz, "key", None) in _UTC_ZONES
-        self.collected_at = datetime.now(UTC)
+        naive_is_utc = tz is UTC or getattr(tz, "key", None) in _UTC_ZONES
+        stamp = f"{_STAMP}{_UTC_SUFFIX}?" if naive_is_utc else f"{_STAMP}{_UTC_SUFFIX}"
+        self.stamp, self.stamps = re.compile(stamp), _lines_of(stamp)
+        collected_at = datetime.now(UTC)
+        self.collected_at = utc_text(collected_at)
         # an hour inside the row path's limit: a post near "now + 2 days" is judged by the row path's clock
-        self.latest = self.collected_at + FUTURE_SLACK - timedelta(hours=1)
+        self.latest = (collected_at + FUTURE_SLACK - timedelta(hours=1)).replace(tzinfo=None)
+        self.earliest = EARLIEST_POST.replace(tzinfo=None)
         self.enabled = len(source) <= MAX_FIELD_CHARS["source"]
 
-    def post(self, row: list[str]) -> CheckedPost | None:
-        if not self.enabled or _NEEDS_ROW_PATH.search("\n".join(row)):
-            return None
-        id_, stamp, text, raw_author, lang, url, repost, quote, *counts = self.cells([*row, ""])
-        created_at = self._time(stamp)
-        if not text or not text.strip() or len(text) > MAX_TEXT_CHARS or created_at is None:
-            return None
-        likes, reposts, replies, followers = (self._count(count) for count in counts)
-        if likes is False or reposts is False or replies is False or followers is False:
-            return None
-        author = raw_author.lstrip("@") if raw_author else None
-        post_id = id_ or stable_post_id(raw_author or None, created_at, text)
-        if not _within_limits(post_id, author, lang):
-            return None
-        return CheckedPost(
-            self.source, post_id, created_at, text, author, lang or None, likes, reposts, replies, followers,
-            url or None, repost.strip().lower() in _TRUE, None, False, quote.strip().lower() in _TRUE, None,
-            self.collected_at,
+    def rows(self, rows: list[list[str]]) -> list[tuple[Any, ...] | None]:
+        """For each row (all of the header's width): the store's row, or None to send it the long way."""
+        if not self.enabled or not rows:
+            return [None] * len(rows)
+        table = list(zip(*rows, strict=True))
+        cells = {name: table[index] for name, index in self.columns.items()}
+        good = [True] * len(rows)
+        for column in cells.values():
+            if _NEEDS_ROW_PATH.search("\n".join(column)):
+                _leave(good, (_NEEDS_ROW_PATH.search(cell) is not None for cell in column))
+        texts = cells["text"]
+        if not all(map(str.strip, texts)) or max(map(len, texts)) > MAX_TEXT_CHARS:
+            _leave(good, (not text.strip() or len(text) > MAX_TEXT_CHARS for text in texts))
+        created_at = self._times(cells["created_at"], good)
+        counts = [self._counts(cells.get(name), good) for name in ("likes", "reposts", "replies", "followers")]
+        ids, authors, langs = (cells.get(name) for name in ("id", "author", "lang"))
+        _within_limit(ids, MAX_FIELD_CHARS["id"], good)
+        _within_limit(langs, MAX_FIELD_CHARS["lang"], good)
+        stripped = [author.lstrip("@") if author else None for author in authors] if authors else None
+        if authors and max(map(len, authors)) > MAX_FIELD_CHARS["author"]:  # checked as stored, without "@"
+            _within_limit([author or "" for author in stripped or ()], MAX_FIELD_CHARS["author"], good)
+        values = zip(
+            repeat(self.source), self._ids(ids, authors, created_at, texts, good), map(_TIME_TEXT, created_at),
+            texts, stripped or repeat(None), _or_none(langs), *counts, _or_none(cells.get("url")),
+            _flags(cells.get("is_repost")), repeat(None), repeat(False), _flags(cells.get("is_quote")), repeat(None),
+            repeat(self.collected_at),
         )  # fmt: skip
+        if all(good):
+            return list(values)
+        return [row if ok else None for row, ok in zip(values, good, strict=False)]
 
-    def _time(self, stamp: str | None) -> datetime | None:
-        match = _PLAIN_STAMP.fullmatch(stamp or "")
-        if match is None or (match.group(1) is None and not self.naive_is_utc):
-            return None
+    def _times(self, stamps: tuple[str, ...], good: list[bool]) -> list[datetime]:
+        """Each row's time as naive UTC; a row whose time is not plain, or out of range, is left to the row path."""
+        if not _all_match(self.stamps, stamps):
+            _leave(good, (self.stamp.fullmatch(stamp) is None for stamp in stamps))
+            stamps = tuple(stamp if ok else _NOT_PLAIN for stamp, ok in zip(stamps, good, strict=True))
+        naive = re.sub(f"{_UTC_SUFFIX}(?=\n|$)", "", "\n".join(stamps)).split("\n")
         try:
-            moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # type: ignore[union-attr]
+            moments = list(map(datetime.fromisoformat, naive))
         except ValueError:  # 2012-02-30: the row path says why
-            return None
-        moment = moment.replace(tzinfo=UTC)
-        return moment if EARLIEST_POST <= moment <= self.latest else None
+            moments = [_naive_time(stamp, good, index) for index, stamp in enumerate(naive)]
+        if min(moments) < self.earliest or max(moments) > self.latest:
+            _leave(good, (not self.earliest <= moment <= self.latest for moment in moments))
+        return moments
 
     @staticmethod
-    def _count(value: str) -> int | None | bool:
-        """The count, None when empty, False when the row path must judge it."""
-        if not value or not value.strip():
-            return None
-        return int(value) if _PLAIN_COUNT.fullmatch(value) else False
+    def _counts(column: tuple[str, ...] | None, good: list[bool]) -> Iterable[int | None]:
+        """A count column's values (None when empty); a row with anything but a plain whole number is left."""
+        if column is None:
+            return repeat(None)
+        if not _all_match(_PLAIN_COUNTS, column):
+            _leave(good, (cell.strip() != "" and _PLAIN_COUNT.fullmatch(cell) is None for cell in column))
+            return [int(cell) if ok and cell.strip() else None for cell, ok in zip(column, good, strict=True)]
+        return [int(cell) if cell else None for cell in column]
+
+    @staticmethod
+    def _ids(
+        ids: tuple[str, ...] | None, authors: tuple[str, ...] | None, moments: list[datetime], texts: tuple[str, ...],
+        good: list[bool],
+    ) -> list[str]:  # fmt: skip
+        """The file's ids, and stable_post_id for rows without one (and only for rows the fast path keeps)."""
+        named = authors or repeat("")
+        if ids is None and all(good):
+            return hashed_ids(named, map(datetime.isoformat, moments), texts)
+        given = ids or repeat("")
+        wanted = [not given_id and ok for given_id, ok in zip(given, good, strict=False)]
+        hashed = iter(hashed_ids(compress(named, wanted), map(datetime.isoformat, compress(moments, wanted)),
+                                 compress(texts, wanted)))  # fmt: skip
+        return [next(hashed) if want else given_id for given_id, want in zip(given, wanted, strict=False)]
 
 
-def _within_limits(post_id: str, author: str | None, lang: str) -> bool:
-    return (
-        len(post_id) <= MAX_FIELD_CHARS["id"]
-        and (author is None or len(author) <= MAX_FIELD_CHARS["author"])
-        and len(lang) <= MAX_FIELD_CHARS["lang"]
-    )
+_PLAIN_COUNT, _PLAIN_COUNTS = re.compile(_COUNT), _lines_of(_COUNT)
+_TIME_TEXT = methodcaller("isoformat", " ", "microseconds")  # utc_text of a naive UTC time
+
+
+def _leave(good: list[bool], leave: Iterable[bool]) -> None:
+    """Mark rows for the row path: `leave` says, row by row, whether the fast path cannot judge it."""
+    for index, left in enumerate(leave):
+        if left:
+            good[index] = False
+
+
+def _within_limit(column: Sequence[str] | None, limit: int, good: list[bool]) -> None:
+    if column is not None and max(map(len, column)) > limit:
+        _leave(good, (len(cell) > limit for cell in column))
+
+
+def _all_match(lines: re.Pattern[str], column: Sequence[str]) -> bool:
+    """Whether every cell matches: one regex over the cells joined by newlines (a cell holding one fails)."""
+    joined = "\n".join(column)
+    return joined.count("\n") == len(column) - 1 and lines.fullmatch(joined) is not None
+
+
+def _naive_time(stamp: str, good: list[bool], index: int) -> datetime:
+    try:
+        return datetime.fromisoformat(stamp)
+    except ValueError:
+        good[index] = False
+        return datetime.fromisoformat(_NOT_PLAIN)
+
+
+def _or_none(column: tuple[str, ...] | None) -> Iterable[str | None]:
+    return [cell or None for cell in column] if column is not None else repeat(None)
+
+
+def _flags(column: tuple[str, ...] | None) -> Iterable[bool]:
+    return [cell.strip().lower() in _TRUE for cell in column] if column is not None else repeat(False)
 
 
 # ---- Parquet (a file or a dataset folder, e.g. one `backlash export --format parquet` wrote) ----------
