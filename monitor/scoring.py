@@ -12,7 +12,7 @@ import re
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from monitor.language import IDENTIFIER, UNDETERMINED, guess_language
@@ -242,11 +242,17 @@ def fast_analyzer_class() -> type:
     _FACTORS.update(negation=vader.N_SCALAR, caps=vader.C_INCR)
 
     class FastSentimentIntensityAnalyzer(SentimentIntensityAnalyzer):
+        def __init__(self) -> None:
+            super().__init__()
+            # the loop in VADER looks at one character at a time, so only one-character emoji are ever replaced
+            self.emoji_characters = frozenset(emoji for emoji in self.emojis if len(emoji) == 1)
+
         def polarity_scores(self, text: str) -> dict[str, float]:
             if not text.isascii():  # no emoji is ASCII
-                text = _describe_emoji(text, self.emojis)
+                text = _describe_emoji(text, self.emojis, self.emoji_characters)
             text = text.strip()
-            words = [_strip_punctuation(token) for token in text.split()]
+            # SentiText._strip_punc_if_word, inline: strip punctuation unless that leaves two characters or fewer
+            words = [token if len(stripped := token.strip(_PUNCTUATION)) <= 2 else stripped for token in text.split()]
             lower = [word.lower() for word in words]
             sentiments = _sentiments(self.lexicon, words, lower, allcap_differential(words))
             if "but" in lower:
@@ -259,27 +265,25 @@ def fast_analyzer_class() -> type:
 # ---- VADER 3.3.2's rules on a once-lowered word list (vaderSentiment.SentimentIntensityAnalyzer) ------
 
 
-def _describe_emoji(text: str, emojis: dict[str, str]) -> str:
-    """polarity_scores' first step: each emoji replaced by its description, space-separated from the word before."""
-    parts: list[str] = []
-    prev_space = True
-    for character in text:
-        description = emojis.get(character)
-        if description is None:
-            parts.append(character)
-            prev_space = character == " "
-            continue
-        if not prev_space:
-            parts.append(" ")
-        parts.append(description)
-        prev_space = False
-    return "".join(parts)
+def _describe_emoji(text: str, emojis: dict[str, str], characters: frozenset[str]) -> str:
+    """polarity_scores' first step: each emoji replaced by its description, space-separated from the character
+    before unless that is a space (an emoji before counts as a character: two emoji come apart)."""
+    found = characters.intersection(text)
+    if not found:  # most non-ASCII texts have only accents, quotes or dashes: VADER's loop would copy them
+        return text
+
+    def described(match: re.Match[str]) -> str:
+        start = match.start()
+        description = emojis[match.group()]
+        return description if start == 0 or text[start - 1] == " " else " " + description
+
+    return _emoji_pattern("".join(sorted(found))).sub(described, text)
 
 
-def _strip_punctuation(token: str) -> str:
-    """SentiText._strip_punc_if_word: strip punctuation unless that leaves two characters or fewer."""
-    stripped = token.strip(_PUNCTUATION)
-    return token if len(stripped) <= 2 else stripped
+@lru_cache(maxsize=4096)
+def _emoji_pattern(emoji: str) -> re.Pattern[str]:
+    """A character class of these emoji (one class of all 1,212 would be searched one by one, at every character)."""
+    return re.compile("[" + "".join(map(re.escape, emoji)) + "]")
 
 
 def _sentiments(lexicon: dict[str, float], words: list[str], lower: list[str], cap_diff: bool) -> list[float]:
