@@ -88,6 +88,8 @@ class GatedSearch:
     def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
         # the rarest words first (the longest: "deactivat" before "i"), so most texts fail the first choice
         self.gates = [(sorted(required_strings(pattern), key=_shortest, reverse=True), pattern) for pattern in patterns]
+        # the first choices overlap (five gates start with the same verbs): each of their strings is looked for once
+        self.firsts = sorted({string for needed, _ in self.gates if needed for string in needed[0]})
 
     def found(self, text: str) -> bool:
         return any(pattern.search(text) for pattern in self.possible(text))
@@ -98,9 +100,12 @@ class GatedSearch:
         if not text.isascii() and _LOOKALIKE.search(text):  # rare: str.translate costs 5 µs a text
             lowered = text.translate(_ASCII_LOOKALIKES).lower()
         contains = lowered.__contains__  # plain loops and map: generator expressions cost 24 µs a text here
+        present = set(filter(contains, self.firsts))
         possible = []
         for needed, pattern in self.gates:
-            for choice in needed:
+            if needed and present.isdisjoint(needed[0]):
+                continue
+            for choice in needed[1:]:
                 if not any(map(contains, choice)):
                     break
             else:
