@@ -258,7 +258,7 @@ def fast_analyzer_class() -> type:
             text = text.strip()
             # SentiText._strip_punc_if_word, inline: strip punctuation unless that leaves two characters or fewer
             words = [token if len(stripped := token.strip(_PUNCTUATION)) <= 2 else stripped for token in text.split()]
-            lower = [word.lower() for word in words]
+            lower = list(map(str.lower, words))
             sentiments = _sentiments(self.lexicon, words, lower, allcap_differential(words))
             if "but" in lower:
                 sentiments = self._but_check(words, sentiments)
@@ -292,14 +292,15 @@ def _emoji_pattern(emoji: str) -> re.Pattern[str]:
 
 
 def _sentiments(lexicon: dict[str, float], words: list[str], lower: list[str], cap_diff: bool) -> list[float]:
-    """polarity_scores' loop and sentiment_valence: one valence per word (0 for words outside the lexicon)."""
-    sentiments: list[float] = []
+    """polarity_scores' loop and sentiment_valence: one valence per word (0 for words outside the lexicon).
+
+    Only the few words in the lexicon (and not boosters) are looked at one by one; the rest stay 0.
+    """
+    sentiments: list[float] = [0] * len(lower)
     last = len(words) - 1
-    for i, word in enumerate(lower):
-        if word not in lexicon or word in _BOOSTERS or (word == "kind" and i < last and lower[i + 1] == "of"):
-            sentiments.append(0)
-            continue
-        sentiments.append(_lexicon_valence(lexicon, words, lower, i, cap_diff))
+    for i in [i for i, word in enumerate(lower) if word in lexicon and word not in _BOOSTERS]:
+        if lower[i] != "kind" or i == last or lower[i + 1] != "of":
+            sentiments[i] = _lexicon_valence(lexicon, words, lower, i, cap_diff)
     return sentiments
 
 
