@@ -12,7 +12,7 @@ import re
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from monitor.language import IDENTIFIER, UNDETERMINED, guess_language
@@ -88,6 +88,8 @@ class GatedSearch:
     def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
         # the rarest words first (the longest: "deactivat" before "i"), so most texts fail the first choice
         self.gates = [(sorted(required_strings(pattern), key=_shortest, reverse=True), pattern) for pattern in patterns]
+        # the first choices overlap (five gates start with the same verbs): each of their strings is looked for once
+        self.firsts = sorted({string for needed, _ in self.gates if needed for string in needed[0]})
 
     def found(self, text: str) -> bool:
         return any(pattern.search(text) for pattern in self.possible(text))
@@ -98,9 +100,12 @@ class GatedSearch:
         if not text.isascii() and _LOOKALIKE.search(text):  # rare: str.translate costs 5 µs a text
             lowered = text.translate(_ASCII_LOOKALIKES).lower()
         contains = lowered.__contains__  # plain loops and map: generator expressions cost 24 µs a text here
+        present = set(filter(contains, self.firsts))
         possible = []
         for needed, pattern in self.gates:
-            for choice in needed:
+            if needed and present.isdisjoint(needed[0]):
+                continue
+            for choice in needed[1:]:
                 if not any(map(contains, choice)):
                     break
             else:
@@ -242,12 +247,18 @@ def fast_analyzer_class() -> type:
     _FACTORS.update(negation=vader.N_SCALAR, caps=vader.C_INCR)
 
     class FastSentimentIntensityAnalyzer(SentimentIntensityAnalyzer):
+        def __init__(self) -> None:
+            super().__init__()
+            # the loop in VADER looks at one character at a time, so only one-character emoji are ever replaced
+            self.emoji_characters = frozenset(emoji for emoji in self.emojis if len(emoji) == 1)
+
         def polarity_scores(self, text: str) -> dict[str, float]:
             if not text.isascii():  # no emoji is ASCII
-                text = _describe_emoji(text, self.emojis)
+                text = _describe_emoji(text, self.emojis, self.emoji_characters)
             text = text.strip()
-            words = [_strip_punctuation(token) for token in text.split()]
-            lower = [word.lower() for word in words]
+            # SentiText._strip_punc_if_word, inline: strip punctuation unless that leaves two characters or fewer
+            words = [token if len(stripped := token.strip(_PUNCTUATION)) <= 2 else stripped for token in text.split()]
+            lower = list(map(str.lower, words))
             sentiments = _sentiments(self.lexicon, words, lower, allcap_differential(words))
             if "but" in lower:
                 sentiments = self._but_check(words, sentiments)
@@ -259,38 +270,34 @@ def fast_analyzer_class() -> type:
 # ---- VADER 3.3.2's rules on a once-lowered word list (vaderSentiment.SentimentIntensityAnalyzer) ------
 
 
-def _describe_emoji(text: str, emojis: dict[str, str]) -> str:
-    """polarity_scores' first step: each emoji replaced by its description, space-separated from the word before."""
-    parts: list[str] = []
-    prev_space = True
-    for character in text:
-        description = emojis.get(character)
-        if description is None:
-            parts.append(character)
-            prev_space = character == " "
-            continue
-        if not prev_space:
-            parts.append(" ")
-        parts.append(description)
-        prev_space = False
-    return "".join(parts)
+def _describe_emoji(text: str, emojis: dict[str, str], characters: frozenset[str]) -> str:
+    """polarity_scores' first step: each emoji replaced by its description, apart from the character before.
+
+    VADER adds the space only where there is none already; a space too many changes nothing here, because
+    the text is only ever split on whitespace (and its "!" and "?" counted), so every emoji gets one.
+    """
+    found = characters.intersection(text)
+    if not found:  # most non-ASCII texts have only accents, quotes or dashes: VADER's loop would copy them
+        return text
+    return _emoji_pattern("".join(sorted(found))).sub(lambda match: " " + emojis[match.group()], text)
 
 
-def _strip_punctuation(token: str) -> str:
-    """SentiText._strip_punc_if_word: strip punctuation unless that leaves two characters or fewer."""
-    stripped = token.strip(_PUNCTUATION)
-    return token if len(stripped) <= 2 else stripped
+@lru_cache(maxsize=4096)
+def _emoji_pattern(emoji: str) -> re.Pattern[str]:
+    """A character class of these emoji (one class of all 1,212 would be searched one by one, at every character)."""
+    return re.compile("[" + "".join(map(re.escape, emoji)) + "]")
 
 
 def _sentiments(lexicon: dict[str, float], words: list[str], lower: list[str], cap_diff: bool) -> list[float]:
-    """polarity_scores' loop and sentiment_valence: one valence per word (0 for words outside the lexicon)."""
-    sentiments: list[float] = []
+    """polarity_scores' loop and sentiment_valence: one valence per word (0 for words outside the lexicon).
+
+    Only the few words in the lexicon (and not boosters) are looked at one by one; the rest stay 0.
+    """
+    sentiments: list[float] = [0] * len(lower)
     last = len(words) - 1
-    for i, word in enumerate(lower):
-        if word not in lexicon or word in _BOOSTERS or (word == "kind" and i < last and lower[i + 1] == "of"):
-            sentiments.append(0)
-            continue
-        sentiments.append(_lexicon_valence(lexicon, words, lower, i, cap_diff))
+    for i in [i for i, word in enumerate(lower) if word in lexicon and word not in _BOOSTERS]:
+        if lower[i] != "kind" or i == last or lower[i + 1] != "of":
+            sentiments[i] = _lexicon_valence(lexicon, words, lower, i, cap_diff)
     return sentiments
 
 

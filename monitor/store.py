@@ -682,7 +682,13 @@ class Store:
         return func.substr(posts_table.c.created_at, 1, 10)
 
     def _mark_scored_days(self, conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
-        """Raise the version of the days that hold these posts, in every event whose days are listed."""
+        """Raise the version of the days that hold these posts, in every event whose days are listed.
+
+        Until a report has listed an event there is nothing to mark: a first score of a new store skips
+        the two primary-key lookups a post (read in the write's own transaction, so never out of date).
+        """
+        if conn.execute(select(analysis_events_table.c.event).limit(1)).first() is None:
+            return
         for chunk in _batched(sorted(set(keys)), 500):
             conn.exec_driver_sql(self._mark_scored_sql(len(chunk)), tuple(value for key in chunk for value in key))
 

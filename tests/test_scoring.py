@@ -359,6 +359,21 @@ def test_fast_analyzer_gives_vaders_exact_scores_on_hard_texts() -> None:
         assert fast.polarity_scores(text) == reference.polarity_scores(text), text
 
 
+def test_fast_analyzer_describes_emoji_exactly_as_vader_does() -> None:
+    from monitor.scoring import fast_analyzer_class
+
+    reference = SentimentIntensityAnalyzer()
+    emoji = sorted(key for key in reference.emojis if len(key) == 1)
+    rng = random.Random(8)
+    pieces = [*rng.sample(emoji, 60), "👍🏽", "❤️", "🏳️‍🌈", "’", "é", "—", "…", " ", "  ", "good", "bad", "!", "x"]
+    texts = ["".join(rng.choices(pieces, k=rng.randint(1, 12))) for _ in range(2000)]
+    texts += ["😍good", "good😍", "good 😍", "😍😍 😍", " 😠 ", "café 😂", "😂café", "naïve", "“quoted”"]
+    fast = fast_analyzer_class()()
+    assert sum(any(character in reference.emojis for character in text) for text in texts) > 1000
+    for text in texts:
+        assert fast.polarity_scores(text) == reference.polarity_scores(text), text
+
+
 def test_chunks_in_flight_on_workers_reuse_each_others_texts(tmp_path: Path) -> None:
     rng = random.Random(2)
     originals = generated_texts(4500, seed=13)
