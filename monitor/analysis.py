@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.config import event_window
-from monitor.examples import ASPECT, BIN_ENGAGED, BIN_NEGATIVE, POOL, DrillSums, Keep, examples_of, merged_examples
+from monitor.examples import ASPECT, BIN_ENGAGED, BIN_NEGATIVE, POOL, DrillSums, Keep, KeptList, examples_of, top_rows
 from monitor.language import UNDETERMINED
 from monitor.scoring import primary_language
 
@@ -1048,6 +1048,7 @@ def welch_moments(
 
 _TOP_COLUMNS = ["created_at", "source", "post_id", "author", "text", "url", "compound", "engagement"]
 _TOP_ORDER = {"engagement": False, "compound": True, "created_at": True, "source": True, "post_id": True}
+_TOP_KEEP = Keep(TOP_POSTS, _TOP_ORDER)
 
 
 TERM_LIMIT = 300_000  # distinct terms kept for the drivers; past it the rarest are dropped
@@ -1123,11 +1124,11 @@ class AnalysisAccumulator:
         self.source_sums: pd.DataFrame | None = None
         self.terms = TermCounts(limit=term_limit)
         self.aspect_sums = {name: (0, 0.0) for name in event.aspects}  # tagged posts since announced, compound sum
-        self.top: pd.DataFrame | None = None
-        self.negative_examples: pd.DataFrame | None = None  # EXAMPLE_POOL most engaged negative posts since announced
-        self.aspect_examples: dict[str, pd.DataFrame | None] = {name: None for name in event.aspects}
-        self.bin_engaged: pd.DataFrame | None = None  # per bin, its most engaged and most negative scored posts
-        self.bin_negative: pd.DataFrame | None = None
+        self.top = KeptList(_TOP_KEEP, same="text")
+        self.negative_examples = KeptList(POOL)  # EXAMPLE_POOL most engaged negative posts since announced
+        self.aspect_examples = {name: KeptList(ASPECT) for name in event.aspects}
+        self.bin_engaged = KeptList(BIN_ENGAGED)  # per bin, its most engaged and most negative scored posts
+        self.bin_negative = KeptList(BIN_NEGATIVE)
         self.who = WhoWhatCounts()
         self.cover = Coverage(simulated=event.simulated)
         self.first: pd.Timestamp | None = None
@@ -1162,7 +1163,7 @@ class AnalysisAccumulator:
         self._add_aspects(frame)
         since = frame["created_at"] >= pd.Timestamp(self.announced)
         negative = frame[since & frame["scored"] & (frame["compound"] <= NEGATIVE_AT)]
-        self._add_top(negative[_TOP_COLUMNS])
+        self.top.add(top_rows(negative, _TOP_KEEP, "text")[_TOP_COLUMNS])
         self._add_examples(frame[frame["scored"]], negative)
         self.who.add(frame[since], _between(frame, self.baseline_start, self.baseline_end))
         self._add_coverage(frame)
@@ -1207,19 +1208,12 @@ class AnalysisAccumulator:
         for name, (posts, total) in self.aspect_sums.items():
             tagged = wrapped.str.contains(f",{name},", regex=False)
             self.aspect_sums[name] = (posts + int(tagged.sum()), total + float(since["compound"][tagged].sum()))
-            self.aspect_examples[name] = _fed(self.aspect_examples[name], since[tagged], ASPECT)
+            _feed(self.aspect_examples[name], since[tagged])
 
     def _add_examples(self, scored: pd.DataFrame, negative: pd.DataFrame) -> None:
-        self.negative_examples = _fed(self.negative_examples, negative, POOL)
-        self.bin_engaged = _fed(self.bin_engaged, scored, BIN_ENGAGED)
-        self.bin_negative = _fed(self.bin_negative, scored, BIN_NEGATIVE)
-
-    def _add_top(self, candidates: pd.DataFrame) -> None:
-        if candidates.empty:
-            return
-        merged = candidates if self.top is None else pd.concat([self.top, candidates], ignore_index=True)
-        ranked = merged.sort_values(list(_TOP_ORDER), ascending=list(_TOP_ORDER.values()), kind="stable")
-        self.top = ranked.drop_duplicates("text").head(TOP_POSTS).reset_index(drop=True)
+        _feed(self.negative_examples, negative)
+        _feed(self.bin_engaged, scored)
+        _feed(self.bin_negative, scored)
 
     def _add_coverage(self, frame: pd.DataFrame) -> None:
         status = frame["status"].fillna("unscored")
@@ -1259,13 +1253,12 @@ class AnalysisAccumulator:
         for name, (posts, total) in other.aspect_sums.items():
             mine = self.aspect_sums[name]
             self.aspect_sums[name] = (mine[0] + posts, mine[1] + total)
-        if other.top is not None:
-            self._add_top(other.top)
-        self.negative_examples = merged_examples(self.negative_examples, other.negative_examples, POOL)
+        self.top.merge(other.top)
+        self.negative_examples.merge(other.negative_examples)
         for name, found in other.aspect_examples.items():
-            self.aspect_examples[name] = merged_examples(self.aspect_examples[name], found, ASPECT)
-        self.bin_engaged = merged_examples(self.bin_engaged, other.bin_engaged, BIN_ENGAGED)
-        self.bin_negative = merged_examples(self.bin_negative, other.bin_negative, BIN_NEGATIVE)
+            self.aspect_examples[name].merge(found)
+        self.bin_engaged.merge(other.bin_engaged)
+        self.bin_negative.merge(other.bin_negative)
         self.who.merge(other.who)
         self._merge_coverage(other)
         return self
@@ -1317,7 +1310,7 @@ class AnalysisAccumulator:
             shapes=self.shapes(bins, partial),
             drivers=self.terms.drivers(TOP_DRIVERS),
             aspects=self.aspects(),
-            top_posts=[_top_post(row) for row in (self.top.to_dict("records") if self.top is not None else [])],
+            top_posts=[_top_post(row) for row in _records(self.top.rows())],
             coverage=self.coverage(counts, feeds_read or {}),
             generated_at=generated_at,
             totals={"baseline": self._baseline.tone(), "since_announced": self._since.tone()},
@@ -1328,8 +1321,9 @@ class AnalysisAccumulator:
             who_what=self.who.standings(),
             data_end=end,
             drill=DrillSums(
-                self.terms.reference, self.terms.prior, self.negative_examples, dict(self.aspect_examples),
-                self.bin_engaged, self.bin_negative,
+                self.terms.reference, self.terms.prior, self.negative_examples.rows(),
+                {name: kept.rows() for name, kept in self.aspect_examples.items()}, self.bin_engaged.rows(),
+                self.bin_negative.rows(),
             ),  # fmt: skip
         )
 
@@ -1545,9 +1539,14 @@ def _add_sums(mine: pd.DataFrame | None, other: pd.DataFrame | None) -> pd.DataF
     return stacked.groupby(level=list(range(stacked.index.nlevels)), sort=False).sum()
 
 
-def _fed(kept: pd.DataFrame | None, posts: pd.DataFrame, keep: Keep) -> pd.DataFrame | None:
-    """A kept list of example posts (monitor/examples.py) with these posts fed in."""
-    return kept if posts.empty else merged_examples(kept, examples_of(posts, keep, tokens), keep)
+def _feed(kept: KeptList, posts: pd.DataFrame) -> None:
+    """Feed posts into a kept list of example posts (monitor/examples.py)."""
+    if not posts.empty:
+        kept.add(examples_of(posts, kept.keep, tokens))
+
+
+def _records(rows: pd.DataFrame | None) -> list[dict[Any, Any]]:
+    return [] if rows is None else rows.to_dict("records")
 
 
 def _add_counts(counts: dict[str, int], more: Any) -> None:

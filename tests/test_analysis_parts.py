@@ -209,7 +209,7 @@ def test_a_day_is_marked_in_the_transaction_of_its_write_and_a_state_read_before
 
 
 def test_the_full_read_cut_into_days_gives_the_frames_of_day_reads(store: Store) -> None:
-    from monitor.pipeline.analysis_parts import day_pieces
+    from monitor.pipeline.analysis_parts import day_span, day_pieces
 
     posts = make_posts(60, datetime(2012, 12, 18, 20, tzinfo=UTC), 1, seed=9, prefix="i")  # the 18th and the 19th
     store.add_posts("e", posts)
@@ -218,7 +218,7 @@ def test_the_full_read_cut_into_days_gives_the_frames_of_day_reads(store: Store)
     regrouped = {day: list(frames) for day, frames in day_pieces(store.iter_analysis_frames("e", "k", 7), 5)}
     assert sorted(regrouped) == ["2012-12-18", "2012-12-19"]
     for day, frames in regrouped.items():
-        expected = list(store.iter_analysis_frames("e", "k", chunk_size=5, day=day))
+        expected = list(store.iter_analysis_frames("e", "k", 5, *day_span(day)))
         assert [len(frame) for frame in frames] == [len(frame) for frame in expected]
         for found, wanted in zip(frames, expected, strict=True):
             pd.testing.assert_frame_equal(_plain(found), _plain(wanted))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from monitor.analysis import tokens
-from monitor.examples import BY_ENGAGEMENT, BY_NEGATIVITY, Keep, examples_of, merged_examples
+from monitor.examples import BY_ENGAGEMENT, BY_NEGATIVITY, Keep, KeptList, examples_of
 from monitor.posts import Post
 from monitor.store import Store
 
@@ -79,11 +79,14 @@ def posts(numbers: range = range(len(ROWS))) -> pd.DataFrame:
 
 def kept(keep: Keep, *parts: range) -> list[str]:
     """The list kept of ROWS fed in parts (as days are), each part's list merged into the others'."""
-    total = None
+    total = KeptList(keep)
     for part in parts:
-        total = merged_examples(total, examples_of(posts(part), keep, tokens), keep)
-    assert total is not None
-    return [f"{row.post_id} {row.text}" for row in total.itertuples()]
+        day = KeptList(keep)
+        day.add(examples_of(posts(part), keep, tokens))
+        total.merge(day)
+    rows = total.rows()
+    assert rows is not None
+    return [f"{row.post_id} {row.text}" for row in rows.itertuples()]
 
 
 def test_the_most_engaged_are_kept_each_text_once_the_best_copy() -> None:
