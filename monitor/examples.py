@@ -68,10 +68,12 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
     return (cut[:space] if space > limit // 2 else cut).rstrip() + "…"
 
 
-def examples_of(posts: pd.DataFrame, keep: Keep, words: Callable[[str], list[str]]) -> pd.DataFrame:
-    """The posts a list keeps of posts (EXAMPLE_COLUMNS, whole texts, and keep.per), as kept: excerpts, with
-    `key` (the whole text's digest) and `terms` (its distinct words, space-separated)."""
-    top = top_rows(posts, keep, "text")[[*EXAMPLE_COLUMNS, *([keep.per] if keep.per else [])]]
+def examples_of(
+    posts: pd.DataFrame, keep: Keep, words: Callable[[str], list[str]], rows: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The posts a list keeps of posts (EXAMPLE_COLUMNS, whole texts, and keep.per; only the rows of a mask if
+    given), as kept: excerpts, with `key` (the whole text's digest) and `terms` (its distinct words)."""
+    top = top_rows(posts, keep, "text", rows)[[*EXAMPLE_COLUMNS, *([keep.per] if keep.per else [])]]
     return top.assign(
         key=top["text"].map(_digest),
         terms=top["text"].map(lambda text: " ".join(sorted(set(words(text))))),
@@ -123,16 +125,18 @@ def in_bins(kept: pd.DataFrame | None, first: Any, last: Any, keep: Keep) -> pd.
     return top_rows(inside, Keep(keep.size, keep.order), "key")
 
 
-def top_rows(posts: pd.DataFrame, keep: Keep, same: str) -> pd.DataFrame:
-    """The first keep.size of posts in keep.order (per keep.per), each value of `same` once (its first)."""
-    candidates = posts.iloc[_candidates(posts, keep, same)] if len(posts) > keep.size else posts
+def top_rows(posts: pd.DataFrame, keep: Keep, same: str, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """The first keep.size of posts (of the rows of a mask, if given) in keep.order (per keep.per), each value
+    of `same` once (its first)."""
+    among = np.arange(len(posts)) if rows is None else np.flatnonzero(rows)
+    candidates = posts.iloc[_candidates(posts, keep, same, among)] if len(among) > keep.size else posts.iloc[among]
     ranked = candidates.sort_values(list(keep.order), ascending=list(keep.order.values()), kind="stable")
     if keep.per is None:
         return ranked.drop_duplicates(same).head(keep.size)
     return ranked.drop_duplicates([keep.per, same]).groupby(keep.per, sort=False).head(keep.size)
 
 
-def _candidates(posts: pd.DataFrame, keep: Keep, same: str) -> np.ndarray:
+def _candidates(posts: pd.DataFrame, keep: Keep, same: str, among: np.ndarray) -> np.ndarray:
     """The rows top_rows can keep, found by the leading number and time columns of keep.order alone.
 
     Per group (keep.per), each value of `same` is ranked by its best rows (ties by those columns all kept:
@@ -140,30 +144,31 @@ def _candidates(posts: pd.DataFrame, keep: Keep, same: str) -> np.ndarray:
     last of them) are the candidates. Any other row is a value's lesser copy, which drop_duplicates drops, or
     ranks below the best rows of `size` other values: sorting the candidates gives the rows sorting all gives.
     """
-    keys = _rank_keys(posts, keep)
+    keys = _rank_keys(posts, keep, among)
     if not keys:
-        return np.arange(len(posts))
-    groups = pd.factorize(posts[keep.per], use_na_sentinel=False)[0] if keep.per else np.zeros(len(posts), np.int64)
+        return among
+    grouped = pd.factorize(posts[keep.per].iloc[among], use_na_sentinel=False)[0] if keep.per else None
+    groups = np.zeros(len(among), np.int64) if grouped is None else grouped
     order = np.lexsort([*reversed(keys), groups])
     ranked = [key[order] for key in (groups, *keys)]
     runs = np.cumsum(np.concatenate(([True], np.any([key[1:] != key[:-1] for key in ranked], axis=0))))
-    values = pd.factorize(posts[same], use_na_sentinel=False)[0][order]
+    values = pd.factorize(posts[same].iloc[among], use_na_sentinel=False)[0][order]
     _, first, pair = np.unique(ranked[0] * (values.max() + 1) + values, return_index=True, return_inverse=True)
     best = runs[first][pair] == runs  # a value's best rows
     first.sort()  # each (group, value)'s first best row, in rank order
     starts = np.searchsorted(ranked[0][first], ranked[0][first], side="left")
     last = first[(np.arange(len(first)) - starts) == keep.size - 1]  # each group's size-th value's
-    limit = np.full(len(posts), runs[-1])
+    limit = np.full(len(among), runs[-1])
     limit[ranked[0][last]] = runs[last]
-    return np.sort(order[best & (runs <= limit[ranked[0]])])
+    return among[np.sort(order[best & (runs <= limit[ranked[0]])])]
 
 
-def _rank_keys(posts: pd.DataFrame, keep: Keep) -> list[np.ndarray]:
+def _rank_keys(posts: pd.DataFrame, keep: Keep, among: np.ndarray) -> list[np.ndarray]:
     """The leading columns of keep.order that are numbers or times, as arrays that sort ascending in its
     order; none if one of them has a missing value (sort_values puts those last, either way)."""
     keys = []
     for column, ascending in keep.order.items():
-        values = posts[column]
+        values = posts[column].iloc[among]
         if values.isna().any():
             return []
         if pd.api.types.is_datetime64_any_dtype(values):

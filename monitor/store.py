@@ -647,7 +647,8 @@ class Store:
         query = (
             select(posts.text, func.count())
             .select_from(posts_table.join(scores_table, scored))
-            .where(posts.created_at >= utc_naive(start), scores.status == "scored", member.exists())
+            .where(posts.created_at >= utc_naive(start), scores.status == "scored", scores.compound.is_not(None))
+            .where(member.exists())
             .group_by(posts.text)
         )
         query = query if end is None else query.where(posts.created_at < utc_naive(end))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import replace
@@ -57,7 +58,7 @@ def accumulate_event(
     if full or parts is None or not any(part.current(fingerprint) for part in parts.values()):
         return _accumulate_all(ws, event, fingerprint, shared_from)  # nothing to reuse: one read beats a query per day
     stale = sorted(day for day, part in parts.items() if not part.current(fingerprint))
-    mine, theirs = _shares(ws, stale, shared_from)
+    mine, theirs = shares(ws, stale, shared_from)
     states = _elsewhere(ws, event, [day_span(day) for day in theirs], empty=set(theirs))
     total = analysis_accumulator(ws, event)
     for day, part in sorted(parts.items()):
@@ -84,7 +85,7 @@ def _accumulate_all(ws: Workspace, event: EventConfig, fingerprint: str, shared_
     After this the event counts as listed: every day with posts has its row, and writes add the new ones.
     """
     versions = ws.store.analysis_versions(event.name)
-    mine, theirs = _halves(ws, shared_from)
+    mine, theirs = halves(ws, shared_from)
     states = _elsewhere(ws, event, theirs, empty=set())
     total = analysis_accumulator(ws, event)
     for day, fed in chain(_computed(ws, event, mine), _received(ws, event, states)):
@@ -100,7 +101,7 @@ def day_span(day: str) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _halves(ws: Workspace, shared_from: int) -> tuple[list[Span], list[Span]]:
+def halves(ws: Workspace, shared_from: int) -> tuple[list[Span], list[Span]]:
     """The whole time line as (this process's spans, the other's): cut at the day boundary nearest the middle post."""
     posts = ws.store.posts_created_between()
     middle = ws.store.created_at_of(posts // 2) if posts >= shared_from else None
@@ -111,16 +112,13 @@ def _halves(ws: Workspace, shared_from: int) -> tuple[list[Span], list[Span]]:
     return [(None, cut)], [(cut, None)]
 
 
-def _shares(ws: Workspace, days: list[str], shared_from: int) -> tuple[list[str], list[str]]:
-    """Days in order as (this process's: the earlier, the other's: the later half of their posts), or all this
-    process's when they hold fewer than shared_from posts."""
+def shares(ws: Workspace, days: list[str], shared_from: int) -> tuple[list[str], list[str]]:
+    """Days in order as (this process's, the other's): the other takes the later days that hold nearest half of
+    their posts, or none when they hold fewer than shared_from posts (or are one day)."""
     sizes = [ws.store.posts_created_between(*day_span(day)) for day in days] if len(days) > 1 else [0]
-    if sum(sizes) < shared_from:
+    if sum(sizes) < shared_from or len(days) < 2:
         return days, []
-    later, cut = 0, len(days)
-    while cut > 1 and later + sizes[cut - 1] <= sum(sizes) / 2:
-        cut -= 1
-        later += sizes[cut]
+    cut = min(range(1, len(days)), key=lambda at: (abs(sum(sizes[at:]) - sum(sizes) / 2), -at))
     return days[:cut], days[cut:]
 
 
@@ -243,6 +241,23 @@ def _pickled(fed: AnalysisAccumulator) -> bytes:
 def _save(ws: Workspace, event_name: str, day: str, part: AnalysisPart, fed: AnalysisAccumulator) -> None:
     """One day's sums, stored as computed at part.version (read before reading the posts)."""
     ws.store.save_analysis_state(event_name, day, part, _pickled(fed))
+
+
+def stored_terms(ws: Workspace, event: EventConfig, days: Iterable[str]) -> dict[str, Counter[str]]:
+    """The terms of each day's scored posts (TermCounts.prior) as its current stored part counted them, for
+    the days that have one and whose counts are whole (no rare term dropped)."""
+    wanted = list(days)
+    if not wanted:
+        return {}
+    fingerprint = parts_key(ws, event)
+    parts = ws.store.analysis_parts(event.name) or {}
+    found = {}
+    for day in wanted:
+        stored = ws.store.analysis_state(event.name, day) if day in parts and parts[day].current(fingerprint) else None
+        terms = None if stored is None else _restored(ws, event, stored).terms
+        if terms is not None and not terms.dropped:
+            found[day] = terms.prior
+    return found
 
 
 def parts_key(ws: Workspace, event: EventConfig) -> str:
