@@ -9,8 +9,9 @@ reads all the posts in one stream and cuts it into the same day parts, in the sa
 order, so both give the same numbers, bit for bit.
 
 Days are independent, so when there are many posts to read a second process (spawned) reads and sums the
-later half of the days to compute while this one does the earlier half; it hands back the days' pickled
-states, and this process stores them and merges every day in day order, as if it had read them itself.
+later days to compute (a little under half of their posts) while this one does the earlier ones; it hands back
+the days' pickled states, and this process stores them and merges every day in day order, as if it had read
+them itself.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 
 ANALYSIS_CHUNK = 50_000  # posts in memory at once while analysing (about 60 MB with their texts)
 STATE_FORMAT = 1  # raise when what state() holds changes shape outside monitor/analysis.py
-SHARED_FROM = 200_000  # posts to read before a second process takes the later half (it starts in about a second)
+SHARED_FROM = 200_000  # posts to read before a second process takes the later days (it starts in about a second)
+SHARE = 0.45  # of those posts, what the second process reads: a little under half, as it starts later
 
 Span = tuple[datetime | None, datetime | None]  # [since, until) in naive UTC; None: no bound
 DayStates = list[tuple[str, bytes]]  # (day, its pickled state) in day order
@@ -50,8 +52,8 @@ def accumulate_event(
     """The event's accumulator: stored day parts where current, the other days (every day with full) recomputed.
 
     When the days to read hold `shared_from` posts or more (of every event: a count on the time index), a
-    second process reads and sums the later half of them while this one does the earlier half; the day
-    states are merged here in day order either way, so the numbers are the same.
+    second process reads and sums the later days (about SHARE of their posts) while this one does the earlier;
+    the day states are merged here in day order either way, so the numbers are the same.
     """
     fingerprint = parts_key(ws, event)
     parts = ws.store.analysis_parts(event.name)
@@ -102,23 +104,25 @@ def day_span(day: str) -> tuple[datetime, datetime]:
 
 
 def halves(ws: Workspace, shared_from: int) -> tuple[list[Span], list[Span]]:
-    """The whole time line as (this process's spans, the other's): cut at the day boundary nearest the middle post."""
+    """The whole time line as (this process's spans, the other's): cut at the day boundary nearest the post
+    that leaves SHARE of them after it."""
     posts = ws.store.posts_created_between()
-    middle = ws.store.created_at_of(posts // 2) if posts >= shared_from else None
+    middle = ws.store.created_at_of(round(posts * (1 - SHARE))) if posts >= shared_from else None
     if middle is None:
         return [(None, None)], []
     day = datetime(middle.year, middle.month, middle.day)
-    cut = min((day, day + timedelta(days=1)), key=lambda at: abs(ws.store.posts_created_between(None, at) - posts / 2))
+    before = posts * (1 - SHARE)
+    cut = min((day, day + timedelta(days=1)), key=lambda at: abs(ws.store.posts_created_between(None, at) - before))
     return [(None, cut)], [(cut, None)]
 
 
 def shares(ws: Workspace, days: list[str], shared_from: int) -> tuple[list[str], list[str]]:
-    """Days in order as (this process's, the other's): the other takes the later days that hold nearest half of
+    """Days in order as (this process's, the other's): the other takes the later days that hold nearest SHARE of
     their posts, or none when they hold fewer than shared_from posts (or are one day)."""
     sizes = [ws.store.posts_created_between(*day_span(day)) for day in days] if len(days) > 1 else [0]
     if sum(sizes) < shared_from or len(days) < 2:
         return days, []
-    cut = min(range(1, len(days)), key=lambda at: (abs(sum(sizes[at:]) - sum(sizes) / 2), -at))
+    cut = min(range(1, len(days)), key=lambda at: (abs(sum(sizes[at:]) - sum(sizes) * SHARE), -at))
     return days[:cut], days[cut:]
 
 
