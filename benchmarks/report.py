@@ -10,7 +10,9 @@ distinct text), so only `report` itself is measured. Then, in the same run:
 3. `backlash report --full` on the same store (every day read again: the cost without stored sums);
 4. a naive pandas script doing the minimum on the same database.
 
-Each runs in its own process; the peak RSS printed is that process's own (os.wait4).
+Each runs in its own process; the peak RSS printed is that process's own, and "worker" the largest of the
+processes it started (the report's second process for the later half of the days), both sampled from /proc;
+CPU seconds count every process of the run.
 
     python benchmarks/report.py --size 1000000 [--keep DIR]   # --keep: fill DIR once, reuse a copy of it later
 """
@@ -125,16 +127,55 @@ def add_recent(config_path: Path, count: int) -> float:
 
 
 def measure(command: list[str]) -> dict[str, float]:
-    """Run a command in a child process: its wall time and its own peak RSS."""
-    began = time.perf_counter()
+    """Run a command in a child process: its wall time, CPU time (with the processes it started and waited
+    for), its own peak RSS and the largest peak RSS of the processes it started (sampled from /proc)."""
+    began, load = time.perf_counter(), os.getloadavg()[0]
+    peaks: dict[int, float] = {}
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(process.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            for member in [process.pid, *descendants(process.pid)]:
+                peaks[member] = max(peaks.get(member, 0.0), peak_rss_mb(member))
+            time.sleep(0.05)
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode:
             errors.seek(0)
             raise SystemExit(f"{command[:4]} failed: {errors.read().decode()[-2000:]}")
-    return {"seconds": time.perf_counter() - began, "peak_mb": usage.ru_maxrss / 1024}
+    helper = max((peak for member, peak in peaks.items() if member != process.pid), default=0.0)
+    largest = usage.ru_maxrss / 1024  # of the process and those it waited for: its own when above every helper's
+    return {
+        "seconds": time.perf_counter() - began,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_mb": max(peaks.get(process.pid, 0.0), largest if largest > helper else 0.0),
+        "helper_mb": helper,
+        "load": load,
+    }
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by pid and by those, from /proc (Linux)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set (VmHWM) so far, 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((line for line in status.splitlines() if line.startswith("VmHWM:")), "VmHWM: 0 kB")
+    return int(line.split()[1]) / 1024
 
 
 def measure_report(config_path: Path, *options: str) -> dict[str, float]:
@@ -186,7 +227,11 @@ def prepared(workdir: Path, size: int, keep: Path | None) -> float:
 
 def line(name: str, numbers: dict[str, float], naive: dict[str, float]) -> str:
     ratio = numbers["seconds"] / naive["seconds"]
-    return f"  {name:<34} {numbers['seconds']:7.1f} s  peak {numbers['peak_mb']:7,.0f} MB  {ratio:5.2f}x naive"
+    helper = f"  worker {numbers['helper_mb']:5,.0f} MB" if numbers["helper_mb"] else " " * 18
+    return (
+        f"  {name:<34} {numbers['seconds']:6.1f} s  {numbers['cpu']:6.1f} s CPU  peak {numbers['peak_mb']:5,.0f} MB"
+        f"{helper}  {ratio:5.2f}x naive  (load {numbers['load']:.1f})"
+    )
 
 
 def main() -> None:

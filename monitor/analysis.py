@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.config import event_window
-from monitor.examples import ASPECT, BIN_ENGAGED, BIN_NEGATIVE, POOL, DrillSums, Keep, examples_of, merged_examples
+from monitor.examples import ASPECT, BIN_ENGAGED, BIN_NEGATIVE, POOL, DrillSums, Keep, KeptList, examples_of, top_rows
 from monitor.language import UNDETERMINED
 from monitor.scoring import primary_language
 
@@ -645,13 +645,14 @@ def _too_little(before: TrendSide, after: TrendSide, *lines: tuple[float, float,
 
 def _slope_change_interval(bins: int, *lines: tuple[float, float, float]) -> tuple[float, float]:
     """The 95 % interval of the change of slope, the residual variance pooled over both sides (bins − 4 degrees
-    of freedom)."""
-    from scipy import stats
+    of freedom). Student's t from scipy.special, as welch_moments: what scipy.stats.t.ppf calls, bit for bit,
+    without the second it takes to import scipy.stats."""
+    from scipy.special import stdtrit
 
     (slope_before, rss_before, spread_before), (slope_after, rss_after, spread_after) = lines
     freedom = bins - 4
     error = math.sqrt((rss_before + rss_after) / freedom * (1 / spread_before + 1 / spread_after))
-    margin = float(stats.t.ppf(0.975, freedom)) * error
+    margin = float(stdtrit(freedom, 0.975)) * error
     change = slope_after - slope_before
     return change - margin, change + margin
 
@@ -1009,6 +1010,10 @@ class ChunkArrays:
     compound: np.ndarray
     churn: np.ndarray
 
+    def between(self, start: datetime, end: datetime) -> np.ndarray:
+        """Which posts were created in [start, end)."""
+        return (self.times >= pd.Timestamp(start).value) & (self.times < pd.Timestamp(end).value)
+
     @classmethod
     def of(cls, frame: pd.DataFrame) -> ChunkArrays:
         times = frame["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
@@ -1048,6 +1053,7 @@ def welch_moments(
 
 _TOP_COLUMNS = ["created_at", "source", "post_id", "author", "text", "url", "compound", "engagement"]
 _TOP_ORDER = {"engagement": False, "compound": True, "created_at": True, "source": True, "post_id": True}
+_TOP_KEEP = Keep(TOP_POSTS, _TOP_ORDER)
 
 
 TERM_LIMIT = 300_000  # distinct terms kept for the drivers; past it the rarest are dropped
@@ -1123,11 +1129,11 @@ class AnalysisAccumulator:
         self.source_sums: pd.DataFrame | None = None
         self.terms = TermCounts(limit=term_limit)
         self.aspect_sums = {name: (0, 0.0) for name in event.aspects}  # tagged posts since announced, compound sum
-        self.top: pd.DataFrame | None = None
-        self.negative_examples: pd.DataFrame | None = None  # EXAMPLE_POOL most engaged negative posts since announced
-        self.aspect_examples: dict[str, pd.DataFrame | None] = {name: None for name in event.aspects}
-        self.bin_engaged: pd.DataFrame | None = None  # per bin, its most engaged and most negative scored posts
-        self.bin_negative: pd.DataFrame | None = None
+        self.top = KeptList(_TOP_KEEP, same="text")
+        self.negative_examples = KeptList(POOL)  # EXAMPLE_POOL most engaged negative posts since announced
+        self.aspect_examples = {name: KeptList(ASPECT) for name in event.aspects}
+        self.bin_engaged = KeptList(BIN_ENGAGED)  # per bin, its most engaged and most negative scored posts
+        self.bin_negative = KeptList(BIN_NEGATIVE)
         self.who = WhoWhatCounts()
         self.cover = Coverage(simulated=event.simulated)
         self.first: pd.Timestamp | None = None
@@ -1158,13 +1164,18 @@ class AnalysisAccumulator:
         arrays = ChunkArrays.of(frame)
         for window in self.windows.values():
             window.add(arrays)
-        self._add_terms(frame)
-        self._add_aspects(frame)
-        since = frame["created_at"] >= pd.Timestamp(self.announced)
-        negative = frame[since & frame["scored"] & (frame["compound"] <= NEGATIVE_AT)]
-        self._add_top(negative[_TOP_COLUMNS])
-        self._add_examples(frame[frame["scored"]], negative)
-        self.who.add(frame[since], _between(frame, self.baseline_start, self.baseline_end))
+        # which posts count where, as masks over the chunk: filtering the frame copied every column each time
+        scored, since = arrays.scored, arrays.times >= pd.Timestamp(self.announced).value
+        baseline = arrays.between(self.baseline_start, self.baseline_end)
+        negative = since & scored & (arrays.compound <= NEGATIVE_AT)
+        texts = TextCodes.of(frame["text"])
+        self.terms.add(focus=texts.terms(negative), reference=texts.terms(scored & baseline), prior=texts.terms(scored))
+        self._add_aspects(frame, since & scored)
+        self.top.add(top_rows(frame, _TOP_KEEP, "text", negative)[_TOP_COLUMNS])
+        _feed(self.negative_examples, frame, negative)
+        _feed(self.bin_engaged, frame, scored)
+        _feed(self.bin_negative, frame, scored)
+        self.who.add(frame, texts, since, baseline)
         self._add_coverage(frame)
         return self
 
@@ -1191,35 +1202,14 @@ class AnalysisAccumulator:
         self.bin_sums = _add_sums(self.bin_sums, parts.groupby("bin")[_SUM_COLUMNS].sum())
         self.source_sums = _add_sums(self.source_sums, parts.groupby(["bin", "source"])[_SOURCE_SUMS].sum())
 
-    def _add_terms(self, frame: pd.DataFrame) -> None:
-        scored = frame[frame["scored"]]
-        tokenized = {text: tokens(text) for text in scored["text"].unique()}  # reposts repeat texts: once each
-        since = scored[scored["created_at"] >= pd.Timestamp(self.announced)]
-        self.terms.add(
-            focus=_counted_terms(since[since["compound"] <= NEGATIVE_AT]["text"], tokenized),
-            reference=_counted_terms(_between(scored, self.baseline_start, self.baseline_end)["text"], tokenized),
-            prior=_counted_terms(scored["text"], tokenized),
-        )
-
-    def _add_aspects(self, frame: pd.DataFrame) -> None:
-        since = frame[frame["scored"] & (frame["created_at"] >= pd.Timestamp(self.announced))]
-        wrapped = "," + since["aspects"] + ","
+    def _add_aspects(self, frame: pd.DataFrame, since: np.ndarray) -> None:
+        """Posts, compound sums and examples of each aspect among the scored posts since the announcement
+        (`since`); a chunk holds a handful of distinct aspect lists, each looked at once."""
+        codes, lists = pd.factorize(frame["aspects"])
         for name, (posts, total) in self.aspect_sums.items():
-            tagged = wrapped.str.contains(f",{name},", regex=False)
-            self.aspect_sums[name] = (posts + int(tagged.sum()), total + float(since["compound"][tagged].sum()))
-            self.aspect_examples[name] = _fed(self.aspect_examples[name], since[tagged], ASPECT)
-
-    def _add_examples(self, scored: pd.DataFrame, negative: pd.DataFrame) -> None:
-        self.negative_examples = _fed(self.negative_examples, negative, POOL)
-        self.bin_engaged = _fed(self.bin_engaged, scored, BIN_ENGAGED)
-        self.bin_negative = _fed(self.bin_negative, scored, BIN_NEGATIVE)
-
-    def _add_top(self, candidates: pd.DataFrame) -> None:
-        if candidates.empty:
-            return
-        merged = candidates if self.top is None else pd.concat([self.top, candidates], ignore_index=True)
-        ranked = merged.sort_values(list(_TOP_ORDER), ascending=list(_TOP_ORDER.values()), kind="stable")
-        self.top = ranked.drop_duplicates("text").head(TOP_POSTS).reset_index(drop=True)
+            tagged = since & np.isin(codes, [code for code, found in enumerate(lists) if f",{name}," in f",{found},"])
+            self.aspect_sums[name] = (posts + int(tagged.sum()), total + float(frame["compound"][tagged].sum()))
+            _feed(self.aspect_examples[name], frame, tagged)
 
     def _add_coverage(self, frame: pd.DataFrame) -> None:
         status = frame["status"].fillna("unscored")
@@ -1259,13 +1249,12 @@ class AnalysisAccumulator:
         for name, (posts, total) in other.aspect_sums.items():
             mine = self.aspect_sums[name]
             self.aspect_sums[name] = (mine[0] + posts, mine[1] + total)
-        if other.top is not None:
-            self._add_top(other.top)
-        self.negative_examples = merged_examples(self.negative_examples, other.negative_examples, POOL)
+        self.top.merge(other.top)
+        self.negative_examples.merge(other.negative_examples)
         for name, found in other.aspect_examples.items():
-            self.aspect_examples[name] = merged_examples(self.aspect_examples[name], found, ASPECT)
-        self.bin_engaged = merged_examples(self.bin_engaged, other.bin_engaged, BIN_ENGAGED)
-        self.bin_negative = merged_examples(self.bin_negative, other.bin_negative, BIN_NEGATIVE)
+            self.aspect_examples[name].merge(found)
+        self.bin_engaged.merge(other.bin_engaged)
+        self.bin_negative.merge(other.bin_negative)
         self.who.merge(other.who)
         self._merge_coverage(other)
         return self
@@ -1317,7 +1306,7 @@ class AnalysisAccumulator:
             shapes=self.shapes(bins, partial),
             drivers=self.terms.drivers(TOP_DRIVERS),
             aspects=self.aspects(),
-            top_posts=[_top_post(row) for row in (self.top.to_dict("records") if self.top is not None else [])],
+            top_posts=[_top_post(row) for row in _records(self.top.rows())],
             coverage=self.coverage(counts, feeds_read or {}),
             generated_at=generated_at,
             totals={"baseline": self._baseline.tone(), "since_announced": self._since.tone()},
@@ -1328,8 +1317,9 @@ class AnalysisAccumulator:
             who_what=self.who.standings(),
             data_end=end,
             drill=DrillSums(
-                self.terms.reference, self.terms.prior, self.negative_examples, dict(self.aspect_examples),
-                self.bin_engaged, self.bin_negative,
+                self.terms.reference, self.terms.prior, self.negative_examples.rows(),
+                {name: kept.rows() for name, kept in self.aspect_examples.items()}, self.bin_engaged.rows(),
+                self.bin_negative.rows(),
             ),  # fmt: skip
         )
 
@@ -1545,9 +1535,14 @@ def _add_sums(mine: pd.DataFrame | None, other: pd.DataFrame | None) -> pd.DataF
     return stacked.groupby(level=list(range(stacked.index.nlevels)), sort=False).sum()
 
 
-def _fed(kept: pd.DataFrame | None, posts: pd.DataFrame, keep: Keep) -> pd.DataFrame | None:
-    """A kept list of example posts (monitor/examples.py) with these posts fed in."""
-    return kept if posts.empty else merged_examples(kept, examples_of(posts, keep, tokens), keep)
+def _feed(kept: KeptList, posts: pd.DataFrame, rows: np.ndarray) -> None:
+    """Feed the posts of the rows (a mask) into a kept list of example posts (monitor/examples.py)."""
+    if rows.any():
+        kept.add(examples_of(posts, kept.keep, tokens, rows))
+
+
+def _records(rows: pd.DataFrame | None) -> list[dict[Any, Any]]:
+    return [] if rows is None else rows.to_dict("records")
 
 
 def _add_counts(counts: dict[str, int], more: Any) -> None:
@@ -1555,13 +1550,47 @@ def _add_counts(counts: dict[str, int], more: Any) -> None:
         counts[str(key)] = counts.get(str(key), 0) + int(value)
 
 
-def _counted_terms(texts: pd.Series, tokenized: dict[str, list[str]]) -> Counter[str]:
-    """_term_counts of texts, tokenizing each distinct text once."""
-    counts: Counter[str] = Counter()
-    for text, times in texts.value_counts(sort=False).items():
-        for term in tokenized[str(text)]:
-            counts[term] += int(times)
-    return counts
+@dataclass
+class TextCodes:
+    """A chunk's texts coded once (reposts repeat texts): what the terms and the who-and-what read per distinct
+    text, each tokenized or parsed once however many posts and masks share it."""
+
+    codes: np.ndarray  # per post, its text's number
+    texts: list[str]  # the distinct texts by number
+    tokens: dict[int, list[str]] = field(default_factory=dict)
+    entities: dict[int, dict[str, set[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, texts: pd.Series) -> TextCodes:
+        codes, distinct = pd.factorize(texts)
+        return cls(codes, [str(text) for text in distinct])
+
+    def posts(self, rows: np.ndarray) -> Iterator[tuple[int, int]]:
+        """(text number, posts with that text) among the rows (a mask), for the texts they hold."""
+        found = np.bincount(self.codes[rows], minlength=len(self.texts))
+        for code in np.flatnonzero(found):
+            yield int(code), int(found[code])
+
+    def terms(self, rows: np.ndarray) -> Counter[str]:
+        """The terms (tokens) of the rows' texts, each text's counted once per post."""
+        counts: Counter[str] = Counter()
+        for code, posts in self.posts(rows):
+            if code not in self.tokens:
+                self.tokens[code] = tokens(self.texts[code])
+            for term in self.tokens[code]:
+                counts[term] += posts
+        return counts
+
+    def named(self, rows: np.ndarray) -> dict[str, Counter[str]]:
+        """Per kind of post_entities (hashtags, mentions, domains), name → the rows' posts that have it."""
+        counts: dict[str, Counter[str]] = {kind: Counter() for kind in ("hashtags", "mentions", "domains")}
+        for code, posts in self.posts(rows):
+            if code not in self.entities:
+                self.entities[code] = post_entities(self.texts[code])
+            for kind, names in self.entities[code].items():
+                for name in names:
+                    counts[kind][name] += posts
+        return counts
 
 
 # ---- who and what: hashtags, mentions, linked domains, accounts ----------------------------------------------
@@ -1592,22 +1621,21 @@ def _readable_domain(domain: str) -> str:
     return f"{domain} (shortened link: site unknown)" if domain in LINK_SHORTENERS else domain
 
 
-def who_what_counts(frame: pd.DataFrame) -> dict[str, Counter[str]]:
-    """Per WHO_WHAT list, name → posts (engaged accounts: likes + reposts + replies of their own, non-repost posts).
+def who_what_counts(frame: pd.DataFrame, texts: TextCodes, rows: np.ndarray) -> dict[str, Counter[str]]:
+    """Per WHO_WHAT list, name → posts among the rows (a mask) (engaged accounts: likes + reposts + replies of
+    their own, non-repost posts).
 
     A repost's engagement is the original's (X repeats the original's counts on it), so only originals count there.
     """
-    entities = {text: post_entities(text) for text in frame["text"].unique()}
-    counts: dict[str, Counter[str]] = {kind: Counter() for kind in WHO_WHAT}
-    for text, posts in frame["text"].value_counts().items():
-        for kind, names in entities[str(text)].items():
-            for name in names:
-                counts[kind][name] += int(posts)
-    authors = frame["author"].where(frame["author"].notna() & (frame["author"] != ""))
-    counts["active_accounts"].update({str(k): int(v) for k, v in authors.dropna().value_counts().items()})
-    own = frame[authors.notna() & ~frame["is_repost"]]
-    engaged = own.groupby(own["author"].astype(str))["engagement"].sum()
-    counts["engaged_accounts"].update({str(k): int(v) for k, v in engaged.items() if v > 0})
+    counts = {**texts.named(rows), "active_accounts": Counter(), "engaged_accounts": Counter()}
+    authors = frame["author"]
+    known = rows & (authors.notna() & (authors != "")).to_numpy()
+    codes, names = pd.factorize(authors[known])
+    posts = np.bincount(codes, minlength=len(names))
+    counts["active_accounts"].update({str(name): int(n) for name, n in zip(names, posts, strict=True)})
+    own = ~frame["is_repost"].to_numpy()[known]
+    engaged = np.bincount(codes[own], weights=frame["engagement"].to_numpy()[known][own], minlength=len(names))
+    counts["engaged_accounts"].update({str(name): int(n) for name, n in zip(names, engaged, strict=True) if n > 0})
     return counts
 
 
@@ -1638,10 +1666,11 @@ class WhoWhatCounts:
     posts_after: int = 0
     posts_baseline: int = 0
 
-    def add(self, since: pd.DataFrame, baseline: pd.DataFrame) -> None:
-        self.posts_after += len(since)
-        self.posts_baseline += len(baseline)
-        self._update(who_what_counts(since), who_what_counts(baseline))
+    def add(self, frame: pd.DataFrame, texts: TextCodes, since: np.ndarray, baseline: np.ndarray) -> None:
+        """Count the posts of a chunk since the announcement and in the baseline (masks)."""
+        self.posts_after += int(since.sum())
+        self.posts_baseline += int(baseline.sum())
+        self._update(who_what_counts(frame, texts, since), who_what_counts(frame, texts, baseline))
 
     def merge(self, other: WhoWhatCounts) -> None:
         self.posts_after += other.posts_after

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -27,6 +27,7 @@ from monitor.analysis import (
 from monitor.examples import BIN_ENGAGED, BIN_NEGATIVE, DrillSums, excerpt, in_bins, with_term
 
 SPIKE_TERMS = 8  # terms and hashtags shown per spike, each
+DAY = timedelta(days=1)
 SPIKE_MIN_Z = 1.96  # a spike's word must be over-represented at 95 %: a spike of 40 posts makes many chance words
 
 
@@ -108,9 +109,6 @@ def window_counts(bins: pd.DataFrame, span: tuple[datetime, datetime]) -> tuple[
     return int(inside["volume"].sum()), int(inside["reposts"].sum()), len(inside)
 
 
-Span = tuple[datetime, datetime | None]  # [start, end); end None: no end
-
-
 def text_terms(texts: Iterable[tuple[str, int]]) -> Counter[str]:
     """The terms (analysis.tokens) of (text, posts that have it) pairs, each text's counted once per post."""
     found: Counter[str] = Counter()
@@ -127,6 +125,36 @@ def segments(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetim
     cuts = sorted({moment for span in spans for moment in span})
     pieces = zip(cuts, cuts[1:], strict=False)
     return [(start, end) for start, end in pieces if any(a <= start and end <= b for a, b in spans)]
+
+
+def whole_days(span: tuple[datetime, datetime], within: tuple[datetime | None, datetime | None]) -> list[str]:
+    """The UTC days (YYYY-MM-DD) that lie wholly inside span and inside `within` (the analysed window)."""
+    first = _next_midnight(span[0])
+    lower, upper = within
+    days = []
+    while first + DAY <= span[1]:
+        if (lower is None or first >= lower) and (upper is None or first + DAY <= upper):
+            days.append(first.date().isoformat())
+        first += DAY
+    return days
+
+
+def outside_days(span: tuple[datetime, datetime], days: Iterable[str]) -> list[tuple[datetime, datetime]]:
+    """The stretches of span not covered by these UTC days, in order."""
+    cuts = sorted(datetime.fromisoformat(day).replace(tzinfo=UTC) for day in days)
+    rest, start = [], span[0]
+    for day in cuts:
+        if start < day:
+            rest.append((start, day))
+        start = day + DAY
+    return rest + ([(start, span[1])] if start < span[1] else [])
+
+
+def _next_midnight(moment: datetime) -> datetime:
+    """The UTC midnight at or after the moment."""
+    moment = moment.astimezone(UTC)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + DAY if midnight < moment else midnight
 
 
 def spike_terms(focus: Counter[str], baseline: Counter[str], top: int = SPIKE_TERMS) -> tuple[list[Driver], list[Driver]]:

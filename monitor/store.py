@@ -547,11 +547,17 @@ class Store:
                 yield [_aware_row(dict(row)) for row in partition]
 
     def iter_analysis_frames(
-        self, event_name: str, scorer: str, chunk_size: int = 50_000, day: str | None = None
+        self,
+        event_name: str,
+        scorer: str,
+        chunk_size: int = 50_000,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> Iterator[Any]:
         """An event's posts with the scorer's scores, oldest first, as pandas DataFrames of chunk_size rows.
 
-        day (YYYY-MM-DD): only the posts created on that UTC day, a range read on the created_at index.
+        since, until (naive or aware UTC): only the posts created in [since, until), a range read on the
+        created_at index.
 
         Columns: source, post_id, created_at (naive UTC: text on SQLite), text, author, lang (the language
         the scorer used: its guess, else the tag), lang_tag, likes, reposts, replies, followers, url,
@@ -566,13 +572,7 @@ class Store:
         columns.append(posts.lang.label("lang_tag"))
         columns += [posts[name] for name in ("likes", "reposts", "replies", "followers", "url", "is_repost", "is_quote")]
         columns += [scores[name] for name in ("status", "compound", "churn", "aspects")]
-        query = self._event_posts_query(select(*columns), event_name, scorer)
-        if day is not None:
-            start = datetime.fromisoformat(day)
-            query = query.where(
-                posts.created_at >= self._datetime_to_db(start),
-                posts.created_at < self._datetime_to_db(start + timedelta(days=1)),
-            )
+        query = self._event_posts_query(select(*columns), event_name, scorer).where(*self._created_between(since, until))
         statement, params = self._driver_statement(query)
         with self.engine.connect() as conn:
             # the driver's own cursor (server-side on PostgreSQL): its tuples go into the frame as they are,
@@ -581,12 +581,30 @@ class Store:
             assert dbapi is not None
             cursor = dbapi.cursor(name="analysis_frames") if self.dialect == "postgresql" else dbapi.cursor()
             try:
-                cursor.execute(self._by_created_at(statement, day is not None), params)
+                cursor.execute(self._by_created_at(statement, since is not None or until is not None), params)
                 names = [description[0] for description in cursor.description]
                 while rows := cursor.fetchmany(chunk_size):
                     yield pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
             finally:
                 cursor.close()
+
+    def _created_between(self, since: datetime | None, until: datetime | None) -> list[Any]:
+        """The WHERE terms of posts created in [since, until) (None: no bound)."""
+        created = posts_table.c.created_at
+        bounds = [] if since is None else [created >= self._datetime_to_db(utc_naive(since))]
+        return bounds if until is None else [*bounds, created < self._datetime_to_db(utc_naive(until))]
+
+    def posts_created_between(self, since: datetime | None = None, until: datetime | None = None) -> int:
+        """Posts of every event created in [since, until), counted on the created_at index: how much a read costs."""
+        query = select(func.count()).select_from(posts_table).where(*self._created_between(since, until))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def created_at_of(self, position: int) -> datetime | None:
+        """The creation time (naive UTC) of the post at this position in time order, of every event (None past the end)."""
+        query = select(posts_table.c.created_at).order_by(posts_table.c.created_at).offset(position).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     def _by_created_at(self, sql: str, range_read: bool) -> str:
         """A range read driven by the created_at index on SQLite too.
@@ -651,7 +669,8 @@ class Store:
         query = (
             select(posts.text, func.count())
             .select_from(posts_table.join(scores_table, scored))
-            .where(posts.created_at >= utc_naive(start), scores.status == "scored", member.exists())
+            .where(posts.created_at >= utc_naive(start), scores.status == "scored", scores.compound.is_not(None))
+            .where(member.exists())
             .group_by(posts.text)
         )
         query = query if end is None else query.where(posts.created_at < utc_naive(end))

@@ -209,7 +209,7 @@ def test_a_day_is_marked_in_the_transaction_of_its_write_and_a_state_read_before
 
 
 def test_the_full_read_cut_into_days_gives_the_frames_of_day_reads(store: Store) -> None:
-    from monitor.pipeline.analysis_parts import day_pieces
+    from monitor.pipeline.analysis_parts import day_pieces, day_span
 
     posts = make_posts(60, datetime(2012, 12, 18, 20, tzinfo=UTC), 1, seed=9, prefix="i")  # the 18th and the 19th
     store.add_posts("e", posts)
@@ -218,7 +218,7 @@ def test_the_full_read_cut_into_days_gives_the_frames_of_day_reads(store: Store)
     regrouped = {day: list(frames) for day, frames in day_pieces(store.iter_analysis_frames("e", "k", 7), 5)}
     assert sorted(regrouped) == ["2012-12-18", "2012-12-19"]
     for day, frames in regrouped.items():
-        expected = list(store.iter_analysis_frames("e", "k", chunk_size=5, day=day))
+        expected = list(store.iter_analysis_frames("e", "k", 5, *day_span(day)))
         assert [len(frame) for frame in frames] == [len(frame) for frame in expected]
         for found, wanted in zip(frames, expected, strict=True):
             pd.testing.assert_frame_equal(_plain(found), _plain(wanted))
@@ -228,3 +228,46 @@ def test_the_full_read_cut_into_days_gives_the_frames_of_day_reads(store: Store)
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     """Values as Python objects, None where missing: a column read without a value is None or NaN by its chunk."""
     return frame.astype(object).where(frame.notna(), None)
+
+
+def posts_on(day: int, count: int, prefix: str) -> list[Post]:
+    return make_posts(count, datetime(2012, 12, day, tzinfo=UTC), 1, seed=day, prefix=prefix)
+
+
+def test_the_later_days_with_nearest_45_percent_of_the_posts_to_read_go_to_the_second_process(store: Store, tmp_path: Path) -> None:
+    from monitor.pipeline.analysis_parts import halves, shares
+
+    ws = workspace(store, tmp_path)
+    ws.store.add_posts(EVENT, posts_on(12, 100, "a") + posts_on(13, 100, "b") + posts_on(14, 300, "c"))
+    days = ["2012-12-12", "2012-12-13", "2012-12-14"]
+    assert shares(ws, days, shared_from=500) == (days[:2], days[2:])  # 300 of 500 posts on the 14th, nearest 225
+    assert shares(ws, days[:2], shared_from=200) == (days[:1], days[1:2])
+    assert shares(ws, days, shared_from=501) == (days, [])  # too few posts to start a process for
+    middle = datetime(2012, 12, 14)  # 45 % of 500 after the cut: the 14th's midnight (200 before) is nearer than the 15th's
+    assert halves(ws, shared_from=500) == ([(None, middle)], [(middle, None)])
+    assert halves(ws, shared_from=501) == ([(None, None)], [])
+    ws.close()
+
+
+def shared(ws: Workspace, full: bool, shared_from: int) -> Analysis:
+    """The event's analysis, the later half of the days to read summed in a second process if shared_from allows."""
+    from monitor.pipeline.analysis_parts import accumulate_event
+    from monitor.pipeline.report import finish_analysis
+
+    return finish_analysis(ws, EVENT, accumulate_event(ws, ws.config.events[0], full=full, shared_from=shared_from))
+
+
+def test_days_summed_in_a_second_process_give_the_numbers_of_one_process(store: Store, tmp_path: Path) -> None:
+    ws = workspace(store, tmp_path)
+    ws.store.add_posts(EVENT, make_posts(600, datetime(2012, 12, 10, tzinfo=UTC), 12, seed=10, prefix="p"))
+    score(ws, workers=1)
+    alone = shared(ws, full=True, shared_from=10**9)
+    assert_identical(shared(ws, full=True, shared_from=0), alone)
+    assert stale_days(ws) == [] and len(ws.store.analysis_parts(EVENT) or {}) == 12  # both halves' days stored
+    ws.store.add_posts(EVENT, make_posts(200, datetime(2012, 12, 12, tzinfo=UTC), 8, seed=11, prefix="q"))
+    score(ws, workers=1)
+    assert len(stale_days(ws)) == 8
+    incremental = shared(ws, full=False, shared_from=0)  # stale days of both halves, stored days between them
+    assert stale_days(ws) == [] and incremental.coverage.posts == 800
+    assert_identical(incremental, shared(ws, full=True, shared_from=10**9))
+    ws.close()

@@ -126,3 +126,37 @@ def test_an_incremental_report_shows_the_drilldown_of_a_full_one(store: Store, t
     assert examples and all(1 <= len(posts) <= 3 for posts in examples.values())
     assert all(incremental["aspect_examples"].values())
     ws.close()
+
+
+def loud_day() -> list[tuple[str, datetime, str, int, float, str]]:
+    """40 angry posts over 18 Dec (UTC), one every 30 minutes from midnight."""
+    day = datetime(2012, 12, 18, tzinfo=UTC)
+    return [(f"day{n}", day + timedelta(minutes=30 * n), f"quit instagram sell photos {n}", n, -0.6, "photos") for n in range(40)]
+
+
+def test_a_spike_of_whole_utc_days_takes_its_words_from_the_stored_days_without_reading_a_text(
+    store: Store, tmp_path: Path
+) -> None:
+    ws = workspace(store, tmp_path, event={"bin": "day"})
+    store_scored(ws, calm_baseline() + loud_day())
+    sent = drill_reads(ws)
+    assert not any("GROUP BY" in statement for statement, _ in sent)  # the day's terms were stored by the analysis
+    [spike] = [detail for detail in drill_down(ws, analyze_event(ws, EVENT)).spikes if detail.spike.kind == "volume"]
+    assert (spike.start, spike.end) == (datetime(2012, 12, 18, tzinfo=UTC), datetime(2012, 12, 19, tzinfo=UTC))
+    # against the baseline's "instagram terms of service update": each of these 40 times on the day, never before
+    assert sorted((word.term, word.count_after, word.count_baseline) for word in spike.terms) == [
+        ("photos", 40, 0), ("quit", 40, 0), ("sell", 40, 0)
+    ]  # fmt: skip
+    ws.close()
+
+
+def test_a_stale_day_of_a_spike_has_its_words_counted_again(store: Store, tmp_path: Path) -> None:
+    ws = workspace(store, tmp_path, event={"bin": "day"})
+    store_scored(ws, calm_baseline() + loud_day())
+    drill_summary(ws, full=False)
+    late = datetime(2012, 12, 18, 23, 59, tzinfo=UTC)
+    store_scored(ws, [(f"late{n}", late, "quit instagram sell photos later", 0, -0.5, "") for n in range(5)])
+    [spike] = [s for s in drill_summary(ws, full=False)["spikes"] if s["kind"] == "volume"]
+    assert {term["term"]: term["count_after"] for term in spike["terms"]}["quit"] == 45
+    assert drill_summary(ws, full=False) == drill_summary(ws, full=True)
+    ws.close()

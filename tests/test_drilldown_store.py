@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from monitor.analysis import tokens
-from monitor.examples import BY_ENGAGEMENT, BY_NEGATIVITY, Keep, examples_of, merged_examples
+from monitor.examples import BY_ENGAGEMENT, BY_NEGATIVITY, Keep, KeptList, examples_of
 from monitor.posts import Post
 from monitor.store import Store
 
@@ -79,11 +79,14 @@ def posts(numbers: range = range(len(ROWS))) -> pd.DataFrame:
 
 def kept(keep: Keep, *parts: range) -> list[str]:
     """The list kept of ROWS fed in parts (as days are), each part's list merged into the others'."""
-    total = None
+    total = KeptList(keep)
     for part in parts:
-        total = merged_examples(total, examples_of(posts(part), keep, tokens), keep)
-    assert total is not None
-    return [f"{row.post_id} {row.text}" for row in total.itertuples()]
+        day = KeptList(keep)
+        day.add(examples_of(posts(part), keep, tokens))
+        total.merge(day)
+    rows = total.rows()
+    assert rows is not None
+    return [f"{row.post_id} {row.text}" for row in rows.itertuples()]
 
 
 def test_the_most_engaged_are_kept_each_text_once_the_best_copy() -> None:
@@ -115,3 +118,29 @@ def test_a_kept_text_is_an_excerpt_with_its_terms_and_copies_are_told_by_the_who
     assert len(found) == 2 and found["key"].nunique() == 2  # the same first 280 characters, two texts
     assert all(len(text) <= 280 and text.endswith("…") for text in found["text"])
     assert found["terms"].tolist() == ["alpha photos", "beta photos"]
+
+
+def test_a_scored_row_without_a_compound_is_not_in_the_span_as_the_analysis_does_not_count_it(store: Store) -> None:
+    add_window(store)
+    store.add_posts("e", [Post(source="x", id="no-compound", created_at=T0, text="scored without a number")])
+    store.add_scores([{"source": "x", "post_id": "no-compound", "scorer": "k", "status": "scored", "compound": None}])
+    assert "scored without a number" not in window(store, HOUR)
+
+
+def test_a_span_is_cut_into_the_utc_days_wholly_inside_it_and_inside_the_window_and_the_rest() -> None:
+    from monitor.drilldown import outside_days, whole_days
+
+    span = (datetime(2012, 12, 17, 18, tzinfo=UTC), datetime(2012, 12, 21, 6, tzinfo=UTC))
+    assert whole_days(span, (None, None)) == ["2012-12-18", "2012-12-19", "2012-12-20"]
+    window = (datetime(2012, 12, 10, tzinfo=UTC), datetime(2012, 12, 20, 12, tzinfo=UTC))  # ends inside the 20th
+    assert whole_days(span, window) == ["2012-12-18", "2012-12-19"]
+    assert outside_days(span, ["2012-12-18", "2012-12-19"]) == [
+        (span[0], datetime(2012, 12, 18, tzinfo=UTC)), (datetime(2012, 12, 20, tzinfo=UTC), span[1])
+    ]  # fmt: skip
+    assert outside_days(span, ["2012-12-19"]) == [
+        (span[0], datetime(2012, 12, 19, tzinfo=UTC)), (datetime(2012, 12, 20, tzinfo=UTC), span[1])
+    ]  # fmt: skip
+    hour = (datetime(2012, 12, 18, 10, tzinfo=UTC), datetime(2012, 12, 18, 11, tzinfo=UTC))
+    assert whole_days(hour, (None, None)) == [] and outside_days(hour, []) == [hour]
+    midnights = (datetime(2012, 12, 18, tzinfo=UTC), datetime(2012, 12, 19, tzinfo=UTC))
+    assert whole_days(midnights, (None, None)) == ["2012-12-18"] and outside_days(midnights, ["2012-12-18"]) == []

@@ -7,20 +7,31 @@ was computed with other settings or code (the fingerprint), from a range read of
 the stored sums of the others. A full recompute (the first report, `--full`, changed settings)
 reads all the posts in one stream and cuts it into the same day parts, in the same chunks, merged in the same
 order, so both give the same numbers, bit for bit.
+
+Days are independent, so when there are many posts to read a second process (spawned) reads and sums the
+later days to compute (a little under half of their posts) while this one does the earlier ones; it hands back
+the days' pickled states, and this process stores them and merges every day in day order, as if it had read
+them itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
+import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import replace
+from datetime import datetime, timedelta
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitor.config import EventConfig
-from monitor.pipeline.workspace import Workspace, current_scorer
+from monitor.config import Config, EventConfig
+from monitor.pipeline.workspace import Workspace, current_scorer, open_workspace
 from monitor.store import AnalysisPart, day_key
 
 if TYPE_CHECKING:
@@ -30,40 +41,152 @@ if TYPE_CHECKING:
 
 ANALYSIS_CHUNK = 50_000  # posts in memory at once while analysing (about 60 MB with their texts)
 STATE_FORMAT = 1  # raise when what state() holds changes shape outside monitor/analysis.py
+SHARED_FROM = 200_000  # posts to read before a second process takes the later days (it starts in about a second)
+SHARE = 0.45  # of those posts, what the second process reads: a little under half, as it starts later
+
+Span = tuple[datetime | None, datetime | None]  # [since, until) in naive UTC; None: no bound
+DayStates = list[tuple[str, bytes]]  # (day, its pickled state) in day order
 
 
-def accumulate_event(ws: Workspace, event: EventConfig, full: bool = False) -> AnalysisAccumulator:
-    """The event's accumulator: stored day parts where current, the other days (every day with full) recomputed."""
+def accumulate_event(
+    ws: Workspace, event: EventConfig, full: bool = False, shared_from: int | None = None
+) -> AnalysisAccumulator:
+    """The event's accumulator: stored day parts where current, the other days (every day with full) recomputed.
+
+    When the days to read hold `shared_from` posts or more (of every event: a count on the time index), a
+    second process reads and sums the later days (about SHARE of their posts) while this one does the earlier;
+    the day states are merged here in day order either way, so the numbers are the same. By default
+    (None) that is SHARED_FROM when a core is idle, else never: the second process costs about 25 % more
+    CPU in all (its start, its own reads), which pays only on a core nobody else is using.
+    """
+    shared_from = _sharing() if shared_from is None else shared_from
     fingerprint = parts_key(ws, event)
     parts = ws.store.analysis_parts(event.name)
     if full or parts is None or not any(part.current(fingerprint) for part in parts.values()):
-        return _accumulate_all(ws, event, fingerprint)  # nothing to reuse: one read beats a query per day
+        return _accumulate_all(ws, event, fingerprint, shared_from)  # nothing to reuse: one read beats a query per day
+    stale = sorted(day for day, part in parts.items() if not part.current(fingerprint))
+    mine, theirs = shares(ws, stale, shared_from)
+    states = _elsewhere(ws, event, [day_span(day) for day in theirs], empty=set(theirs))
     total = analysis_accumulator(ws, event)
     for day, part in sorted(parts.items()):
-        stored = ws.store.analysis_state(event.name, day) if part.current(fingerprint) else None
-        if stored is not None:
-            total.merge(_restored(ws, event, stored))
-            continue
-        frames = ws.store.iter_analysis_frames(event.name, current_scorer(ws), chunk_size=ANALYSIS_CHUNK, day=day)
-        total.merge(_recomputed(ws, event, day, replace(part, fingerprint=fingerprint), frames))
+        if part.current(fingerprint):
+            stored = ws.store.analysis_state(event.name, day)
+            if stored is not None:
+                total.merge(_restored(ws, event, stored))
+                continue
+            fed = _computed(ws, event, [day_span(day)], empty={day})  # a state lost: read again
+        elif day in mine:
+            fed = _computed(ws, event, [day_span(day)], empty={day})
+        else:
+            fed = _received(ws, event, states, day)
+        for found, accumulator in fed:
+            _save(ws, event.name, found, replace(part, fingerprint=fingerprint), accumulator)
+            total.merge(accumulator)
     return total
 
 
-def _accumulate_all(ws: Workspace, event: EventConfig, fingerprint: str) -> AnalysisAccumulator:
-    """Every day recomputed from one read of all the event's posts (no per-day query), its state stored.
+def _accumulate_all(ws: Workspace, event: EventConfig, fingerprint: str, shared_from: int) -> AnalysisAccumulator:
+    """Every day recomputed from range reads of all the event's posts (no per-day query), its state stored.
 
     The versions are read before the posts: a day written meanwhile keeps a newer version and stays stale.
     After this the event counts as listed: every day with posts has its row, and writes add the new ones.
     """
     versions = ws.store.analysis_versions(event.name)
+    mine, theirs = halves(ws, shared_from)
+    states = _elsewhere(ws, event, theirs, empty=set())
     total = analysis_accumulator(ws, event)
-    # fetched in fifths of a part's chunk: what waits to fill a day's chunk stays small beside it
-    stream = ws.store.iter_analysis_frames(event.name, current_scorer(ws), chunk_size=ANALYSIS_CHUNK // 5)
-    for day, frames in day_pieces(stream, ANALYSIS_CHUNK):
-        part = AnalysisPart(versions.get(day, 0), None, fingerprint)
-        total.merge(_recomputed(ws, event, day, part, frames))
+    for day, fed in chain(_computed(ws, event, mine), _received(ws, event, states)):
+        _save(ws, event.name, day, AnalysisPart(versions.get(day, 0), None, fingerprint), fed)
+        total.merge(fed)
     ws.store.mark_listed(event.name)
     return total
+
+
+def _sharing() -> int:
+    """SHARED_FROM when a core is idle (the load average of the last minute at least one below the cores)."""
+    idle = (os.cpu_count() or 1) - os.getloadavg()[0] >= 1
+    return SHARED_FROM if idle else sys.maxsize
+
+
+def day_span(day: str) -> tuple[datetime, datetime]:
+    """The UTC day YYYY-MM-DD as [its start, the next day's start), naive."""
+    start = datetime.fromisoformat(day)
+    return start, start + timedelta(days=1)
+
+
+def halves(ws: Workspace, shared_from: int) -> tuple[list[Span], list[Span]]:
+    """The whole time line as (this process's spans, the other's): cut at the day boundary nearest the post
+    that leaves SHARE of them after it."""
+    posts = ws.store.posts_created_between()
+    middle = ws.store.created_at_of(round(posts * (1 - SHARE))) if posts >= shared_from else None
+    if middle is None:
+        return [(None, None)], []
+    day = datetime(middle.year, middle.month, middle.day)
+    before = posts * (1 - SHARE)
+    cut = min((day, day + timedelta(days=1)), key=lambda at: abs(ws.store.posts_created_between(None, at) - before))
+    return [(None, cut)], [(cut, None)]
+
+
+def shares(ws: Workspace, days: list[str], shared_from: int) -> tuple[list[str], list[str]]:
+    """Days in order as (this process's, the other's): the other takes the later days that hold nearest SHARE of
+    their posts, or none when they hold fewer than shared_from posts (or are one day)."""
+    sizes = [ws.store.posts_created_between(*day_span(day)) for day in days] if len(days) > 1 else [0]
+    if sum(sizes) < shared_from or len(days) < 2:
+        return days, []
+    cut = min(range(1, len(days)), key=lambda at: (abs(sum(sizes[at:]) - sum(sizes) * SHARE), -at))
+    return days[:cut], days[cut:]
+
+
+def _elsewhere(ws: Workspace, event: EventConfig, spans: list[Span], empty: set[str]) -> Future[DayStates]:
+    """day_states of spans, summed in a second process (started only if there are spans)."""
+    if not spans:
+        done: Future[DayStates] = Future()
+        done.set_result([])
+        return done
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent may hold database connections and the daemon's threads
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    states = pool.submit(day_states, ws.config, event.name, spans, empty)
+    pool.shutdown(wait=False)  # the job still runs; the process ends with it
+    return states
+
+
+def day_states(config: Config, event_name: str, spans: list[Span], empty: set[str]) -> DayStates:
+    """The pickled states of the days in spans (_computed), from this process's own connection to the store."""
+    ws = open_workspace(config=config)
+    try:
+        return [(day, _pickled(fed)) for day, fed in _computed(ws, ws.config.event(event_name), spans, empty)]
+    finally:
+        ws.close()
+
+
+def _received(
+    ws: Workspace, event: EventConfig, states: Future[DayStates], day: str | None = None
+) -> Iterator[tuple[str, AnalysisAccumulator]]:
+    """(day, its accumulator) of the other process's states, waited for here (only the given day's, if one is)."""
+    for found, state in states.result():
+        if day is None or found == day:
+            yield found, _restored(ws, event, state)
+
+
+def _computed(
+    ws: Workspace, event: EventConfig, spans: list[Span], empty: set[str] | None = None
+) -> Iterator[tuple[str, AnalysisAccumulator]]:
+    """(day, its accumulator) of every day with posts in spans, in order; the days in `empty` also when they
+    have none (a stale day whose posts all left the event)."""
+    seen: set[str] = set()
+    for span in spans:
+        stream = ws.store.iter_analysis_frames(event.name, current_scorer(ws), ANALYSIS_CHUNK // 5, *span)
+        for day, frames in day_pieces(stream, ANALYSIS_CHUNK):
+            fed = analysis_accumulator(ws, event)
+            for frame in frames:
+                fed.add(frame)
+            seen.add(day)
+            yield day, fed
+    for day in sorted((empty or set()) - seen):
+        yield day, analysis_accumulator(ws, event)
 
 
 def day_pieces(frames: Iterable[pd.DataFrame], chunk: int) -> Iterator[tuple[str, Iterator[pd.DataFrame]]]:
@@ -122,19 +245,34 @@ def _split_by_day(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
 
 
 def _restored(ws: Workspace, event: EventConfig, stored: bytes) -> AnalysisAccumulator:
-    # our own database's bytes, written by _recomputed below; the fingerprint pins the code that wrote them
+    # our own database's bytes, written by _save below; the fingerprint pins the code that wrote them
     return analysis_accumulator(ws, event).restore(pickle.loads(stored))  # noqa: S301
 
 
-def _recomputed(
-    ws: Workspace, event: EventConfig, day: str, part: AnalysisPart, frames: Iterable[pd.DataFrame]
-) -> AnalysisAccumulator:
-    """One day's sums from its posts, stored as computed at part.version (read before reading the posts)."""
-    fed = analysis_accumulator(ws, event)
-    for frame in frames:
-        fed.add(frame)
-    ws.store.save_analysis_state(event.name, day, part, pickle.dumps(fed.state(), protocol=pickle.HIGHEST_PROTOCOL))
-    return fed
+def _pickled(fed: AnalysisAccumulator) -> bytes:
+    return pickle.dumps(fed.state(), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _save(ws: Workspace, event_name: str, day: str, part: AnalysisPart, fed: AnalysisAccumulator) -> None:
+    """One day's sums, stored as computed at part.version (read before reading the posts)."""
+    ws.store.save_analysis_state(event_name, day, part, _pickled(fed))
+
+
+def stored_terms(ws: Workspace, event: EventConfig, days: Iterable[str]) -> dict[str, Counter[str]]:
+    """The terms of each day's scored posts (TermCounts.prior) as its current stored part counted them, for
+    the days that have one and whose counts are whole (no rare term dropped)."""
+    wanted = list(days)
+    if not wanted:
+        return {}
+    fingerprint = parts_key(ws, event)
+    parts = ws.store.analysis_parts(event.name) or {}
+    found = {}
+    for day in wanted:
+        stored = ws.store.analysis_state(event.name, day) if day in parts and parts[day].current(fingerprint) else None
+        terms = None if stored is None else _restored(ws, event, stored).terms
+        if terms is not None and not terms.dropped:
+            found[day] = terms.prior
+    return found
 
 
 def parts_key(ws: Workspace, event: EventConfig) -> str:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from monitor.analysis import Analysis, Spike
-    from monitor.drilldown import Drilldown, Span, SpikeDetail
+    from monitor.drilldown import Drilldown, SpikeDetail
 
 DRILL_CHUNK = 20_000  # distinct texts in memory at once while reading a window
 
@@ -53,15 +53,21 @@ def reference_terms(analysis: Analysis) -> Counter[str]:
     return drill.prior if analysis.baseline_fallback else drill.reference
 
 
-def span_terms(ws: Workspace, analysis: Analysis, span: Span) -> Counter[str]:
-    """The terms of the event's scored posts in span, bounded as the drivers' counts are (TermCounts)."""
+def span_terms(ws: Workspace, analysis: Analysis, span: tuple[datetime, datetime]) -> Counter[str]:
+    """The terms of the event's scored posts in span, bounded as the drivers' counts are (TermCounts): the
+    whole UTC days inside it from their stored day parts (the analysis counted their terms), the rest read."""
     from monitor.analysis import TermCounts
-    from monitor.drilldown import text_terms
+    from monitor.drilldown import outside_days, text_terms, whole_days
+    from monitor.pipeline.analysis_parts import stored_terms
 
     counts = TermCounts()
-    for texts in ws.store.iter_window_texts(analysis.event, current_scorer(ws), span, DRILL_CHUNK):
-        found = text_terms(texts)
-        counts.add(focus=found, reference=Counter(), prior=found)
+    days = stored_terms(ws, ws.config.event(analysis.event), whole_days(span, (analysis.window_start, analysis.window_end)))
+    for terms in days.values():
+        counts.add(focus=terms, reference=Counter(), prior=terms)
+    for piece in outside_days(span, days):
+        for texts in ws.store.iter_window_texts(analysis.event, current_scorer(ws), piece, DRILL_CHUNK):
+            found = text_terms(texts)
+            counts.add(focus=found, reference=Counter(), prior=found)
     return counts.focus
 
 
