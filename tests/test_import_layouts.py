@@ -117,9 +117,10 @@ def test_day_first_dates_are_rejected_naming_the_column_and_suggesting_date_form
     archive = tmp_path / "dates.csv"
     result = import_text(write_config(), archive, DAY_FIRST)
     assert result.exit_code == 3
-    hint = "could be day/month or month/day; say which with --date-format, e.g. --date-format '%d/%m/%Y %H:%M'"
-    assert f"  line 2: created_at: '13/11/2022 21:05' {hint}" in result.output.splitlines()
-    assert f"  line 3: created_at: '11/09/2022 10:00' {hint}" in result.output.splitlines()
+    either = "could be day/month or month/day; say which with --date-format, e.g. --date-format '%d/%m/%Y %H:%M'"
+    lines = result.output.splitlines()
+    assert "  line 2: created_at: '13/11/2022 21:05' is day/month: read it with --date-format '%d/%m/%Y %H:%M'" in lines
+    assert f"  line 3: created_at: '11/09/2022 10:00' {either} (day first) or '%m/%d/%Y %H:%M' (month first)" in lines
     assert stored(write_config()) == []  # 11/09 is not read as 9 November, nor as 11 September
 
 
@@ -145,8 +146,7 @@ def test_a_mapped_date_column_is_named_and_a_date_off_the_format_rejected(
         write_config(), archive, "Datum,text\n13.11.22,one\n2022-11-13,two\n", "--map", "created_at=Datum"
     )
     assert (
-        "  line 2: created_at (column 'Datum'): '13.11.22' could be day/month or month/day; say which with "
-        "--date-format, e.g. --date-format '%d.%m.%y'"
+        "  line 2: created_at (column 'Datum'): '13.11.22' is day/month: read it with --date-format '%d.%m.%y'"
     ) in plain.output.splitlines()
     formatted = run(
         write_config(),
@@ -279,3 +279,16 @@ def test_the_rejects_file_of_json_lines_holds_the_line(write_config: Callable[..
             "raw": "{broken",
         }
     ]
+
+
+def test_a_month_first_date_is_named_so_with_the_format_that_reads_it(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    archive = tmp_path / "us.csv"
+    result = import_text(write_config(), archive, "created_at,text\n11/13/2022 10:13,one\n13/13/2022,two\n")
+    lines = result.output.splitlines()
+    assert "  line 2: created_at: '11/13/2022 10:13' is month/day: read it with --date-format '%m/%d/%Y %H:%M'" in lines
+    assert "  line 3: created_at: '13/13/2022' is not a date (neither 13 nor 13 is a month)" in lines
+    again = run(write_config(), "import", str(archive), "--event", EVENT, "--date-format", "%m/%d/%Y %H:%M")
+    assert stored(write_config()) == [(datetime(2022, 11, 13, 10, 13, tzinfo=UTC), "one")]
+    assert again.exit_code == 3  # 13/13 fits no format

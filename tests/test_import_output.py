@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from monitor.cli import cli
 
 EVENT = "instagram-tos-2012"
-HINT = "could be day/month or month/day; say which with --date-format, e.g. --date-format '%d/%m/%Y %H:%M'"
+HINT = "is day/month: read it with --date-format '%d/%m/%Y %H:%M'"
 
 
 def rejected_lines(config: Path, archive: Path, rows: list[str]) -> list[str]:

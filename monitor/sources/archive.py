@@ -98,10 +98,7 @@ class Dates:
         stamp = stamp.strip()
         if self.date_format is None:
             if match := _NUMERIC_DATE.match(stamp):
-                raise ValueError(
-                    f"{stamp[:40]!r} could be day/month or month/day; say which with --date-format, "
-                    f"e.g. --date-format '{_day_first_format(match, stamp)}'"
-                )
+                _refuse_numeric_date(stamp, match)
             return parse_timestamp(stamp, self.tz)
         try:
             moment = datetime.strptime(stamp, self.date_format)
@@ -111,14 +108,31 @@ class Dates:
 
 
 # 11/09/2022, 13.11.22, 9-11-2022 10:00: day and month in an order only the file's author knows
-_NUMERIC_DATE = re.compile(r"[0-9]{1,2}([/.\-])[0-9]{1,2}[/.\-]([0-9]{2,4})\b")
+_NUMERIC_DATE = re.compile(r"([0-9]{1,2})([/.\-])([0-9]{1,2})[/.\-]([0-9]{2,4})\b")
 
 
-def _day_first_format(match: re.Match[str], stamp: str) -> str:
-    """The day-first --date-format a stamp of this shape would need: '27/11/2022 12:19:53' → '%d/%m/%Y %H:%M:%S'."""
-    separator, year = match.group(1), "%Y" if len(match.group(2)) == 4 else "%y"
+def _refuse_numeric_date(stamp: str, match: re.Match[str]) -> None:
+    """A numeric date is never guessed: the error names the --date-format it needs (a day over 12 tells the
+    order: '13/11/2022' is day/month, '11/13/2022' month/day; '11/05/2022' could be either)."""
+    first, second = int(match.group(1)), int(match.group(3))
+    day_first, month_first = _numeric_format(match, stamp, "%d", "%m"), _numeric_format(match, stamp, "%m", "%d")
+    if first > 12 >= second:
+        raise ValueError(f"{stamp[:40]!r} is day/month: read it with --date-format '{day_first}'")
+    if second > 12 >= first:
+        raise ValueError(f"{stamp[:40]!r} is month/day: read it with --date-format '{month_first}'")
+    if first <= 12 and second <= 12:
+        raise ValueError(
+            f"{stamp[:40]!r} could be day/month or month/day; say which with --date-format, "
+            f"e.g. --date-format '{day_first}' (day first) or '{month_first}' (month first)"
+        )
+    raise ValueError(f"{stamp[:40]!r} is not a date (neither {first} nor {second} is a month)")
+
+
+def _numeric_format(match: re.Match[str], stamp: str, first: str, second: str) -> str:
+    """The --date-format a stamp of this shape needs with this order: '27/11/2022 12:19:53' → '%d/%m/%Y %H:%M:%S'."""
+    separator, year = match.group(2), "%Y" if len(match.group(4)) == 4 else "%y"
     clock = {0: "", 1: " %H:%M", 2: " %H:%M:%S"}.get(stamp[match.end() :].count(":"), " %H:%M")
-    return f"%d{separator}%m{separator}{year}{clock}"
+    return f"{first}{separator}{second}{separator}{year}{clock}"
 
 
 def check_date_format(date_format: str) -> str:
@@ -444,7 +458,9 @@ class _CsvChunk:
                 self.starts.append(start)
                 self.ends.append(end)
             elif record:  # an empty list is a blank line
-                self.rejects.append(Reject(start, f"expected {width} columns, found {len(record)}", self._raw(start, end)))
+                self.rejects.append(
+                    Reject(start, f"expected {width} columns, found {len(record)}", self._raw(start, end))
+                )
             start = end + 1
 
     def raw(self, index: int) -> str:
