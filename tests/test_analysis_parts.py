@@ -234,16 +234,22 @@ def posts_on(day: int, count: int, prefix: str) -> list[Post]:
     return make_posts(count, datetime(2012, 12, day, tzinfo=UTC), 1, seed=day, prefix=prefix)
 
 
-def test_the_later_days_with_nearest_45_percent_of_the_posts_to_read_go_to_the_second_process(store: Store, tmp_path: Path) -> None:
-    from monitor.pipeline.analysis_parts import halves, shares
+def test_the_later_days_with_nearest_their_share_of_the_posts_to_read_go_to_the_second_process(
+    store: Store, tmp_path: Path
+) -> None:
+    from monitor.pipeline.analysis_parts import SHARE, halves, shares
+
+    assert SHARE == 0.40  # the numbers below are worked for it
 
     ws = workspace(store, tmp_path)
     ws.store.add_posts(EVENT, posts_on(12, 100, "a") + posts_on(13, 100, "b") + posts_on(14, 300, "c"))
     days = ["2012-12-12", "2012-12-13", "2012-12-14"]
-    assert shares(ws, days, shared_from=500) == (days[:2], days[2:])  # 300 of 500 posts on the 14th, nearest 225
+    assert shares(ws, days, shared_from=500) == (days[:2], days[2:])  # 300 of 500 on the 14th: nearest SHARE's 200
     assert shares(ws, days[:2], shared_from=200) == (days[:1], days[1:2])
     assert shares(ws, days, shared_from=501) == (days, [])  # too few posts to start a process for
-    middle = datetime(2012, 12, 14)  # 45 % of 500 after the cut: the 14th's midnight (200 before) is nearer than the 15th's
+    middle = datetime(
+        2012, 12, 14
+    )  # 200 of 500 after the cut: the 14th's midnight (300 after) is nearer than the 15th's (0)
     assert halves(ws, shared_from=500) == ([(None, middle)], [(middle, None)])
     assert halves(ws, shared_from=501) == ([(None, None)], [])
     ws.close()
