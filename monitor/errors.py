@@ -38,6 +38,10 @@ class NotAPageError(SourceError):
     """An API answered 2xx with a body that is not a JSON object (a proxy's page, a truncated reply): retried."""
 
 
+class AnswerTooLargeError(SourceError):
+    """A server's answer was larger than a source reads of one (sources/answer_limit.py): not retried."""
+
+
 class UsageCapError(SourceError):
     """The platform's usage cap is reached: no request to it can succeed until the cap resets.
 

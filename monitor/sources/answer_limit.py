@@ -15,14 +15,10 @@ from urllib.parse import urlsplit
 import httpx
 import requests
 
-from monitor.errors import SourceError
+from monitor.errors import AnswerTooLargeError
 
 MAX_ANSWER_BYTES = 32 * 2**20
 READ_CHUNK = 64 * 1024
-
-
-class AnswerTooLargeError(SourceError):
-    """A server's answer was larger than MAX_ANSWER_BYTES: not read further, never retried."""
 
 
 def too_large(url: str, limit: int) -> AnswerTooLargeError:

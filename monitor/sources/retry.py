@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-from monitor.errors import SourceError
-from monitor.sources.answer_limit import AnswerTooLargeError
+from monitor.errors import AnswerTooLargeError, SourceError
 
 if TYPE_CHECKING:
     from monitor.config import RetryingSourceSettings
