@@ -250,8 +250,9 @@ def _reject_lines(shown: list[Any], total: int) -> list[str]:
 
 
 def _reason_kind(reason: str) -> str:
-    """A reason without the first value it quotes: "created_at: '13/11/2022' could be …" → "created_at: '' could be …"."""
-    return re.sub(r"'[^']*'", "''", reason, count=1)
+    """A reason without the values it quotes: "created_at: '13/11/2022' is day/month…" → "created_at: '' is day/month…"
+    (a mapped column's name is quoted too, before the value)."""
+    return re.sub(r"'[^']*'", "''", reason)
 
 
 def _folded(run: list[Any]) -> list[str]:

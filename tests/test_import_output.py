@@ -50,3 +50,16 @@ def test_other_reasons_break_the_run_and_gaps_are_said(write_config: Callable[..
         f"  line 8: created_at: '16/12/2012 10:00' {HINT}",  # two alike are both shown
         f"  line 9: created_at: '19/12/2012 10:00' {HINT}",
     ]
+
+
+def test_a_mapped_date_column_folds_too(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    """The column's name is quoted before each value: the values still differ, the reason is the same."""
+    archive = tmp_path / "mapped.csv"
+    rows = "".join(f"{day}/12/2012 10:00,quit instagram\n" for day in range(13, 18))  # lines 2–6
+    archive.write_text("Date Created,text\n" + rows, encoding="utf-8")
+    command = ["--config", str(write_config()), "import", str(archive), "--event", EVENT, "--map", "created_at=Date Created"]
+    result = CliRunner().invoke(cli, command)
+    assert [line for line in result.stderr.splitlines() if line.startswith("  ")] == [
+        f"  line 2: created_at (column 'Date Created'): '13/12/2012 10:00' {HINT}",
+        "  4 more like it, lines 3–6",
+    ]
