@@ -412,11 +412,6 @@ def days_from(bins: pd.DataFrame, moment: datetime) -> pd.DataFrame:
     return shifted
 
 
-def _between(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
-    times = frame["created_at"]
-    return frame[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))]
-
-
 # ---- shifts against the baseline -----------------------------------------------------------------
 
 

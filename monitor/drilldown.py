@@ -24,6 +24,7 @@ from monitor.analysis import (
     rank_drivers,
     tokens,
 )
+from monitor.config import to_aware
 from monitor.examples import BIN_ENGAGED, BIN_NEGATIVE, DrillSums, excerpt, in_bins, with_term
 
 SPIKE_TERMS = 8  # terms and hashtags shown per spike, each
@@ -86,7 +87,7 @@ class Drilldown:
 def example(row: Mapping[str, Any]) -> Example:
     """An Example of a kept row (examples.EXAMPLE_COLUMNS; a naive created_at is UTC)."""
     return Example(
-        created_at=_aware(row["created_at"]),
+        created_at=to_aware(row["created_at"], UTC),
         source=str(row["source"]),
         post_id=str(row["post_id"]),
         author=row["author"],
@@ -190,8 +191,6 @@ def _examples(kept: pd.DataFrame | None) -> list[Example]:
     return [example({str(name): value for name, value in row.items()}) for row in rows]
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def with_drilldown(summary: dict[str, Any], drill: Drilldown) -> dict[str, Any]:

@@ -91,9 +91,6 @@ class GatedSearch:
         # the first choices overlap (five gates start with the same verbs): each of their strings is looked for once
         self.firsts = sorted({string for needed, _ in self.gates if needed for string in needed[0]})
 
-    def found(self, text: str) -> bool:
-        return any(pattern.search(text) for pattern in self.possible(text))
-
     def possible(self, text: str) -> list[re.Pattern[str]]:
         """The patterns whose words are all in the text: only they can match it, or any part of it."""
         lowered = text.lower()

@@ -38,7 +38,6 @@ from monitor.analysis import (
     Shift,
     Standing,
     TopPost,
-    _between,
     _count_languages,
     _counted_between,
     _counted_per_bin,
@@ -64,6 +63,12 @@ from monitor.config import event_window
 
 if TYPE_CHECKING:
     from monitor.config import AlertsConfig, EventConfig
+
+
+def _between(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """The posts of frame created in [start, end)."""
+    times = frame["created_at"]
+    return frame[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))]
 
 
 def analyze(

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import requests
 
 from monitor.errors import AnswerTooLargeError
+from monitor.sources.retry import host_of
 
 MAX_ANSWER_BYTES = 32 * 2**20
 READ_CHUNK = 64 * 1024
@@ -23,10 +23,7 @@ READ_CHUNK = 64 * 1024
 
 def too_large(url: str, limit: int) -> AnswerTooLargeError:
     """'127.0.0.1:8080: answer larger than 32 MB, not read further': the host only, never a path or a query."""
-    parts = urlsplit(url)
-    host = parts.hostname or "the server"
-    where = f"{host}:{parts.port}" if parts.port else host
-    return AnswerTooLargeError(f"{where}: answer larger than {limit // 2**20} MB, not read further")
+    return AnswerTooLargeError(f"{host_of(url)}: answer larger than {limit // 2**20} MB, not read further")
 
 
 def limit_answers(session: requests.Session, limit: int = MAX_ANSWER_BYTES) -> requests.Session:

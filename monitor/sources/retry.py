@@ -159,8 +159,8 @@ def cannot_connect(error: BaseException, fallback_url: str) -> Transient:
     url = next((found for found in map(_request_url, chain) if found), fallback_url)
     cause = _connect_cause(chain)
     if cause is None:  # connected, then dropped: the server's side, not ours
-        return Transient(f"{_host(url)}: connection failed ({chain[0].__class__.__name__})")
-    return Transient(f"{_host(url)}: cannot connect ({cause})")
+        return Transient(f"{host_of(url)}: connection failed ({chain[0].__class__.__name__})")
+    return Transient(f"{host_of(url)}: cannot connect ({cause})")
 
 
 _CAUSES: tuple[tuple[type[BaseException], str], ...] = (
@@ -213,7 +213,7 @@ def _request_url(error: BaseException) -> str | None:
     return str(url) if url else None
 
 
-def _host(url: str) -> str:
+def host_of(url: str) -> str:
     """host[:port] of a URL, or of a bare 'host:port' (a Mastodon instance as configured)."""
     parts = urlsplit(url if "//" in url else "//" + url)
     try:
