@@ -134,13 +134,17 @@ def test_a_settings_change_recomputes_every_day(store: Store, tmp_path: Path, ch
     ws.store.add_posts(EVENT, posts)
     score(ws, workers=1)
     old = report_matches_full(ws)
+    days = len(ws.store.analysis_parts(EVENT) or {})
     ws.close()
+    assert days >= 12  # 300 posts over 12 days: every day stored
     changed = workspace(store, tmp_path, **changes)
     key = parts_key(changed, changed.config.events[0])
-    assert not any(part.current(key) for part in (changed.store.analysis_parts(EVENT) or {}).values())
+    stale = changed.store.analysis_parts(EVENT) or {}
+    assert len(stale) == days and not any(part.current(key) for part in stale.values())
     rescoring = "scoring" in changes  # a new scorer key: no post is scored by it yet
     assert report_matches_full(changed).coverage.unscored == (300 if rescoring else 0)
-    assert all(part.current(key) for part in (changed.store.analysis_parts(EVENT) or {}).values())
+    recomputed = changed.store.analysis_parts(EVENT) or {}
+    assert len(recomputed) == days and all(part.current(key) for part in recomputed.values())
     score(changed, workers=1)
     new = report_matches_full(changed)
     assert new.totals != old.totals

@@ -124,7 +124,7 @@ def test_an_incremental_report_shows_the_drilldown_of_a_full_one(store: Store, t
     assert incremental != first and len(incremental["spikes"]) > len(first["spikes"]) >= 1
     examples = incremental["driver_examples"]
     assert examples and all(1 <= len(posts) <= 3 for posts in examples.values())
-    assert all(incremental["aspect_examples"].values())
+    assert incremental["aspect_examples"] and all(incremental["aspect_examples"].values())
     ws.close()
 
 
