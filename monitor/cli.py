@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from monitor.errors import MonitorError, UsageError
+from monitor.quick_exit import skip_last_collection
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_PARTIAL = 3
@@ -708,4 +709,5 @@ def _job_run_text(run: Any) -> str:
 
 def main() -> None:
     """Console-script entry point."""
+    skip_last_collection()
     cli(prog_name="backlash")

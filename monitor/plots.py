@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor, Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,23 +102,44 @@ class Charts:
 
 
 TIMELINE_FILES = ("timeline.png", "timeline-small.png")
+# drawn by a second process when the report has one: about half of the drawing time of a big event
+ELSEWHERE = ("timeline.png", "compare.png", "drivers.png")
 
 
-def write_charts(analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path) -> Charts:
-    """Draw the four charts of an event into out_dir; every_event feeds compare.png."""
-    drawers: dict[str, Callable[[], Figure]] = {
-        "timeline.png": lambda: timeline_figure(analysis),
-        "timeline-small.png": lambda: small_timeline_figure(analysis),
-        "compare.png": lambda: compare_figure(every_event or [analysis]),
-        "shift.png": lambda: shift_figure(analysis),
-        "drivers.png": lambda: drivers_figure(analysis),
-    }
-    spots: dict[str, list[SpikeSpot]] = {}
-    for name, draw in drawers.items():
-        figure = draw_and_save(draw, out_dir / name, SMALL_STYLE if "small" in name else STYLE)
-        if name in TIMELINE_FILES:
-            spots[name] = spike_spots(figure, analysis)
-    return Charts([out_dir / name for name in drawers], spots)
+def write_charts(
+    analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path, elsewhere: Executor | None = None
+) -> Charts:
+    """Draw the charts of an event into out_dir; every_event feeds compare.png. With `elsewhere` (a second
+    process), it draws the ELSEWHERE charts meanwhile (they go to it pickled); a lost process draws none."""
+    try:
+        asked = {} if elsewhere is None else {
+            name: elsewhere.submit(draw_chart, name, analysis, every_event, out_dir) for name in ELSEWHERE
+        }
+    except BrokenExecutor:  # it was lost before: its charts are drawn here (those asked fail as well)
+        asked = {}
+    spots = {name: draw_chart(name, analysis, every_event, out_dir) for name in CHART_FILES if name not in asked}
+    for name, future in asked.items():
+        try:
+            spots[name] = future.result()
+        except BrokenExecutor:
+            spots[name] = draw_chart(name, analysis, every_event, out_dir)
+    return Charts([out_dir / name for name in CHART_FILES], {name: spots[name] for name in TIMELINE_FILES})
+
+
+DRAWERS: dict[str, Callable[[Analysis, Sequence[Analysis]], Figure]] = {
+    "timeline.png": lambda analysis, _every: timeline_figure(analysis),
+    "timeline-small.png": lambda analysis, _every: small_timeline_figure(analysis),
+    "compare.png": lambda analysis, every_event: compare_figure(every_event or [analysis]),
+    "shift.png": lambda analysis, _every: shift_figure(analysis),
+    "drivers.png": lambda analysis, _every: drivers_figure(analysis),
+}
+
+
+def draw_chart(name: str, analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path) -> list[SpikeSpot]:
+    """Draw the chart `name` (of CHART_FILES) into out_dir; where its spike groups are, if it is a timeline."""
+    style = SMALL_STYLE if "small" in name else STYLE
+    figure = draw_and_save(lambda: DRAWERS[name](analysis, every_event), out_dir / name, style)
+    return spike_spots(figure, analysis) if name in TIMELINE_FILES else []
 
 
 def write_chart(draw: Callable[[], Figure], path: Path, style: dict[str, Any] = STYLE) -> Path:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,10 +72,15 @@ class ReportResult:
 
 
 def write_report(
-    analysis: Analysis, every_event: list[Analysis], out_dir: Path, drill: Drilldown | None = None
+    analysis: Analysis,
+    every_event: list[Analysis],
+    out_dir: Path,
+    drill: Drilldown | None = None,
+    elsewhere: Executor | None = None,
 ) -> ReportResult:
     """Write out_dir/<event>/ for one analysis; every_event feeds the comparison chart; drill (when given)
-    adds a section per spike and example posts per driver term and aspect, linked from the tables and chart."""
+    adds a section per spike and example posts per driver term and aspect, linked from the tables and chart.
+    elsewhere: a second process that draws some of the charts meanwhile."""
     from monitor.plots import write_charts
 
     target = out_dir / analysis.event
@@ -83,7 +89,7 @@ def write_report(
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     try:
-        charts = write_charts(analysis, every_event, building)
+        charts = write_charts(analysis, every_event, building, elsewhere)
         summary = analysis.summary() if drill is None else with_drilldown(analysis.summary(), drill)
         (building / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         page = render_page(analysis, [c.name for c in charts.files], drill, charts.spots)

@@ -259,19 +259,26 @@ def test_the_later_days_with_nearest_their_share_of_the_posts_to_read_go_to_the_
     ws.close()
 
 
-def shared(ws: Workspace, full: bool, shared_from: int) -> Analysis:
-    """The event's analysis, the later half of the days to read summed in a second process if shared_from allows."""
+def shared(ws: Workspace, full: bool, shared_from: int | None) -> Analysis:
+    """The event's analysis; with shared_from, the later days to read summed by a companion process if they
+    hold that many posts; with None, no companion."""
     from monitor.pipeline.analysis_parts import accumulate_event
+    from monitor.pipeline.companion import Companion
     from monitor.pipeline.report import finish_analysis
 
-    return finish_analysis(ws, EVENT, accumulate_event(ws, ws.config.events[0], full=full, shared_from=shared_from))
+    event = ws.config.events[0]
+    if shared_from is None:
+        return finish_analysis(ws, EVENT, accumulate_event(ws, event, full=full))
+    with Companion() as companion:
+        return finish_analysis(ws, EVENT, accumulate_event(ws, event, full, companion, shared_from))
 
 
 def test_days_summed_in_a_second_process_give_the_numbers_of_one_process(store: Store, tmp_path: Path) -> None:
     ws = workspace(store, tmp_path)
     ws.store.add_posts(EVENT, make_posts(600, datetime(2012, 12, 10, tzinfo=UTC), 12, seed=10, prefix="p"))
     score(ws, workers=1)
-    alone = shared(ws, full=True, shared_from=10**9)
+    alone = shared(ws, full=True, shared_from=None)
+    assert_identical(shared(ws, full=True, shared_from=10**9), alone)  # a companion, but too few posts for it
     assert_identical(shared(ws, full=True, shared_from=0), alone)
     assert stale_days(ws) == [] and len(ws.store.analysis_parts(EVENT) or {}) == 12  # both halves' days stored
     ws.store.add_posts(EVENT, make_posts(200, datetime(2012, 12, 12, tzinfo=UTC), 8, seed=11, prefix="q"))
@@ -279,5 +286,5 @@ def test_days_summed_in_a_second_process_give_the_numbers_of_one_process(store: 
     assert len(stale_days(ws)) == 8
     incremental = shared(ws, full=False, shared_from=0)  # stale days of both halves, stored days between them
     assert stale_days(ws) == [] and incremental.coverage.posts == 800
-    assert_identical(incremental, shared(ws, full=True, shared_from=10**9))
+    assert_identical(incremental, shared(ws, full=True, shared_from=None))
     ws.close()

@@ -184,3 +184,76 @@ def test_shift_colours_say_better_or_worse_not_up_or_down() -> None:
     assert shift_judgement(shift("volume", 5.0, 9.0)) == "louder"
     assert shift_judgement(shift("mean_compound", -0.1, 0.1)) == "same"
     assert shift_judgement(shift("mean_compound", float("nan"), float("nan"))) == "same"
+
+
+def test_charts_drawn_by_a_companion_process_are_the_ones_drawn_here(tmp_path: Path) -> None:
+    from monitor.pipeline.companion import Companion
+    from monitor.plots import ELSEWHERE, write_charts
+
+    analysis, other = make_analysis(), make_analysis(scale=2.0, seed=3)
+    here = write_charts(analysis, [analysis, other], tmp_path / "here")
+    with Companion() as companion:
+        shared = write_charts(analysis, [analysis, other], tmp_path / "shared", companion)
+    assert ELSEWHERE and set(ELSEWHERE) < set(CHART_FILES)  # both processes draw
+    assert [path.name for path in shared.files] == list(CHART_FILES)
+    for name in CHART_FILES:
+        assert (tmp_path / "shared" / name).read_bytes() == (tmp_path / "here" / name).read_bytes(), name
+    assert shared.spots == here.spots and all(here.spots.values())  # the timelines' spike links, both drawn
+
+
+def test_charts_are_all_drawn_when_the_companion_process_is_lost(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from monitor.pipeline.companion import Companion
+    from monitor.plots import write_charts
+
+    analysis = make_analysis()
+    with Companion() as companion:
+        pid = companion.submit(os.getpid).result()
+        os.kill(pid, signal.SIGKILL)
+        charts = write_charts(analysis, [analysis], tmp_path / "a", companion)  # lost while asked, or before
+        again = write_charts(analysis, [analysis], tmp_path / "b", companion)  # known to be lost by now
+    for name in CHART_FILES:
+        assert png_size(tmp_path / "a" / name) == CHART_SIZES[name] == png_size(tmp_path / "b" / name), name
+    assert again.spots == charts.spots
+    assert [spot.spike.start for spot in charts.spots["timeline.png"]] == [
+        spike.start for spike in analysis.spikes if spike.kind == "volume"
+    ]
+
+
+def test_a_companion_process_ends_with_the_report_process_that_started_it(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, time\n"
+        "from monitor.pipeline.companion import Companion\n"
+        "companion = Companion()\n"
+        "print(companion.submit(os.getpid).result(), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    report = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert report.stdout is not None
+        companion = int(report.stdout.readline())
+        os.kill(report.pid, signal.SIGKILL)  # no exit handler runs, no pool shutdown
+        report.wait(10)
+        deadline = time.monotonic() + 20
+        while alive(companion) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(companion)
+    finally:
+        report.kill()
+
+
+def alive(pid: int) -> bool:
+    """pid is a running process (not a zombie waiting for its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

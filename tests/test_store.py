@@ -40,6 +40,16 @@ def test_post_can_belong_to_several_events(store: Store) -> None:
     assert store.post_count() == 3
 
 
+def test_event_names_are_the_events_with_posts_in_order(store: Store) -> None:
+    assert store.event_names() == []
+    for event in ("zeta", "alpha", "mid-2012", "alpha"):
+        store.add_posts(event, make_posts(3))
+    store.add_posts("gone", make_posts(1, start=50))
+    assert store.event_names() == ["alpha", "gone", "mid-2012", "zeta"]
+    assert store.unlink_posts("gone", [("x", "50")]) == 1
+    assert store.event_names() == ["alpha", "mid-2012", "zeta"]  # no post left in it
+
+
 def test_same_id_from_two_sources_are_two_posts(store: Store) -> None:
     store.add_posts("e", make_posts(2, source="x") + make_posts(2, source="mastodon@example.social"))
     assert store.post_count("e") == 4

@@ -8,22 +8,21 @@ the stored sums of the others. A full recompute (the first report, `--full`, cha
 reads all the posts in one stream and cuts it into the same day parts, in the same chunks, merged in the same
 order, so both give the same numbers, bit for bit.
 
-Days are independent, so when there are many posts to read a second process (spawned) reads and sums the
-later days to compute (a little under half of their posts) while this one does the earlier ones; it hands back
-the days' pickled states, and this process stores them and merges every day in day order, as if it had read
-them itself.
+Days are independent, so when there are many posts to read and the report has a companion process
+(pipeline/companion.py), the companion reads and sums the later days to compute (a little under half of their
+posts) while this one does the earlier ones; it hands back the days' pickled states, and this process stores
+them and merges every day in day order, as if it had read them itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import chain
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.config import Config, EventConfig
+from monitor.pipeline.companion import SHARED_FROM
 from monitor.pipeline.workspace import Workspace, current_scorer, open_workspace
 from monitor.store import AnalysisPart, day_key
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 ANALYSIS_CHUNK = 50_000  # posts in memory at once while analysing (about 60 MB with their texts)
 STATE_FORMAT = 1  # raise when what state() holds changes shape outside monitor/analysis.py
-SHARED_FROM = 200_000  # posts to read before a second process takes the later days (it starts in about a second)
 SHARE = 0.40  # of those posts, what the second process reads: less than half, as it starts a second later
 # (1M posts, quiet machine: at 0.45 the report process waited 1.4-1.9 s for it, at 0.40 0.2-0.3 s)
 
@@ -50,24 +49,22 @@ DayStates = list[tuple[str, bytes]]  # (day, its pickled state) in day order
 
 
 def accumulate_event(
-    ws: Workspace, event: EventConfig, full: bool = False, shared_from: int | None = None
+    ws: Workspace, event: EventConfig, full: bool = False, companion: Executor | None = None, shared_from: int = SHARED_FROM
 ) -> AnalysisAccumulator:
     """The event's accumulator: stored day parts where current, the other days (every day with full) recomputed.
 
-    When the days to read hold `shared_from` posts or more (of every event: a count on the time index), a
-    second process reads and sums the later days (about SHARE of their posts) while this one does the earlier;
-    the day states are merged here in day order either way, so the numbers are the same. By default
-    (None) that is SHARED_FROM when a core is idle, else never: the second process costs about 25 % more
-    CPU in all (its start, its own reads), which pays only on a core nobody else is using.
+    With a companion, when the days to read hold `shared_from` posts or more (of every event: a count on the
+    time index), the companion reads and sums the later days (about SHARE of their posts) while this process
+    does the earlier; the day states are merged here in day order either way, so the numbers are the same.
     """
-    shared_from = _sharing() if shared_from is None else shared_from
+    shared_from = shared_from if companion is not None else sys.maxsize
     fingerprint = parts_key(ws, event)
     parts = ws.store.analysis_parts(event.name)
     if full or parts is None or not any(part.current(fingerprint) for part in parts.values()):
-        return _accumulate_all(ws, event, fingerprint, shared_from)  # nothing to reuse: one read beats a query per day
+        return _accumulate_all(ws, event, fingerprint, companion, shared_from)  # nothing to reuse: one read beats a query per day
     stale = sorted(day for day, part in parts.items() if not part.current(fingerprint))
     mine, theirs = shares(ws, stale, shared_from)
-    states = _elsewhere(ws, event, [day_span(day) for day in theirs], empty=set(theirs))
+    states = _elsewhere(companion, ws, event, [day_span(day) for day in theirs], empty=set(theirs))
     total = analysis_accumulator(ws, event)
     for day, part in sorted(parts.items()):
         if part.current(fingerprint):
@@ -86,7 +83,9 @@ def accumulate_event(
     return total
 
 
-def _accumulate_all(ws: Workspace, event: EventConfig, fingerprint: str, shared_from: int) -> AnalysisAccumulator:
+def _accumulate_all(
+    ws: Workspace, event: EventConfig, fingerprint: str, companion: Executor | None, shared_from: int
+) -> AnalysisAccumulator:
     """Every day recomputed from range reads of all the event's posts (no per-day query), its state stored.
 
     The versions are read before the posts: a day written meanwhile keeps a newer version and stays stale.
@@ -94,19 +93,13 @@ def _accumulate_all(ws: Workspace, event: EventConfig, fingerprint: str, shared_
     """
     versions = ws.store.analysis_versions(event.name)
     mine, theirs = halves(ws, shared_from)
-    states = _elsewhere(ws, event, theirs, empty=set())
+    states = _elsewhere(companion, ws, event, theirs, empty=set())
     total = analysis_accumulator(ws, event)
     for day, fed in chain(_computed(ws, event, mine), _received(ws, event, states)):
         _save(ws, event.name, day, AnalysisPart(versions.get(day, 0), None, fingerprint), fed)
         total.merge(fed)
     ws.store.mark_listed(event.name)
     return total
-
-
-def _sharing() -> int:
-    """SHARED_FROM when a core is idle (the load average of the last minute at least one below the cores)."""
-    idle = (os.cpu_count() or 1) - os.getloadavg()[0] >= 1
-    return SHARED_FROM if idle else sys.maxsize
 
 
 def day_span(day: str) -> tuple[datetime, datetime]:
@@ -138,20 +131,17 @@ def shares(ws: Workspace, days: list[str], shared_from: int) -> tuple[list[str],
     return days[:cut], days[cut:]
 
 
-def _elsewhere(ws: Workspace, event: EventConfig, spans: list[Span], empty: set[str]) -> Future[DayStates]:
-    """day_states of spans, summed in a second process (started only if there are spans)."""
+def _elsewhere(
+    companion: Executor | None, ws: Workspace, event: EventConfig, spans: list[Span], empty: set[str]
+) -> Future[DayStates]:
+    """day_states of spans, summed by the companion (asked only if there are spans)."""
     if not spans:
         done: Future[DayStates] = Future()
         done.set_result([])
         return done
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawn, not fork: the parent may hold database connections and the daemon's threads
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    states = pool.submit(day_states, ws.config, event.name, spans, empty)
-    pool.shutdown(wait=False)  # the job still runs; the process ends with it
-    return states
+    if companion is None:  # shares() and halves() give no spans to share without one
+        raise RuntimeError("days to share but no companion process")
+    return companion.submit(day_states, ws.config, event.name, spans, empty)
 
 
 def day_states(config: Config, event_name: str, spans: list[Span], empty: set[str]) -> DayStates:
