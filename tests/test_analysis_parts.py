@@ -273,6 +273,26 @@ def shared(ws: Workspace, full: bool, shared_from: int | None) -> Analysis:
         return finish_analysis(ws, EVENT, accumulate_event(ws, event, full, companion, shared_from))
 
 
+def test_days_are_read_here_when_the_companion_process_is_lost(store: Store, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from monitor.pipeline.analysis_parts import accumulate_event
+    from monitor.pipeline.companion import Companion
+    from monitor.pipeline.report import finish_analysis
+
+    ws = workspace(store, tmp_path)
+    ws.store.add_posts(EVENT, make_posts(600, datetime(2012, 12, 10, tzinfo=UTC), 12, seed=10, prefix="p"))
+    score(ws, workers=1)
+    alone = shared(ws, full=True, shared_from=None)
+    with Companion() as companion:
+        os.kill(companion.submit(os.getpid).result(), signal.SIGKILL)
+        lost = finish_analysis(ws, EVENT, accumulate_event(ws, ws.config.events[0], True, companion, shared_from=0))
+    assert_identical(lost, alone)
+    assert stale_days(ws) == [] and len(ws.store.analysis_parts(EVENT) or {}) == 12  # the lost days stored too
+    ws.close()
+
+
 def test_days_summed_in_a_second_process_give_the_numbers_of_one_process(store: Store, tmp_path: Path) -> None:
     ws = workspace(store, tmp_path)
     ws.store.add_posts(EVENT, make_posts(600, datetime(2012, 12, 10, tzinfo=UTC), 12, seed=10, prefix="p"))

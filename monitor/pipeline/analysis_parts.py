@@ -22,9 +22,11 @@ import pickle
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import BrokenExecutor, Executor, Future
+from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,7 +66,7 @@ def accumulate_event(
         return _accumulate_all(ws, event, fingerprint, companion, shared_from)  # nothing to reuse: one read beats a query per day
     stale = sorted(day for day, part in parts.items() if not part.current(fingerprint))
     mine, theirs = shares(ws, stale, shared_from)
-    states = _elsewhere(companion, ws, event, [day_span(day) for day in theirs], empty=set(theirs))
+    elsewhere = _Elsewhere(companion, ws, event, [day_span(day) for day in theirs], empty=set(theirs))
     total = analysis_accumulator(ws, event)
     for day, part in sorted(parts.items()):
         if part.current(fingerprint):
@@ -76,7 +78,7 @@ def accumulate_event(
         elif day in mine:
             fed = _computed(ws, event, [day_span(day)], empty={day})
         else:
-            fed = _received(ws, event, states, day)
+            fed = _received(ws, event, elsewhere, day)
         for found, accumulator in fed:
             _save(ws, event.name, found, replace(part, fingerprint=fingerprint), accumulator)
             total.merge(accumulator)
@@ -93,9 +95,9 @@ def _accumulate_all(
     """
     versions = ws.store.analysis_versions(event.name)
     mine, theirs = halves(ws, shared_from)
-    states = _elsewhere(companion, ws, event, theirs, empty=set())
+    elsewhere = _Elsewhere(companion, ws, event, theirs, empty=set())
     total = analysis_accumulator(ws, event)
-    for day, fed in chain(_computed(ws, event, mine), _received(ws, event, states)):
+    for day, fed in chain(_computed(ws, event, mine), _received(ws, event, elsewhere)):
         _save(ws, event.name, day, AnalysisPart(versions.get(day, 0), None, fingerprint), fed)
         total.merge(fed)
     ws.store.mark_listed(event.name)
@@ -131,17 +133,24 @@ def shares(ws: Workspace, days: list[str], shared_from: int) -> tuple[list[str],
     return days[:cut], days[cut:]
 
 
-def _elsewhere(
-    companion: Executor | None, ws: Workspace, event: EventConfig, spans: list[Span], empty: set[str]
-) -> Future[DayStates]:
-    """day_states of spans, summed by the companion (asked only if there are spans)."""
-    if not spans:
-        done: Future[DayStates] = Future()
-        done.set_result([])
-        return done
-    if companion is None:  # shares() and halves() give no spans to share without one
-        raise RuntimeError("days to share but no companion process")
-    return companion.submit(day_states, ws.config, event.name, spans, empty)
+class _Elsewhere:
+    """The days the companion sums: their states as it hands them back, or read here if it was lost (killed,
+    out of memory) or there is none."""
+
+    def __init__(self, companion: Executor | None, ws: Workspace, event: EventConfig, spans: list[Span], empty: set[str]):
+        self._ws, self._event, self._spans, self._empty = ws, event, spans, empty
+        self._asked: Future[DayStates] | None = None
+        if spans and companion is not None:
+            with suppress(BrokenExecutor):
+                self._asked = companion.submit(day_states, ws.config, event.name, spans, empty)
+
+    @cached_property
+    def states(self) -> DayStates:
+        """(day, its pickled state) in day order, waited for here."""
+        if self._asked is not None:
+            with suppress(BrokenExecutor):
+                return self._asked.result()
+        return [(day, _pickled(fed)) for day, fed in _computed(self._ws, self._event, self._spans, self._empty)]
 
 
 def day_states(config: Config, event_name: str, spans: list[Span], empty: set[str]) -> DayStates:
@@ -154,10 +163,10 @@ def day_states(config: Config, event_name: str, spans: list[Span], empty: set[st
 
 
 def _received(
-    ws: Workspace, event: EventConfig, states: Future[DayStates], day: str | None = None
+    ws: Workspace, event: EventConfig, elsewhere: _Elsewhere, day: str | None = None
 ) -> Iterator[tuple[str, AnalysisAccumulator]]:
-    """(day, its accumulator) of the other process's states, waited for here (only the given day's, if one is)."""
-    for found, state in states.result():
+    """(day, its accumulator) of the days summed elsewhere (only the given day's, if one is)."""
+    for found, state in elsewhere.states:
         if day is None or found == day:
             yield found, _restored(ws, event, state)
 
