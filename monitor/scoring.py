@@ -33,8 +33,38 @@ def preprocess(text: str) -> str:
     if "RT" in text:  # a substring search first: the regex costs a microsecond on every text
         text = _RETWEET_PREFIX.sub("", text, count=1)
     if "http" in text or "www." in text:
-        text = _URL.sub("", text)
+        text = without_urls(text)
     return text
+
+
+def without_urls(text: str) -> str:
+    """`_URL.sub("", text)`, with the regex tried only where "http" or "www." starts, in any case.
+
+    re tries an IGNORECASE pattern at every position (3.5 µs on a tweet); found with str.find in the
+    lower-cased text, the places a URL can start cost a third of that. Sound because no character but
+    the ASCII letters matches h, t, p or w under IGNORECASE, and only İ lower-cases to two characters
+    (a text with it is searched as before, so positions in the lower-cased text are the text's).
+    """
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        return _URL.sub("", text)
+    kept, position = [], 0
+    start = _url_start(lowered, 0)
+    while start >= 0:
+        match = _URL.match(text, start)
+        if match is None:
+            start = _url_start(lowered, start + 1)
+            continue
+        kept.append(text[position:start])
+        position = match.end()
+        start = _url_start(lowered, position)
+    return "".join(kept) + text[position:] if kept else text
+
+
+def _url_start(lowered: str, position: int) -> int:
+    """Where "http" or "www." is next found from position on, or -1."""
+    http, www = lowered.find("http", position), lowered.find("www.", position)
+    return http if www < 0 or 0 <= http < www else www
 
 
 def primary_language(tag: str | None) -> str | None:

@@ -26,6 +26,7 @@ from monitor.scoring import (
     compile_aspect,
     preprocess,
     primary_language,
+    without_urls,
 )
 from tests.conftest import BASE_CONFIG
 
@@ -479,3 +480,15 @@ def test_the_one_pass_gate_lets_through_exactly_the_patterns_whose_words_are_all
             expected = [pattern for needed, pattern in gate.gates if all(any(word in lowered for word in choice) for choice in needed)]  # fmt: skip
             assert gate.possible(text) == expected, text
     assert sum(bool(gate.possible(text)) for text in texts for gate in gates) > 2000  # enough let through to compare
+
+
+def test_urls_are_removed_exactly_as_the_url_regex_removes_them() -> None:
+    url = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+    pieces = ["http", "HTTP", "hTtPs", "httpſ", "://", "www.", "WWW.", "wWw", "w.", "ww", "/", ":", "s", "tp", "h", "x"]
+    pieces += [" ", "\n", "\u00a0", "\u2028", "\u3000", "é", "ſ", "İ", "\u212a", "ß", "😠", "’"]
+    rng = random.Random(12)
+    texts = ["", "http", "www.", "https://", "http://x", "İ http://x y"]
+    texts += ["".join(rng.choices(pieces, k=rng.randint(1, 14))) for _ in range(50_000)]
+    assert sum(url.search(text) is not None for text in texts) > 10_000
+    for text in texts:
+        assert without_urls(text) == url.sub("", text), text
