@@ -24,6 +24,7 @@ from monitor.pipeline.report import finish_analysis, report
 from monitor.pipeline.runlog import recorded_run
 from monitor.pipeline.score import ScoreResult, write_chunk
 from monitor.pipeline.workspace import ProgressCallback, Workspace, scorer_spec
+from monitor.scoring import SCORE_ROW_FIELDS
 
 if TYPE_CHECKING:
     from monitor.report import ReportResult
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install 'backlash-monitor[scale]'"
 LOCAL_WORKERS = 2  # a LocalCluster's worker processes when none is given
 CONNECT_TIMEOUT = "10s"
-SCORE_COLUMNS = ["source", "post_id", "scorer", "status", "lang", "neg", "neu", "pos", "compound", "churn", "aspects"]
 _ANALYSIS_FROM_PARQUET = ["source", "id", "created_at", "text", "author", "lang", "likes", "reposts", "replies",
     "followers", "url", "is_repost", "is_quote", "status", "compound", "churn", "aspects", "scored_lang"]  # fmt: skip
 
@@ -91,30 +91,30 @@ def _batch_scorer(spec: Any) -> Any:
 
 
 def score_partition(posts: Any, spec: Any) -> Any:
-    """Score rows (SCORE_COLUMNS) of a partition of posts (source, post_id, text, lang, is_bot)."""
+    """Score rows (SCORE_ROW_FIELDS) of a partition of posts (source, post_id, text, lang, is_bot)."""
     import pandas as pd
 
     batch = _batch_scorer(spec)
     records = posts.astype(object).where(posts.notna(), None).to_dict("records")
     rows = batch.collect(batch.submit(records)).rows
-    return pd.DataFrame.from_records(rows, columns=SCORE_COLUMNS).astype(object)
+    return pd.DataFrame.from_records(rows, columns=list(SCORE_ROW_FIELDS)).astype(object)
 
 
-def score_dataset(client: Any, folder: Path, spec: Any) -> Iterator[list[dict[str, Any]]]:
+def score_dataset(client: Any, folder: Path, spec: Any) -> Iterator[list[Any]]:
     """Score every post of a Parquet folder on the cluster; yield the score rows partition by partition."""
     import dask.dataframe as dd
     import pandas as pd
     from distributed import as_completed
 
     posts = dd.read_parquet(str(folder))
-    meta = pd.DataFrame({name: pd.Series(dtype=object) for name in SCORE_COLUMNS})
+    meta = pd.DataFrame({name: pd.Series(dtype=object) for name in SCORE_ROW_FIELDS})
     scored = posts.map_partitions(score_partition, spec, meta=meta)
     futures = client.compute(scored.to_delayed())
     try:
         for future in as_completed(futures):
             frame = future.result()
             future.release()
-            yield frame.astype(object).where(frame.notna(), None).to_dict("records")
+            yield frame.astype(object).where(frame.notna(), None).to_dict("split")["data"]  # rows of SCORE_ROW_FIELDS
     except (OSError, TimeoutError) as error:
         raise ClusterError(f"scoring on the cluster failed: {error}") from None
 

@@ -44,6 +44,7 @@ from sqlalchemy.schema import DDL, CreateColumn, CreateIndex, DropIndex
 
 from monitor.errors import StoreError
 from monitor.posts import Post, PostRows, post_row, utc_text
+from monitor.scoring import SCORE_ROW_FIELDS, ScoreRow
 from monitor.sources.redaction import redact, redact_in_logs
 
 SCHEMA_VERSION = 4
@@ -1084,20 +1085,24 @@ class Store:
             yield chunk
             after = (chunk[-1]["source"], chunk[-1]["post_id"])
 
-    def add_scores(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Write one chunk of scores in one transaction; a score already stored is kept (idempotent)."""
+    def add_scores(self, rows: Sequence[ScoreRow | dict[str, Any]]) -> None:
+        """Write one chunk of scores in one transaction; a score already stored is kept (idempotent).
+
+        A row is a sequence of SCORE_ROW_FIELDS (as BatchScorer makes them) or a dict of some of them (None for the rest).
+        """
         dialect = self.engine.dialect
         bind = scores_table.c.scored_at.type.dialect_impl(dialect).bind_processor(dialect)
         scored_at = utc_naive(datetime.now(UTC))
         scored_at = bind(scored_at) if bind else scored_at
-        values = [(*map(row.get, _SCORE_FIELDS), scored_at) for row in rows]
-        statement = self._bulk_insert_sql(scores_table, [*_SCORE_FIELDS, "scored_at"])
+        tuples: list[ScoreRow] = [tuple(map(row.get, SCORE_ROW_FIELDS)) if isinstance(row, dict) else row for row in rows]
+        values = [(*row, scored_at) for row in tuples]
+        statement = self._bulk_insert_sql(scores_table, [*SCORE_ROW_FIELDS, "scored_at"])
         try:
             with self.engine.begin() as conn:
                 # the driver's executemany on plain tuples: SQLAlchemy's per-row compile costs ~30 µs a score
                 for batch in _batched(values, 5_000):
                     conn.exec_driver_sql(statement, list(batch))
-                self._mark_scored_days(conn, [(row["source"], row["post_id"]) for row in rows])
+                self._mark_scored_days(conn, [(row[0], row[1]) for row in tuples])  # source, post_id
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store scores: {_error_text(error)}") from None
 
@@ -1245,7 +1250,6 @@ def _add_column(conn: Connection, table: str, column: str) -> None:
 
 
 _CHECKED = ("status", "compound", "churn")
-_SCORE_FIELDS = ["source", "post_id", "scorer", "status", "lang", "neg", "neu", "pos", "compound", "churn", "aspects"]
 
 
 def _hold_file_lock(path: Path) -> Callable[[], None] | None:

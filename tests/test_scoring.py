@@ -26,6 +26,7 @@ from monitor.scoring import (
     compile_aspect,
     preprocess,
     primary_language,
+    without_urls,
 )
 from tests.conftest import BASE_CONFIG
 
@@ -458,3 +459,36 @@ def test_gated_churn_and_aspect_search_agree_with_the_plain_regexes() -> None:
     for text in texts:
         assert found(gate, text) == (plain.search(text) is not None), text
         assert scorer.aspects_of(text) == [name for name, regex in scorer.aspect_patterns if regex.search(text)], text
+
+
+def test_the_one_pass_gate_lets_through_exactly_the_patterns_whose_words_are_all_in_the_text() -> None:
+    scorer = Scorer(
+        ScorerSpec(
+            churn_patterns=tuple(DEFAULT_CHURN_PATTERNS),
+            platforms=("Instagram", "X", "Post.News"),
+            aspects={"ads": ("ad", "ads", "advertis*"), "photos": ("photo*", "pics", "sell*"), "none": ()},
+        )
+    )
+    gates = [scorer.churn_detector.gate, scorer.aspect_gate]
+    words = sorted({word for gate in gates for needed, _ in gate.gates for choice in needed for word in choice})
+    pieces = [*words, *(word.upper() for word in words), "İ", "ı", "ſ", "\u212a", "#", " ", "'", "’", ".", "é", "😠"]
+    rng = random.Random(11)
+    texts = ["", "x", "I", "İ"] + ["".join(rng.choices(pieces + list("abcdefghijklmnopqrstuvwxyz"), k=rng.randint(1, 40))) for _ in range(5000)]  # fmt: skip
+    for gate in gates:
+        for text in texts:
+            lowered = text.translate(_ASCII_LOOKALIKES).lower()
+            expected = [pattern for needed, pattern in gate.gates if all(any(word in lowered for word in choice) for choice in needed)]  # fmt: skip
+            assert gate.possible(text) == expected, text
+    assert sum(bool(gate.possible(text)) for text in texts for gate in gates) > 2000  # enough let through to compare
+
+
+def test_urls_are_removed_exactly_as_the_url_regex_removes_them() -> None:
+    url = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+    pieces = ["http", "HTTP", "hTtPs", "httpſ", "://", "www.", "WWW.", "wWw", "w.", "ww", "/", ":", "s", "tp", "h", "x"]
+    pieces += [" ", "\n", "\u00a0", "\u2028", "\u3000", "é", "ſ", "İ", "\u212a", "ß", "😠", "’"]
+    rng = random.Random(12)
+    texts = ["", "http", "www.", "https://", "http://x", "İ http://x y"]
+    texts += ["".join(rng.choices(pieces, k=rng.randint(1, 14))) for _ in range(50_000)]
+    assert sum(url.search(text) is not None for text in texts) > 10_000
+    for text in texts:
+        assert without_urls(text) == url.sub("", text), text
