@@ -31,6 +31,16 @@ EVENT = "instagram-tos-2012"
 IN_PROCESS, IN_THREAD = 0, 1 << 62  # READ_IN_PROCESS_BYTES: every file read in a process, or none
 
 
+@pytest.fixture(autouse=True)
+def _a_core_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader process starts only when a core is idle: here, whatever the machine's load."""
+    monkeypatch.setattr("monitor.pipeline.companion.core_idle", lambda: True)
+
+
+# the CLI with the same answer, for the tests that import in a process of their own (to signal it)
+IDLE_CLI = "import monitor.pipeline.companion as c; c.core_idle = lambda: True; from monitor.cli import main; main()"
+
+
 def _hostile_archive(path: Path, rows: int) -> None:
     """Good rows with, every few hundred, a bad date, a wrong width, a repeated id, an empty text; broken quoting last."""
     start = datetime(2012, 12, 17, tzinfo=UTC)
@@ -142,6 +152,15 @@ def test_the_reader_process_reads_json_lines_as_the_thread_does(tmp_path: Path, 
     assert [record.line for record in seen[0] if isinstance(record, archive.Reject)] == [8, 1_501]
 
 
+def test_on_a_busy_machine_a_big_archive_is_read_in_the_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "posts.csv"
+    _hostile_archive(path, 100)
+    monkeypatch.setattr(archive, "READ_IN_PROCESS_BYTES", IN_PROCESS)
+    monkeypatch.setattr("monitor.pipeline.companion.core_idle", lambda: False)
+    monkeypatch.setattr(archive, "lists_from_process", None)  # called, it would fail
+    assert any(isinstance(record, archive.Reject) for record in archive.read_archive(path, "csv", "archive", {}))
+
+
 def _endless(_counter: Callable[[int], None] | None) -> Iterator[list[int]]:
     while True:
         yield list(range(1000))
@@ -207,7 +226,7 @@ def test_ctrl_c_during_a_big_import_leaves_a_store_the_rerun_completes(tmp_path:
     _big_archive(source, rows)
     assert source.stat().st_size >= archive.READ_IN_PROCESS_BYTES
     config, database = _config(tmp_path, "store")
-    command = [sys.executable, "-m", "monitor", "--config", str(config), "import", str(source), "--event", EVENT]
+    command = [sys.executable, "-c", IDLE_CLI, "--config", str(config), "import", str(source), "--event", EVENT]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     while process.poll() is None and _counts(database)[0] == 0:
         time.sleep(0.05)
@@ -230,7 +249,7 @@ def test_a_killed_import_leaves_no_reader_process(tmp_path: Path) -> None:
     source = tmp_path / "big.csv"
     _big_archive(source, IMPORT_BATCH + IMPORT_BATCH // 5)
     config, database = _config(tmp_path, "store")
-    command = [sys.executable, "-m", "monitor", "--config", str(config), "import", str(source), "--event", EVENT]
+    command = [sys.executable, "-c", IDLE_CLI, "--config", str(config), "import", str(source), "--event", EVENT]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while process.poll() is None and _counts(database)[0] == 0:

@@ -232,7 +232,7 @@ def read_archive(
 
     The file is read in a thread, a few thousand records ahead of the caller: while the caller's database
     writes (which release the GIL), the next records are being parsed. A big file (READ_IN_PROCESS_BYTES) is
-    read in a second process instead, up to a batch ahead: parsing and checking hold the GIL, so only a process
+    read in a second process instead when a core is idle, up to a batch ahead: parsing and checking hold the GIL, so only a process
     has them run beside the writes. Either way the records, their order and the errors are the same.
     `fmt` "json" is one JSON array.
     """
@@ -312,8 +312,8 @@ def _fill(records: Iterator[Record], chunks: queue.Queue[Any], stop: threading.E
             close()  # the file is closed by the thread that read it
 
 
-# An archive file of this size or more is read in a second process: a process's start (a fork, ≈ 10 ms) is
-# worth it only where the parse and the checks take seconds
+# An archive file of this size or more is read in a second process when a core is idle: a process's start (a
+# fork, ≈ 10 ms) is worth it only where the parse and the checks take seconds
 READ_IN_PROCESS_BYTES = 4 * 1024 * 1024
 # lists of _AHEAD_CHUNK posts held ahead, pickled (≈ 0.2 KB a post): the reader runs on while a whole import
 # batch (IMPORT_BATCH, 200,000 posts) is written, for ≈ 50 MB
@@ -321,10 +321,13 @@ _PROCESS_AHEAD = 250
 
 
 def _read_in_process_worth_it(path: Path) -> bool:
+    from monitor.pipeline.companion import core_idle  # the report's rule for its companion process
+
     try:
-        return path.is_file() and path.stat().st_size >= READ_IN_PROCESS_BYTES and fork_available()
+        big = path.is_file() and path.stat().st_size >= READ_IN_PROCESS_BYTES
     except OSError:  # the reader says why, in its own words
         return False
+    return big and fork_available() and core_idle()
 
 
 def _read_in_process(
