@@ -232,9 +232,9 @@ def read_archive(
 
     The file is read in a thread, a few thousand records ahead of the caller: while the caller's database
     writes (which release the GIL), the next records are being parsed. A big file (READ_IN_PROCESS_BYTES) is
-    read in a second process instead when a core is idle, up to a batch ahead: parsing and checking hold the GIL, so only a process
-    has them run beside the writes. Either way the records, their order and the errors are the same.
-    `fmt` "json" is one JSON array.
+    read in a second process instead when a core is idle, up to a batch ahead: parsing and checking hold the
+    GIL, so only a process has them run beside the writes. Either way the records, their order and the errors
+    are the same. `fmt` "json" is one JSON array.
     """
     dates = Dates(default_tz, date_format, mapping.get("created_at", "created_at"))
     if fmt != "parquet" and _read_in_process_worth_it(path):
