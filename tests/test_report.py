@@ -257,3 +257,23 @@ def alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_no_core_is_idle_while_every_core_is_busy() -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from monitor.pipeline.companion import core_idle, runnable
+
+    assert runnable("0.52 0.58 0.59 2/345 6789\n") == 2
+    spin = "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.5)  # started and spinning
+        assert not core_idle()
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 SHARED_FROM = 200_000  # stored posts from which a report starts a companion (it starts in about a second)
 ANALYSIS_MODULES = ("pandas", "monitor.analysis", "monitor.pipeline.analysis_parts")
 CHART_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg", "monitor.plots")
+LOOKS = 5  # at the runnable processes, for core_idle
 PARENT_CHECK = 0.5  # seconds between the companion's looks at whether its report process still runs
 
 
@@ -74,8 +76,30 @@ def import_modules(names: tuple[str, ...]) -> None:
 
 
 def core_idle() -> bool:
-    """A core is idle: the load average of the last minute is at least one below the cores."""
-    return (os.cpu_count() or 1) - os.getloadavg()[0] >= 1
+    """A core is idle now, beside this process: a second one would not take another's time.
+
+    On Linux, from the runnable processes in /proc/loadavg (this one among them), the median of a few looks
+    10 ms apart: the last minute's load average still counts our own work of a moment ago (the score just
+    before a report) as load. Elsewhere that load average is all there is.
+    """
+    cpus = os.cpu_count() or 1
+    try:
+        running = statistics.median(_running_now(at) for at in range(LOOKS))
+    except (OSError, ValueError):
+        return cpus - os.getloadavg()[0] >= 1
+    return running + 1 <= cpus
+
+
+def _running_now(look: int) -> int:
+    if look:
+        time.sleep(0.01)
+    with open("/proc/loadavg", encoding="ascii") as loadavg:
+        return runnable(loadavg.read())
+
+
+def runnable(loadavg: str) -> int:
+    """The processes runnable now, from /proc/loadavg's text ("0.52 0.58 0.59 2/345 6789": 2)."""
+    return int(loadavg.split()[3].split("/")[0])
 
 
 @contextmanager
