@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -18,6 +16,7 @@ from sqlalchemy import inspect
 from monitor.pipeline import open_workspace
 from monitor.pipeline.archive import IMPORT_BATCH
 from monitor.store import Store, open_store
+from tests.archive_files import numbered_archive
 from tests.conftest import BASE_CONFIG
 from tests.test_store import make_posts
 
@@ -61,16 +60,6 @@ def test_a_store_left_without_its_index_gets_it_back_when_opened(store: Store) -
         reopened.close()
 
 
-def _archive(path: Path, rows: int) -> None:
-    start = datetime(2012, 12, 17, tzinfo=UTC)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["author", "created_at", "text", "likes"])
-        for number in range(rows):
-            stamp = (start + timedelta(seconds=number)).isoformat().replace("+00:00", "Z")
-            writer.writerow([f"user{number % 977}", stamp, f"quit instagram, post {number}", number % 50])
-
-
 def _stored(database: Path) -> tuple[int, int, set[str]]:
     """(posts, event links, names of the posts' indexes), read without opening the store (which would repair it)."""
     with sqlite3.connect(database) as conn:
@@ -91,7 +80,7 @@ def test_an_import_killed_half_way_is_finished_by_running_it_again(tmp_path: Pat
     """SIGKILL after the first batches: the index is missing, and comes back; the rerun stores every row once."""
     rows = IMPORT_BATCH + IMPORT_BATCH // 5  # killed once the first transaction is in, before the second
     archive, database, config = tmp_path / "big.csv", tmp_path / "store.db", tmp_path / "config.yaml"
-    _archive(archive, rows)
+    numbered_archive(archive, rows)
     config.write_text(yaml.safe_dump({**BASE_CONFIG, "database": f"sqlite:///{database}"}), encoding="utf-8")
     command = [sys.executable, "-m", "monitor", "--config", str(config), "import", str(archive), "--event", EVENT]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -25,6 +25,7 @@ from monitor.errors import SourceError, UsageError
 from monitor.pipeline.archive import IMPORT_BATCH
 from monitor.sources import archive
 from monitor.sources.forked import lists_from_process
+from tests.archive_files import numbered_archive
 from tests.conftest import BASE_CONFIG
 
 EVENT = "instagram-tos-2012"
@@ -185,16 +186,6 @@ def test_a_reader_process_that_dies_is_an_error_not_the_end_of_the_file() -> Non
         next(lists)
 
 
-def _big_archive(path: Path, rows: int) -> None:
-    start = datetime(2012, 12, 17, tzinfo=UTC)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["author", "created_at", "text", "likes"])
-        for number in range(rows):
-            stamp = (start + timedelta(seconds=number)).isoformat().replace("+00:00", "Z")
-            writer.writerow([f"user{number % 977}", stamp, f"quit instagram, post {number}", number % 50])
-
-
 def _counts(database: Path) -> tuple[int, int]:
     try:
         with sqlite3.connect(database) as conn:
@@ -223,7 +214,7 @@ def test_ctrl_c_during_a_big_import_leaves_a_store_the_rerun_completes(tmp_path:
     """Ctrl-C reaches both processes (the whole group): one 'interrupted', exit 130, no reader left, nothing lost."""
     rows = IMPORT_BATCH + IMPORT_BATCH // 5
     source = tmp_path / "big.csv"
-    _big_archive(source, rows)
+    numbered_archive(source, rows)
     assert source.stat().st_size >= archive.READ_IN_PROCESS_BYTES
     config, database = _config(tmp_path, "store")
     command = [sys.executable, "-c", IDLE_CLI, "--config", str(config), "import", str(source), "--event", EVENT]
@@ -247,7 +238,7 @@ def test_ctrl_c_during_a_big_import_leaves_a_store_the_rerun_completes(tmp_path:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reader process is Linux's")
 def test_a_killed_import_leaves_no_reader_process(tmp_path: Path) -> None:
     source = tmp_path / "big.csv"
-    _big_archive(source, IMPORT_BATCH + IMPORT_BATCH // 5)
+    numbered_archive(source, IMPORT_BATCH + IMPORT_BATCH // 5)
     config, database = _config(tmp_path, "store")
     command = [sys.executable, "-c", IDLE_CLI, "--config", str(config), "import", str(source), "--event", EVENT]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
