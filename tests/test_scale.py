@@ -251,9 +251,18 @@ def test_without_the_scale_extra_the_dask_engine_says_how_to_install_it(write_co
 
 IMPORT_IN_A_CHILD = textwrap.dedent(
     """
-    import csv, resource, sys
+    import csv, sys
     from pathlib import Path
+    import monitor.pipeline.archive, monitor.pipeline.companion
     from monitor.pipeline import import_archive, open_workspace
+
+    monitor.pipeline.archive.IMPORT_BATCH = 20_000  # ten batches: what one holds, not the file, is the bound
+    monitor.pipeline.companion.core_idle = lambda: False  # the reader thread, whatever the machine does
+
+    def peak_kb():  # this process's own high-water mark (ru_maxrss keeps the parent's across exec)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
 
     config, archive, rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     with archive.open("w", newline="", encoding="utf-8") as handle:
@@ -263,17 +272,17 @@ IMPORT_IN_A_CHILD = textwrap.dedent(
             text = f"post {n}: instagram wants to sell my photos, I am quitting, number {n * 7919 % 100003} " * 2
             writer.writerow([n, f"2012-12-{10 + n % 20:02d}T{n % 24:02d}:{n % 60:02d}:00Z", f"user{n % 5000}", text, n % 9])
     ws = open_workspace(config)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_kb()
     result = import_archive(ws, archive, "instagram-tos-2012")
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = peak_kb()
     print(result.new, archive.stat().st_size // 1024, before, after)
     """
 )
 
 
 @pytest.mark.slow
-def test_importing_200000_rows_keeps_memory_bounded(write_config: Callable[..., Path], tmp_path: Path) -> None:
-    rows = 200_000
+def test_importing_400000_rows_keeps_memory_bounded(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    rows = 400_000
     config = write_config()
     done = subprocess.run(
         [sys.executable, "-c", IMPORT_IN_A_CHILD, str(config), str(tmp_path / "big.csv"), str(rows)],
@@ -281,7 +290,8 @@ def test_importing_200000_rows_keeps_memory_bounded(write_config: Callable[..., 
     )  # fmt: skip
     new, file_kb, before_kb, after_kb = (int(value) for value in done.stdout.split())
     assert new == rows
-    # the archive is ~38 MB and its posts as objects several times that; batches of 5,000 keep the
-    # child's peak (ru_maxrss, KiB) within 60 MB of where it was before the import started
-    assert file_kb > 30_000
-    assert after_kb - before_kb < 60_000, f"peak grew by {(after_kb - before_kb) // 1024} MB"
+    # the archive is ~75 MB and its posts as objects several times that (≈ 240 MB held whole); batches of
+    # 20,000 (≈ 12 MB), the reader's chunks ahead and SQLite's 64 MiB page cache keep the child's peak
+    # (VmHWM, KiB) within 150 MB of where it was before the import started, whatever the file's size
+    assert file_kb > 60_000
+    assert after_kb - before_kb < 150_000, f"peak grew by {(after_kb - before_kb) // 1024} MB"
