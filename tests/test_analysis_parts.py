@@ -17,6 +17,7 @@ from monitor.pipeline.analysis_parts import parts_key
 from monitor.posts import Post
 from monitor.store import Store
 from tests.analysis_compare import assert_same_analysis
+from tests.companions import RecordingCompanion, lost_companion
 from tests.conftest import BASE_CONFIG
 
 EVENT = "instagram-tos-2012"
@@ -259,37 +260,30 @@ def test_the_later_days_with_nearest_their_share_of_the_posts_to_read_go_to_the_
     ws.close()
 
 
-def shared(ws: Workspace, full: bool, shared_from: int | None) -> Analysis:
-    """The event's analysis; with shared_from, the later days to read summed by a companion process if they
-    hold that many posts; with None, no companion."""
+def shared(ws: Workspace, full: bool, shared_from: int | None) -> tuple[Analysis, list[str]]:
+    """The event's analysis and the jobs asked of the companion; with shared_from, the later days to read
+    summed by a companion process if they hold that many posts; with None, no companion."""
     from monitor.pipeline.analysis_parts import accumulate_event
-    from monitor.pipeline.companion import Companion
     from monitor.pipeline.report import finish_analysis
 
     event = ws.config.events[0]
     if shared_from is None:
-        return finish_analysis(ws, EVENT, accumulate_event(ws, event, full=full))
-    with Companion() as companion:
-        return finish_analysis(ws, EVENT, accumulate_event(ws, event, full, companion, shared_from))
+        return finish_analysis(ws, EVENT, accumulate_event(ws, event, full=full)), []
+    with RecordingCompanion() as companion:
+        return finish_analysis(ws, EVENT, accumulate_event(ws, event, full, companion, shared_from)), companion.asked
 
 
 def test_days_are_read_here_when_the_companion_process_is_lost(store: Store, tmp_path: Path) -> None:
-    import os
-    import signal
-
     from monitor.pipeline.analysis_parts import accumulate_event
-    from monitor.pipeline.companion import Companion
     from monitor.pipeline.report import finish_analysis
 
     ws = workspace(store, tmp_path)
     ws.store.add_posts(EVENT, make_posts(600, datetime(2012, 12, 10, tzinfo=UTC), 12, seed=10, prefix="p"))
     score(ws, workers=1)
-    alone = shared(ws, full=True, shared_from=None)
-    with Companion() as companion:
-        os.kill(companion.submit(os.getpid).result(), signal.SIGKILL)
+    with lost_companion() as companion:
         lost = finish_analysis(ws, EVENT, accumulate_event(ws, ws.config.events[0], True, companion, shared_from=0))
-    assert_identical(lost, alone)
     assert stale_days(ws) == [] and len(ws.store.analysis_parts(EVENT) or {}) == 12  # the lost days stored too
+    assert_identical(lost, shared(ws, full=True, shared_from=None)[0])
     ws.close()
 
 
@@ -297,14 +291,19 @@ def test_days_summed_in_a_second_process_give_the_numbers_of_one_process(store: 
     ws = workspace(store, tmp_path)
     ws.store.add_posts(EVENT, make_posts(600, datetime(2012, 12, 10, tzinfo=UTC), 12, seed=10, prefix="p"))
     score(ws, workers=1)
-    alone = shared(ws, full=True, shared_from=None)
-    assert_identical(shared(ws, full=True, shared_from=10**9), alone)  # a companion, but too few posts for it
-    assert_identical(shared(ws, full=True, shared_from=0), alone)
-    assert stale_days(ws) == [] and len(ws.store.analysis_parts(EVENT) or {}) == 12  # both halves' days stored
+    first, asked = shared(ws, full=True, shared_from=0)
+    assert asked == ["day_states"]  # the later days went to the companion...
+    assert stale_days(ws) == [] and len(ws.store.analysis_parts(EVENT) or {}) == 12  # ...and both halves' days stored
+    alone, _ = shared(ws, full=True, shared_from=None)
+    assert_identical(first, alone)
+    few, asked = shared(ws, full=True, shared_from=10**9)
+    assert asked == [] and few.coverage.posts == 600  # a companion, but too few posts for it
+    assert_identical(few, alone)
     ws.store.add_posts(EVENT, make_posts(200, datetime(2012, 12, 12, tzinfo=UTC), 8, seed=11, prefix="q"))
     score(ws, workers=1)
     assert len(stale_days(ws)) == 8
-    incremental = shared(ws, full=False, shared_from=0)  # stale days of both halves, stored days between them
+    incremental, asked = shared(ws, full=False, shared_from=0)  # stale days of both halves, stored days between them
+    assert asked == ["day_states"]
     assert stale_days(ws) == [] and incremental.coverage.posts == 800
-    assert_identical(incremental, shared(ws, full=True, shared_from=None))
+    assert_identical(incremental, shared(ws, full=True, shared_from=None)[0])
     ws.close()
