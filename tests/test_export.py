@@ -108,7 +108,10 @@ def _stopped_half_way(export: subprocess.Popen[str], folder: Path, out: Path) ->
     while time.monotonic() < deadline and export.poll() is None:
         if any(path != out and _size(path) > 100_000 for path in folder.iterdir()):
             os.kill(export.pid, signal.SIGSTOP)
-            return export.poll() is None and any(path != out for path in folder.iterdir())
+            if export.poll() is None and any(path != out for path in folder.iterdir()):
+                return True
+            os.kill(export.pid, signal.SIGCONT)  # finished meanwhile: let it end, not wait stopped
+            return False
         time.sleep(0.005)
     return False
 

@@ -14,6 +14,7 @@ from PIL import Image
 from monitor.plots import CHART_FILES, CHART_SIZES
 from monitor.report import write_report
 from tests.analysis_factory import make_analysis
+from tests.companions import RecordingCompanion, lost_companion
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -187,14 +188,13 @@ def test_shift_colours_say_better_or_worse_not_up_or_down() -> None:
 
 
 def test_charts_drawn_by_a_companion_process_are_the_ones_drawn_here(tmp_path: Path) -> None:
-    from monitor.pipeline.companion import Companion
     from monitor.plots import ELSEWHERE, write_charts
 
     analysis, other = make_analysis(), make_analysis(scale=2.0, seed=3)
     here = write_charts(analysis, [analysis, other], tmp_path / "here")
-    with Companion() as companion:
+    with RecordingCompanion() as companion:
         shared = write_charts(analysis, [analysis, other], tmp_path / "shared", companion)
-    assert ELSEWHERE and set(ELSEWHERE) < set(CHART_FILES)  # both processes draw
+    assert companion.asked == ["draw_chart"] * len(ELSEWHERE) and len(ELSEWHERE) < len(CHART_FILES)  # both draw
     assert [path.name for path in shared.files] == list(CHART_FILES)
     for name in CHART_FILES:
         assert (tmp_path / "shared" / name).read_bytes() == (tmp_path / "here" / name).read_bytes(), name
@@ -202,16 +202,10 @@ def test_charts_drawn_by_a_companion_process_are_the_ones_drawn_here(tmp_path: P
 
 
 def test_charts_are_all_drawn_when_the_companion_process_is_lost(tmp_path: Path) -> None:
-    import os
-    import signal
-
-    from monitor.pipeline.companion import Companion
     from monitor.plots import write_charts
 
     analysis = make_analysis()
-    with Companion() as companion:
-        pid = companion.submit(os.getpid).result()
-        os.kill(pid, signal.SIGKILL)
+    with lost_companion() as companion:
         charts = write_charts(analysis, [analysis], tmp_path / "a", companion)  # lost while asked, or before
         again = write_charts(analysis, [analysis], tmp_path / "b", companion)  # known to be lost by now
     for name in CHART_FILES:
