@@ -24,7 +24,7 @@ from monitor.pipeline.report import finish_analysis, report
 from monitor.pipeline.runlog import recorded_run
 from monitor.pipeline.score import ScoreResult, write_chunk
 from monitor.pipeline.workspace import ProgressCallback, Workspace, scorer_spec
-from monitor.scoring import SCORE_ROW_FIELDS
+from monitor.posts import SCORE_ROW_FIELDS
 
 if TYPE_CHECKING:
     from monitor.report import ReportResult

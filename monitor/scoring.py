@@ -16,7 +16,7 @@ from functools import cache, cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from monitor.language import IDENTIFIER, UNDETERMINED, guess_language
-from monitor.posts import PLACEHOLDER_TEXTS
+from monitor.posts import PLACEHOLDER_TEXTS, SCORE_ROW_FIELDS, ScoreRow
 
 if TYPE_CHECKING:
     from monitor.churn import ChurnDetector
@@ -517,10 +517,6 @@ PIECE_SIZE = 1_000  # texts per task sent to a worker: big enough to amortise pi
 IN_PROCESS_BELOW = 2_000  # fewer unique texts than this are scored in this process: a pool costs more
 
 TextKey = tuple[str, str | None]  # (preprocessed text, primary language tag)
-# A score row as BatchScorer makes it and Store.add_scores writes it: a plain tuple of these fields, in this
-# order (a dict per post cost about a microsecond to build and another to read back)
-SCORE_ROW_FIELDS = ("source", "post_id", "scorer", "status", "lang", "neg", "neu", "pos", "compound", "churn", "aspects")
-ScoreRow = tuple[Any, ...]
 _STATUS = SCORE_ROW_FIELDS.index("status")
 
 

@@ -43,8 +43,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, S
 from sqlalchemy.schema import DDL, CreateColumn, CreateIndex, DropIndex
 
 from monitor.errors import StoreError
-from monitor.posts import Post, PostRows, post_row, utc_text
-from monitor.scoring import SCORE_ROW_FIELDS, ScoreRow
+from monitor.posts import SCORE_ROW_FIELDS, Post, PostRows, ScoreRow, post_row, utc_text
 from monitor.sources.redaction import redact, redact_in_logs
 
 SCHEMA_VERSION = 4

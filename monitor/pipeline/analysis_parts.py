@@ -110,7 +110,7 @@ def day_span(day: str) -> tuple[datetime, datetime]:
 def halves(ws: Workspace, shared_from: int) -> tuple[list[Span], list[Span]]:
     """The whole time line as (this process's spans, the other's): cut at the day boundary nearest the post
     that leaves SHARE of them after it."""
-    posts = ws.store.posts_created_between()
+    posts = ws.store.post_count()
     middle = ws.store.created_at_of(round(posts * (1 - SHARE))) if posts >= shared_from else None
     if middle is None:
         return [(None, None)], []

@@ -105,7 +105,7 @@ def runnable(loadavg: str) -> int:
 @contextmanager
 def companion_for(ws: Workspace, shared_from: int = SHARED_FROM) -> Iterator[Companion | None]:
     """A Companion while the block runs when the store holds shared_from posts or more and a core is idle; else None."""
-    if not core_idle() or ws.store.posts_created_between() < shared_from:
+    if not core_idle() or ws.store.post_count() < shared_from:
         yield None
         return
     with Companion() as companion:

@@ -8,14 +8,16 @@ is stopped too), and gives up past MAX_ANSWER_BYTES. The biggest answers we ask 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import requests
 
 from monitor.errors import AnswerTooLargeError
 from monitor.sources.retry import host_of
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_ANSWER_BYTES = 32 * 2**20
 READ_CHUNK = 64 * 1024
@@ -41,14 +43,8 @@ def httpx_answer_hooks(limit: int = MAX_ANSWER_BYTES) -> dict[str, list[Callable
     """`event_hooks` for an httpx.Client (atproto) reading at most `limit` decoded bytes of each answer."""
 
     def read_within_limit(response: httpx.Response) -> None:
-        body = bytearray()
-        for chunk in response.iter_bytes(READ_CHUNK):
-            body += chunk
-            if len(body) > limit:
-                response.close()
-                raise too_large(str(response.request.url), limit)
         # httpx keeps a read body here; read() returns it instead of reading the (consumed) stream again
-        response._content = bytes(body)
+        response._content = _capped(response.iter_bytes(READ_CHUNK), limit, response.close, str(response.request.url))
 
     return {"response": [read_within_limit]}
 
@@ -57,14 +53,19 @@ def _requests_reader(limit: int) -> Callable[..., requests.Response]:
     def read_within_limit(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("stream"):
             return response
-        body = bytearray()
-        for chunk in response.iter_content(READ_CHUNK):
-            body += chunk
-            if len(body) > limit:
-                response.close()
-                raise too_large(response.url or "", limit)
         # requests keeps a read body here; Session.send then finds the answer read and does not read it again
-        response._content = bytes(body)
+        response._content = _capped(response.iter_content(READ_CHUNK), limit, response.close, response.url or "")
         return response
 
     return read_within_limit
+
+
+def _capped(chunks: Iterable[bytes], limit: int, close: Callable[[], None], url: str) -> bytes:
+    """The answer's decoded body, read chunk by chunk; past `limit` bytes the answer is closed and refused."""
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            close()
+            raise too_large(url, limit)
+    return bytes(body)
