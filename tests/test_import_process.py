@@ -39,7 +39,11 @@ def _a_core_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # the CLI with the same answer, for the tests that import in a process of their own (to signal it)
-IDLE_CLI = "import monitor.pipeline.companion as c; c.core_idle = lambda: True; from monitor.cli import main; main()"
+# and a reader only two lists ahead, so it is still reading (waiting on the pipe) when the first batch is stored
+IDLE_CLI = (
+    "import monitor.pipeline.companion as c, monitor.sources.archive as a; c.core_idle = lambda: True; "
+    "a._PROCESS_AHEAD = 2; from monitor.cli import main; main()"
+)
 
 
 def _hostile_archive(path: Path, rows: int) -> None:
@@ -221,6 +225,7 @@ def test_ctrl_c_during_a_big_import_leaves_a_store_the_rerun_completes(tmp_path:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     while process.poll() is None and _counts(database)[0] == 0:
         time.sleep(0.05)
+    assert len(_processes_reading(source)) == 2  # the import and its reader, both running
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
@@ -237,17 +242,20 @@ def test_ctrl_c_during_a_big_import_leaves_a_store_the_rerun_completes(tmp_path:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reader process is Linux's")
 def test_a_killed_import_leaves_no_reader_process(tmp_path: Path) -> None:
+    rows = IMPORT_BATCH + IMPORT_BATCH // 5
     source = tmp_path / "big.csv"
-    numbered_archive(source, IMPORT_BATCH + IMPORT_BATCH // 5)
+    numbered_archive(source, rows)
     config, database = _config(tmp_path, "store")
     command = [sys.executable, "-c", IDLE_CLI, "--config", str(config), "import", str(source), "--event", EVENT]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while process.poll() is None and _counts(database)[0] == 0:
             time.sleep(0.05)
+        assert len(_processes_reading(source)) == 2  # the import and its reader, both running
         process.send_signal(signal.SIGTERM)
     finally:
         process.wait()
+    assert process.returncode == -signal.SIGTERM and 0 < _counts(database)[0] < rows  # killed half way
     deadline = time.monotonic() + 10
     while _processes_reading(source) and time.monotonic() < deadline:
         time.sleep(0.1)
