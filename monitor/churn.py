@@ -32,11 +32,12 @@ class ChurnDetector:
             [re.compile(part, re.IGNORECASE | re.MULTILINE) for part in churn_parts(patterns, platforms)]
         )
 
-    def found(self, text: str) -> bool:
-        """Whether the (preprocessed) text states its author's intent to leave."""
-        text = text.replace("#", "")  # a hashtag's word counts as a word; a hashtag alone never says "I"
+    def found(self, text: str, lowered: str | None = None) -> bool:
+        """Whether the (preprocessed) text states its author's intent to leave; `lowered`: it lower-cased, if at hand."""
+        if "#" in text:  # a hashtag's word counts as a word; a hashtag alone never says "I"
+            text, lowered = text.replace("#", ""), None
         # cheap: most posts have none of the words any pattern needs, and a sentence lacks what its text lacks
-        patterns = self.gate.possible(text)
+        patterns = self.gate.possible(text, lowered)
         if not any(pattern.search(text) for pattern in patterns):
             return False
         return any(self._stated(sentence, patterns) for sentence in _SENTENCE_END.split(text))

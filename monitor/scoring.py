@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import string
 from collections.abc import Iterable, Sequence
@@ -121,7 +122,7 @@ class GatedSearch:
     """
 
     def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
-        self.gates = [(required_strings(pattern), pattern) for pattern in patterns]
+        self.gates = [(_worth_looking_for(required_strings(pattern)), pattern) for pattern in patterns]
         bits: dict[str, int] = {}  # word → the bits of the choices it satisfies
         self._masks: list[tuple[int, re.Pattern[str]]] = []  # pattern → the bits of all its choices
         choices = 0
@@ -136,9 +137,12 @@ class GatedSearch:
         self._letters = [(word, bit) for word, bit in sorted(bits.items()) if len(word) == 1]
         self._words = _automaton({word: bit for word, bit in bits.items() if len(word) > 1})
 
-    def possible(self, text: str) -> list[re.Pattern[str]]:
-        """The patterns whose words are all in the text: only they can match it, or any part of it."""
-        lowered = text.lower()
+    def possible(self, text: str, lowered: str | None = None) -> list[re.Pattern[str]]:
+        """The patterns whose words are all in the text: only they can match it, or any part of it.
+
+        `lowered`: the text lower-cased, when the caller has it already.
+        """
+        lowered = text.lower() if lowered is None else lowered
         if not text.isascii() and _LOOKALIKE.search(text):  # rare: str.translate costs 5 µs a text
             lowered = text.translate(_ASCII_LOOKALIKES).lower()
         found = 0
@@ -149,6 +153,15 @@ class GatedSearch:
             if letter in lowered:
                 found |= bits
         return [pattern for mask, pattern in self._masks if found & mask == mask]
+
+
+def _worth_looking_for(needed: list[frozenset[str]]) -> list[frozenset[str]]:
+    """A pattern's choices less those holding a two-letter word, unless that leaves none.
+
+    "on", "it", "in", "to" are in nearly every text, several times over (in "twitter", "with", "don't"):
+    each occurrence is a step of the one pass, and a choice with one of them rarely keeps a pattern out.
+    """
+    return [choice for choice in needed if all(len(word) != 2 for word in choice)] or needed
 
 
 def _automaton(values: dict[str, int]) -> Any:
@@ -283,6 +296,8 @@ def fast_analyzer_class() -> type:
     _SPECIAL_CASES.update(vader.SPECIAL_CASES)
     _NEGATIONS.update(vader.NEGATE)
     _FACTORS.update(negation=vader.N_SCALAR, caps=vader.C_INCR)
+    phrases = [phrase.split() for phrase in [*vader.SPECIAL_CASES, *vader.BOOSTER_DICT] if " " in phrase]
+    _IDIOM_WORDS.update(max(words, key=len) for words in phrases)
 
     class FastSentimentIntensityAnalyzer(SentimentIntensityAnalyzer):
         def __init__(self) -> None:
@@ -291,6 +306,10 @@ def fast_analyzer_class() -> type:
             self.emoji_characters = frozenset(emoji for emoji in self.emojis if len(emoji) == 1)
 
         def polarity_scores(self, text: str) -> dict[str, float]:
+            return dict(zip(POLARITY_FIELDS, self.polarity_values(text), strict=True))
+
+        def polarity_values(self, text: str) -> tuple[float, float, float, float]:
+            """polarity_scores' values in POLARITY_FIELDS order, without the dict."""
             if not text.isascii():  # no emoji is ASCII
                 text = _describe_emoji(text, self.emojis, self.emoji_characters)
             text = text.strip()
@@ -300,7 +319,7 @@ def fast_analyzer_class() -> type:
             sentiments = _sentiments(self.lexicon, words, lower, allcap_differential(words))
             if "but" in lower:
                 sentiments = self._but_check(words, sentiments)
-            return dict(self.score_valence(sentiments, text))
+            return _score_valence(sentiments, text)
 
     return FastSentimentIntensityAnalyzer
 
@@ -324,6 +343,51 @@ def _describe_emoji(text: str, emojis: dict[str, str], characters: frozenset[str
 def _emoji_pattern(emoji: str) -> re.Pattern[str]:
     """A character class of these emoji (one class of all 1,212 would be searched one by one, at every character)."""
     return re.compile("[" + "".join(map(re.escape, emoji)) + "]")
+
+
+POLARITY_FIELDS = ("neg", "neu", "pos", "compound")
+
+
+def _score_valence(sentiments: list[float], text: str) -> tuple[float, float, float, float]:
+    """SentimentIntensityAnalyzer.score_valence, rounded as it rounds, in POLARITY_FIELDS order.
+
+    Most words are outside the lexicon (valence 0): they add nothing to the sums and are only counted as
+    neutral, so the sums run over the others alone, in the same order (the same floats), and a text
+    without any lexicon word is neutral without further arithmetic.
+    """
+    if not sentiments:
+        return 0.0, 0.0, 0.0, 0.0
+    valences = [valence for valence in sentiments if valence]
+    if not valences:
+        return 0.0, 1.0, 0.0, 0.0
+    total = float(sum(valences))
+    emphasis = _punctuation_emphasis(text)
+    if total > 0:
+        total += emphasis
+    elif total < 0:
+        total -= emphasis
+    pos_sum, neg_sum = 0.0, 0.0
+    for valence in valences:
+        if valence > 0:
+            pos_sum += float(valence) + 1  # + 1 and - 1: VADER's compensation for the neutral words' count
+        else:
+            neg_sum += float(valence) - 1
+    if pos_sum > math.fabs(neg_sum):
+        pos_sum += emphasis
+    elif pos_sum < math.fabs(neg_sum):
+        neg_sum -= emphasis
+    weight = pos_sum + math.fabs(neg_sum) + (len(sentiments) - len(valences))
+    neu = math.fabs((len(sentiments) - len(valences)) / weight)
+    compound = max(-1.0, min(1.0, total / math.sqrt(total * total + 15)))  # vaderSentiment.normalize
+    neg, pos = math.fabs(neg_sum / weight), math.fabs(pos_sum / weight)
+    return round(neg, 3), round(neu, 3), round(pos, 3), round(compound, 4)
+
+
+def _punctuation_emphasis(text: str) -> float:
+    """SentimentIntensityAnalyzer._punctuation_emphasis: up to four "!", and two or more "?"."""
+    questions = text.count("?")
+    question_emphasis = 0 if questions <= 1 else questions * 0.18 if questions <= 3 else 0.96
+    return min(text.count("!"), 4) * 0.292 + question_emphasis
 
 
 def _sentiments(lexicon: dict[str, float], words: list[str], lower: list[str], cap_diff: bool) -> list[float]:
@@ -357,8 +421,10 @@ def _lexicon_valence(lexicon: dict[str, float], words: list[str], lower: list[st
         else:
             valence -= _FACTORS["caps"]
     for start_i in range(3):
-        if i > start_i and lower[i - (start_i + 1)] not in lexicon:
-            scalar = _scalar_inc_dec(words[i - (start_i + 1)], lower[i - (start_i + 1)], valence, cap_diff)
+        before = i - (start_i + 1)
+        if i > start_i and lower[before] not in lexicon:
+            booster = lower[before] in _BOOSTERS  # rarely: the call is saved for the other words
+            scalar = _scalar_inc_dec(words[before], lower[before], valence, cap_diff) if booster else 0.0
             if start_i == 1 and scalar != 0:
                 scalar = scalar * 0.95
             if start_i == 2 and scalar != 0:
@@ -420,6 +486,8 @@ def _negation_check(valence: float, lower: list[str], start_i: int, i: int) -> f
 
 
 def _special_idioms_check(valence: float, lower: list[str], i: int) -> float:
+    if _IDIOM_WORDS.isdisjoint(lower[i - 3 : i + 3]):  # i > 2 here; no idiom can be among these words
+        return valence
     onezero, twoone = f"{lower[i - 1]} {lower[i]}", f"{lower[i - 2]} {lower[i - 1]}"
     twoonezero, threetwo = f"{lower[i - 2]} {lower[i - 1]} {lower[i]}", f"{lower[i - 3]} {lower[i - 2]}"
     threetwoone = f"{lower[i - 3]} {lower[i - 2]} {lower[i - 1]}"
@@ -442,6 +510,7 @@ _BOOSTERS: dict[str, float] = {}
 _SPECIAL_CASES: dict[str, float] = {}
 _NEGATIONS: set[str] = set()
 _FACTORS: dict[str, float] = {}
+_IDIOM_WORDS: set[str] = set()  # a word of each idiom and booster phrase: a window without any holds none of them
 
 
 class Scorer:
@@ -474,8 +543,8 @@ class Scorer:
     def is_churn(self, text: str) -> bool:
         return self.churn_detector.found(preprocess(text))
 
-    def aspects_of(self, text: str) -> list[str]:
-        possible = self.aspect_gate.possible(text)  # one gate for all aspects: the text lower-cased once
+    def aspects_of(self, text: str, lowered: str | None = None) -> list[str]:
+        possible = self.aspect_gate.possible(text, lowered)  # one gate for all aspects
         return [name for name, pattern in self.aspect_patterns if pattern in possible and pattern.search(text)]
 
     def score_text(self, text: str, tag: str | None) -> TextScore:
@@ -484,13 +553,14 @@ class Scorer:
         Without a tag the language is guessed; a text too short or unclear to tell ("und") is scored,
         so only a confident guess of another language excludes a post.
         """
-        lang = tag or guess_language(text)
+        lowered = text.lower()  # for the language's first look and the word gates
+        lang = tag or guess_language(text, lowered)
         if lang not in self.languages and lang != UNDETERMINED:
             return (lang, False, *_NOT_SCORED)
-        polarity = self.analyzer.polarity_scores(text)
-        churn = self.churn_detector.found(text)
-        aspects = ",".join(self.aspects_of(text))
-        return (lang, True, polarity["neg"], polarity["neu"], polarity["pos"], polarity["compound"], churn, aspects)
+        neg, neu, pos, compound = self.analyzer.polarity_values(text)
+        churn = self.churn_detector.found(text, lowered)
+        aspects = ",".join(self.aspects_of(text, lowered))
+        return (lang, True, neg, neu, pos, compound, churn, aspects)
 
     def score_many(self, items: Sequence[tuple[str, str | None]]) -> list[TextScore]:
         return [self.score_text(text, tag) for text, tag in items]

@@ -67,6 +67,22 @@ def test_evidence_is_the_words_alone() -> None:
     assert language_evidence(text) == "RT this don't stop"
 
 
+def test_evidence_strips_tags_and_links_exactly_as_the_one_pattern_does() -> None:
+    """Tags alone are stripped by a cheaper pattern: the same evidence as the one that also removes links."""
+    import random
+    import re
+
+    one_pattern = re.compile(r"(?:https?://|www\.)\S+|[@#]\w+", re.IGNORECASE)
+    words = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+    pieces = ["#", "@", "#tag", "@user", "http", "HTTPS", "://", "www.", "WWW.", "wWw.", "ſ", "İ", "é", "’", "don't"]
+    pieces += [" ", "\n", "x", "word", "1", "_", ".", "😠", "ß"]
+    rng = random.Random(4)
+    texts = ["".join(rng.choices(pieces, k=rng.randint(1, 12))) for _ in range(20_000)]
+    assert sum(one_pattern.search(text) is not None for text in texts) > 10_000
+    for text in texts:
+        assert language_evidence(text) == " ".join(words.findall(one_pattern.sub(" ", text))).replace("’", "'"), text
+
+
 def test_evidence_keeps_letters_of_every_script() -> None:
     assert language_evidence("¡Qué día! 🎉 l’été, Привет-мир 2024 #тег") == "Qué día l'été Привет мир"
     assert language_evidence("またルールが変わった！#さよなら") == "またルールが変わった"

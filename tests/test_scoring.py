@@ -336,6 +336,7 @@ def test_score_command_prints_a_one_line_summary(write_config: Callable[..., Pat
 HARD_TOKENS = [
     "no", "No", "NO", "not", "isn't", "don't", "never", "least", "at least", "very least", "kind of", "sort of",
     "but", "BUT", "without doubt", "never so", "the shit", "yeah right", "kiss of death", "uber", "friggin",
+    "to die for", "bad ass", "the bomb", "bus stop", "beating heart", "just enough", "right", "shit", "die",
     "GREAT", "Great!", "great!!", "great???", "good.", "(good)", "'bad'", ":)", ":-(", ":D", "<3", "lol", "LOL",
     "😠", "😍x", "x😍", "😂😂", "café", "naïve", "good😍", "nor", "or", "extremely", "barely", "...", "!", "?",
 ]  # fmt: skip
