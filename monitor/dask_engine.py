@@ -24,7 +24,7 @@ from monitor.pipeline.report import finish_analysis, report
 from monitor.pipeline.runlog import recorded_run
 from monitor.pipeline.score import ScoreResult, write_chunk
 from monitor.pipeline.workspace import ProgressCallback, Workspace, scorer_spec
-from monitor.posts import SCORE_ROW_FIELDS
+from monitor.posts import SCORE_ROW_FIELDS, UNSCORED_POST_FIELDS
 
 if TYPE_CHECKING:
     from monitor.report import ReportResult
@@ -91,11 +91,12 @@ def _batch_scorer(spec: Any) -> Any:
 
 
 def score_partition(posts: Any, spec: Any) -> Any:
-    """Score rows (SCORE_ROW_FIELDS) of a partition of posts (source, post_id, text, lang, is_bot)."""
+    """Score rows (SCORE_ROW_FIELDS) of a partition of posts (UNSCORED_POST_FIELDS)."""
     import pandas as pd
 
     batch = _batch_scorer(spec)
-    records = posts.astype(object).where(posts.notna(), None).to_dict("records")
+    columns = posts[list(UNSCORED_POST_FIELDS)].astype(object)
+    records = list(columns.where(columns.notna(), None).itertuples(index=False, name=None))
     rows = batch.collect(batch.submit(records)).rows
     return pd.DataFrame.from_records(rows, columns=list(SCORE_ROW_FIELDS)).astype(object)
 
@@ -160,13 +161,15 @@ def analyze_dataset(client: Any, folder: Path, empty: Any) -> Any:
 # ---- the verbs on a cluster: `score --engine dask`, `report --engine dask` ----------------------------
 
 
-UNSCORED_FIELDS = [
-    ("source", "string"),
-    ("post_id", "string"),
-    ("text", "string"),
-    ("lang", "string"),
-    ("is_bot", "bool"),
-]
+UNSCORED_FIELDS = list(zip(UNSCORED_POST_FIELDS, ["string", "string", "string", "string", "bool"], strict=True))
+
+
+def _unscored_records(chunk: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Unscored posts as Parquet rows; is_bot as the bool its column holds (SQLite reads it as 0/1)."""
+    rows = [dict(zip(UNSCORED_POST_FIELDS, post, strict=True)) for post in chunk]
+    for row in rows:
+        row["is_bot"] = bool(row["is_bot"])
+    return rows
 
 
 def dask_dataset(ws: Workspace) -> Path:
@@ -201,9 +204,8 @@ def score_dask(
     require_dask()
     spec = scorer_spec(ws)
     folder = (dataset or dask_dataset(ws)) / "unscored"
-    parts = parquet.write_parts(
-        ws.store.iter_unscored(spec.key(), ws.config.scoring.chunk_size), folder, UNSCORED_FIELDS
-    )
+    chunks = ws.store.iter_unscored(spec.key(), ws.config.scoring.chunk_size)
+    parts = parquet.write_parts(map(_unscored_records, chunks), folder, UNSCORED_FIELDS)
     result = ScoreResult(scorer=spec.key())
     if not parts:
         return result

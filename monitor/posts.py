@@ -80,6 +80,10 @@ class PostRows:
     rows: list[tuple[Any, ...]]
 
 
+# A post as Store.iter_unscored reads it for scoring: the driver's own tuple of these fields (is_bot may be 0/1)
+UNSCORED_POST_FIELDS = ("source", "post_id", "text", "lang", "is_bot")
+UnscoredPost = tuple[Any, ...]
+
 # A score row as BatchScorer makes it and Store.add_scores writes it: a plain tuple of these fields, in this
 # order (a dict per post cost about a microsecond to build and another to read back)
 SCORE_ROW_FIELDS = ("source", "post_id", "scorer", "status", "lang", "neg", "neu", "pos", "compound", "churn", "aspects")

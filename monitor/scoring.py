@@ -17,7 +17,7 @@ from functools import cache, cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from monitor.language import IDENTIFIER, UNDETERMINED, guess_language
-from monitor.posts import PLACEHOLDER_TEXTS, SCORE_ROW_FIELDS, ScoreRow
+from monitor.posts import PLACEHOLDER_TEXTS, SCORE_ROW_FIELDS, UNSCORED_POST_FIELDS, ScoreRow, UnscoredPost
 
 if TYPE_CHECKING:
     from monitor.churn import ChurnDetector
@@ -588,6 +588,7 @@ IN_PROCESS_BELOW = 2_000  # fewer unique texts than this are scored in this proc
 
 TextKey = tuple[str, str | None]  # (preprocessed text, primary language tag)
 _STATUS = SCORE_ROW_FIELDS.index("status")
+_TEXT, _LANG = UNSCORED_POST_FIELDS.index("text"), UNSCORED_POST_FIELDS.index("lang")
 
 
 @dataclass
@@ -613,7 +614,7 @@ class ChunkScores:
 
 @dataclass
 class _Pending:
-    posts: list[dict[str, Any]]
+    posts: list[UnscoredPost]
     keys: list[TextKey | None]  # None for a post skipped before scoring (a bot, a deleted text)
     todo: list[TextKey]
     known: dict[TextKey, Any]  # a key scored before → its TextScore, or the _Pending still scoring it
@@ -622,7 +623,7 @@ class _Pending:
 
 
 class BatchScorer:
-    """Scores chunks of post rows (source, post_id, text, lang, is_bot) with one analyzer per worker process.
+    """Scores chunks of posts (UNSCORED_POST_FIELDS tuples) with one analyzer per worker process.
 
     Chunks may be submitted before the previous one is collected (the workers then never wait for
     the database); they must be collected in the order they were submitted.
@@ -638,7 +639,7 @@ class BatchScorer:
         self._local: Scorer | None = None
         self._pool: Any = None
 
-    def submit(self, posts: list[dict[str, Any]]) -> _Pending:
+    def submit(self, posts: list[UnscoredPost]) -> _Pending:
         """Start scoring a chunk; texts in the cache, in flight or earlier in the chunk are not sent again."""
         keys = self._keys(posts)
         known: dict[TextKey, Any] = {}
@@ -680,14 +681,14 @@ class BatchScorer:
             self._pool.join()
             self._pool = None
 
-    def _keys(self, posts: list[dict[str, Any]]) -> list[TextKey | None]:
+    def _keys(self, posts: list[UnscoredPost]) -> list[TextKey | None]:
         # keyed on the preprocessed text, so a repost ("RT @user: …") reuses its original's score
         skip_bots = not self.spec.include_bots
         return [
             None
-            if (skip_bots and post.get("is_bot")) or post["text"] in PLACEHOLDER_TEXTS
-            else (preprocess(post["text"]), _primary(post.get("lang")))
-            for post in posts
+            if (skip_bots and is_bot) or text in PLACEHOLDER_TEXTS
+            else (preprocess(text), _primary(lang))
+            for _, _, text, lang, is_bot in posts
         ]
 
     def _resolved(self, pending: _Pending) -> dict[TextKey, TextScore]:
@@ -717,21 +718,21 @@ class BatchScorer:
             self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self.spec,))
         return self._pool
 
-    def _row(self, post: dict[str, Any], score: TextScore | None, result: ChunkScores) -> ScoreRow:
+    def _row(self, post: UnscoredPost, score: TextScore | None, result: ChunkScores) -> ScoreRow:
         """A post's row of SCORE_ROW_FIELDS."""
         if score is None or not score[1]:  # scored
             status = _skipped_status(post) if score is None else "skipped:language"
             result.skipped[status] = result.skipped.get(status, 0) + 1
-            lang = score[0] if score is not None else primary_language(post.get("lang"))
-            return (post["source"], post["post_id"], self.key, status, lang, None, None, None, None, None, None)
+            lang = score[0] if score is not None else primary_language(post[_LANG])
+            return (post[0], post[1], self.key, status, lang, None, None, None, None, None, None)  # source, post_id
         result.scored += 1
         lang, _, neg, neu, pos, compound, churn, aspects = score
-        return (post["source"], post["post_id"], self.key, "scored", lang, neg, neu, pos, compound, churn, aspects)
+        return (post[0], post[1], self.key, "scored", lang, neg, neu, pos, compound, churn, aspects)
 
 
-def _skipped_status(post: dict[str, Any]) -> str:
+def _skipped_status(post: UnscoredPost) -> str:
     """Why a post was left out before scoring: a deleted or removed text, or a bot."""
-    return "skipped:deleted" if post["text"] in PLACEHOLDER_TEXTS else "skipped:bot"
+    return "skipped:deleted" if post[_TEXT] in PLACEHOLDER_TEXTS else "skipped:bot"
 
 
 @cache

@@ -43,7 +43,16 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, S
 from sqlalchemy.schema import DDL, CreateColumn, CreateIndex, DropIndex
 
 from monitor.errors import StoreError
-from monitor.posts import SCORE_ROW_FIELDS, Post, PostRows, ScoreRow, post_row, utc_text
+from monitor.posts import (
+    SCORE_ROW_FIELDS,
+    UNSCORED_POST_FIELDS,
+    Post,
+    PostRows,
+    ScoreRow,
+    UnscoredPost,
+    post_row,
+    utc_text,
+)
 from monitor.sources.redaction import redact, redact_in_logs
 
 SCHEMA_VERSION = 4
@@ -1054,14 +1063,13 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def iter_unscored(self, scorer: str, chunk_size: int = 20_000) -> Iterator[list[dict[str, Any]]]:
-        """Chunks of posts (source, post_id, text, lang, is_bot) without a score from this scorer.
+    def iter_unscored(self, scorer: str, chunk_size: int = 20_000) -> Iterator[list[UnscoredPost]]:
+        """Chunks of posts (UNSCORED_POST_FIELDS, as the driver's tuples) without a score from this scorer.
 
         Keyset pagination on the primary key, so each chunk costs the same on a million-post store
         and a chunk written in between does not shift the next one.
         """
-        names = ("source", "post_id", "text", "lang", "is_bot")
-        base = select(*[posts_table.c[name] for name in names]).select_from(self._unscored_join(scorer))
+        base = select(*[posts_table.c[name] for name in UNSCORED_POST_FIELDS]).select_from(self._unscored_join(scorer))
         base = base.where(scores_table.c.source.is_(None))
         base = base.order_by(posts_table.c.source, posts_table.c.post_id).limit(chunk_size)
         after: tuple[str, str] | None = None
@@ -1069,20 +1077,17 @@ class Store:
             query = base if after is None else base.where(tuple_(posts_table.c.source, posts_table.c.post_id) > after)
             statement, params = self._driver_statement(query)
             with self.engine.connect() as conn:
-                # the driver's plain tuples made dicts: SQLAlchemy's rows cost several µs per post here
+                # the driver's plain tuples: SQLAlchemy's rows (or a dict a post) cost several µs per post here
                 cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 try:
                     cursor.execute(statement, params)
-                    chunk = [
-                        {"source": source, "post_id": post_id, "text": text, "lang": lang, "is_bot": bool(is_bot)}
-                        for source, post_id, text, lang, is_bot in cursor.fetchall()
-                    ]  # is_bot: SQLite's 0/1 as the bool the Boolean column stands for
+                    chunk: list[UnscoredPost] = list(cursor.fetchall())
                 finally:
                     cursor.close()
             if not chunk:
                 return
             yield chunk
-            after = (chunk[-1]["source"], chunk[-1]["post_id"])
+            after = (chunk[-1][0], chunk[-1][1])  # source, post_id
 
     def add_scores(self, rows: Sequence[ScoreRow | dict[str, Any]]) -> None:
         """Write one chunk of scores in one transaction; a score already stored is kept (idempotent).
