@@ -90,11 +90,18 @@ SCORE_ROW_FIELDS = ("source", "post_id", "scorer", "status", "lang", "neg", "neu
 ScoreRow = tuple[Any, ...]
 
 
+def utc_naive(moment: datetime) -> datetime:
+    """Aware → naive UTC, the form every time is stored in."""
+    if moment.tzinfo is None:
+        return moment
+    if moment.tzinfo is not UTC:  # the archive reader's and most sources' times are UTC already
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None)
+
+
 def utc_text(moment: datetime) -> str:
     """A time as naive-UTC text with microseconds, '2012-12-18 10:00:00.000000' (SQLite's DateTime text too)."""
-    if moment.tzinfo is not None and moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return utc_naive(moment).isoformat(" ", "microseconds")
 
 
 def post_row(post: Post) -> tuple[Any, ...]:

@@ -51,6 +51,7 @@ from monitor.posts import (
     ScoreRow,
     UnscoredPost,
     post_row,
+    utc_naive,
     utc_text,
 )
 from monitor.sources.redaction import redact, redact_in_logs
@@ -286,15 +287,6 @@ class RunRecord:
     message: str | None
 
 
-def utc_naive(moment: datetime) -> datetime:
-    """Aware → naive UTC, the form every time is stored in."""
-    if moment.tzinfo is None:
-        return moment
-    if moment.tzinfo is not UTC:  # the archive reader's and most sources' times are UTC already
-        moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None)
-
-
 def as_utc(moment: datetime | None) -> datetime | None:
     """Naive UTC from the database → aware UTC."""
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
@@ -499,9 +491,11 @@ class Store:
         whole = len(rows) - len(rows) % _SQLITE_ROWS
         flat = chain.from_iterable
         groups = [tuple(flat(rows[at : at + _SQLITE_ROWS])) for at in range(0, whole, _SQLITE_ROWS)]
-        new = conn.exec_driver_sql(self._rows_sql(_SQLITE_ROWS), groups).rowcount if groups else 0
+        statement = self._bulk_insert_sql(posts_table, _POST_COLUMN_NAMES, _SQLITE_ROWS)
+        new = conn.exec_driver_sql(statement, groups).rowcount if groups else 0
         if whole < len(rows):
-            new += conn.exec_driver_sql(self._rows_sql(len(rows) - whole), tuple(flat(rows[whole:]))).rowcount
+            statement = self._bulk_insert_sql(posts_table, _POST_COLUMN_NAMES, len(rows) - whole)
+            new += conn.exec_driver_sql(statement, tuple(flat(rows[whole:]))).rowcount
         if new < len(rows):  # some were stored before: link each post of the batch
             return new, self._link_rows(conn, event_name, rows)
         # new rows take the rowids after the largest, one by one, and the transaction holds the write lock
@@ -512,11 +506,6 @@ class Store:
             (event_name, last - new, last),
         ).rowcount
         return new, linked
-
-    @staticmethod
-    def _rows_sql(count: int) -> str:
-        row = f"({', '.join('?' * len(_POST_COLUMN_NAMES))})"
-        return f"INSERT INTO posts ({', '.join(_POST_COLUMN_NAMES)}) VALUES {', '.join([row] * count)} ON CONFLICT DO NOTHING"
 
     @staticmethod
     def _with_datetimes(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -1110,13 +1099,11 @@ class Store:
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store scores: {_error_text(error)}") from None
 
-    def _bulk_insert_sql(self, table: Table, names: list[str]) -> str:
-        """INSERT … ON CONFLICT DO NOTHING as driver SQL, in the driver's own parameter style."""
+    def _bulk_insert_sql(self, table: Table, names: Sequence[str], rows: int = 1) -> str:
+        """INSERT of `rows` rows a statement … ON CONFLICT DO NOTHING as driver SQL, in the driver's own parameter style."""
         marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        columns = ", ".join(names)
-        return (
-            f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join([marker] * len(names))}) ON CONFLICT DO NOTHING"
-        )
+        row = f"({', '.join([marker] * len(names))})"
+        return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {', '.join([row] * rows)} ON CONFLICT DO NOTHING"
 
     # ---- daemon: last run of a verb, one-process lock ---------------------------------------
 

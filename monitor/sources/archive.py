@@ -38,7 +38,7 @@ from monitor.posts import (
     stable_post_id,
     utc_text,
 )
-from monitor.sources.forked import fork_available, lists_from_process
+from monitor.sources.forked import fork_available, hand_over, lists_from_process
 
 log = logging.getLogger(__name__)
 
@@ -301,11 +301,11 @@ def _read_ahead(records: Iterator[Record]) -> Iterator[Record]:
 def _fill(records: Iterator[Record], chunks: queue.Queue[Any], stop: threading.Event) -> None:
     try:
         for chunk in _chunks(records):
-            if not _hand_over(chunks, chunk, stop):
+            if not hand_over(chunks, chunk, stop):
                 return
-        _hand_over(chunks, None, stop)
+        hand_over(chunks, None, stop)
     except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
-        _hand_over(chunks, error, stop)
+        hand_over(chunks, error, stop)
     finally:
         close = getattr(records, "close", None)
         if close is not None:
@@ -353,17 +353,6 @@ def _chunks(records: Iterable[Record]) -> Iterator[list[Record]]:
             yield chunk
             chunk, posts = [], 0
     yield chunk
-
-
-def _hand_over(chunks: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
-    """Put an item for the caller, unless the caller has stopped reading; whether it was put."""
-    while not stop.is_set():
-        try:
-            chunks.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 class _CountingLines:

@@ -82,14 +82,20 @@ def _receive(receiver: Connection, messages: queue.Queue[bytes | None], stop: th
             message: bytes | None = receiver.recv_bytes()
         except (EOFError, OSError):
             message = None
-        while not stop.is_set():
-            try:
-                messages.put(message, timeout=0.1)
-                break
-            except queue.Full:
-                continue
-        if message is None:
+        if not hand_over(messages, message, stop) or message is None:
             return
+
+
+def hand_over(items: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put an item for a reader that may stop reading (a bounded queue, waited on a tenth of a second at a
+    time); whether it was put."""
+    while not stop.is_set():
+        try:
+            items.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _send_lists(lists: Lists, receiver: Connection, sender: Connection, counting: bool) -> None:
