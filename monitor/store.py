@@ -320,7 +320,7 @@ def _bind_plain_values_directly() -> None:
 
 _POST_COLUMN_NAMES = [_POST_FIELD_TO_COLUMN.get(name, name) for name in POST_COLUMNS]
 _CREATED_AT, _COLLECTED_AT = POST_COLUMNS.index("created_at"), POST_COLUMNS.index("collected_at")
-_SQLITE_ROWS = 64  # posts in one INSERT on SQLite
+_SQLITE_ROWS = 64  # rows in one INSERT on SQLite (64 posts bind 1,088 values: SQLite 3.32 allows 32,766)
 _ROW_KEY, _SOURCE, _POST_ID, _CREATED_AT_OF = itemgetter(0, 1), itemgetter(0), itemgetter(1), itemgetter(_CREATED_AT)
 
 
@@ -486,16 +486,8 @@ class Store:
         return int(conn.exec_driver_sql(self._bulk_insert_sql(event_posts_table, ["event", "source", "post_id"]), links).rowcount)
 
     def _insert_sqlite_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
-        """SQLite: _SQLITE_ROWS posts a statement (a step per row from Python cost more than the insert itself);
-        when every post is new, they are linked from the posts table by rowid, without binding them again."""
-        whole = len(rows) - len(rows) % _SQLITE_ROWS
-        flat = chain.from_iterable
-        groups = [tuple(flat(rows[at : at + _SQLITE_ROWS])) for at in range(0, whole, _SQLITE_ROWS)]
-        statement = self._bulk_insert_sql(posts_table, _POST_COLUMN_NAMES, _SQLITE_ROWS)
-        new = conn.exec_driver_sql(statement, groups).rowcount if groups else 0
-        if whole < len(rows):
-            statement = self._bulk_insert_sql(posts_table, _POST_COLUMN_NAMES, len(rows) - whole)
-            new += conn.exec_driver_sql(statement, tuple(flat(rows[whole:]))).rowcount
+        """SQLite: when every post is new, they are linked from the posts table by rowid, without binding them again."""
+        new = self._insert_many(conn, posts_table, _POST_COLUMN_NAMES, rows)
         if new < len(rows):  # some were stored before: link each post of the batch
             return new, self._link_rows(conn, event_name, rows)
         # new rows take the rowids after the largest, one by one, and the transaction holds the write lock
@@ -1089,15 +1081,30 @@ class Store:
         scored_at = bind(scored_at) if bind else scored_at
         tuples: list[ScoreRow] = [tuple(map(row.get, SCORE_ROW_FIELDS)) if isinstance(row, dict) else row for row in rows]
         values = [(*row, scored_at) for row in tuples]
-        statement = self._bulk_insert_sql(scores_table, [*SCORE_ROW_FIELDS, "scored_at"])
         try:
             with self.engine.begin() as conn:
                 # the driver's executemany on plain tuples: SQLAlchemy's per-row compile costs ~30 µs a score
                 for batch in _batched(values, 5_000):
-                    conn.exec_driver_sql(statement, list(batch))
+                    self._insert_many(conn, scores_table, [*SCORE_ROW_FIELDS, "scored_at"], batch)
                 self._mark_scored_days(conn, [(row[0], row[1]) for row in tuples])  # source, post_id
         except SQLAlchemyError as error:
             raise StoreError(f"cannot store scores: {_error_text(error)}") from None
+
+    def _insert_many(self, conn: Connection, table: Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int:
+        """Rows inserted … ON CONFLICT DO NOTHING, by the driver's executemany; how many were new.
+
+        On SQLite _SQLITE_ROWS rows a statement: a step per row from Python cost more than the insert itself.
+        """
+        if self.dialect != "sqlite":
+            return int(conn.exec_driver_sql(self._bulk_insert_sql(table, names), list(rows)).rowcount)
+        whole = len(rows) - len(rows) % _SQLITE_ROWS
+        flat = chain.from_iterable
+        groups = [tuple(flat(rows[at : at + _SQLITE_ROWS])) for at in range(0, whole, _SQLITE_ROWS)]
+        new = conn.exec_driver_sql(self._bulk_insert_sql(table, names, _SQLITE_ROWS), groups).rowcount if groups else 0
+        if whole < len(rows):
+            rest = self._bulk_insert_sql(table, names, len(rows) - whole)
+            new += conn.exec_driver_sql(rest, tuple(flat(rows[whole:]))).rowcount
+        return int(new)
 
     def _bulk_insert_sql(self, table: Table, names: Sequence[str], rows: int = 1) -> str:
         """INSERT of `rows` rows a statement … ON CONFLICT DO NOTHING as driver SQL, in the driver's own parameter style."""
