@@ -477,13 +477,12 @@ class Store:
         return new, linked
 
     def _insert_driver_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
-        # ON CONFLICT DO NOTHING counts only the rows it inserted (both drivers sum an executemany)
-        new = conn.exec_driver_sql(self._bulk_insert_sql(posts_table, _POST_COLUMN_NAMES), rows).rowcount
+        new = self._insert_many(conn, posts_table, _POST_COLUMN_NAMES, rows)
         return new, self._link_rows(conn, event_name, rows)
 
     def _link_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> int:
         links = list(zip(repeat(event_name), map(_SOURCE, rows), map(_POST_ID, rows), strict=False))
-        return int(conn.exec_driver_sql(self._bulk_insert_sql(event_posts_table, ["event", "source", "post_id"]), links).rowcount)
+        return self._insert_many(conn, event_posts_table, ["event", "source", "post_id"], links)
 
     def _insert_sqlite_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
         """SQLite: when every post is new, they are linked from the posts table by rowid, without binding them again."""
@@ -1091,7 +1090,8 @@ class Store:
             raise StoreError(f"cannot store scores: {_error_text(error)}") from None
 
     def _insert_many(self, conn: Connection, table: Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int:
-        """Rows inserted … ON CONFLICT DO NOTHING, by the driver's executemany; how many were new.
+        """Rows inserted … ON CONFLICT DO NOTHING, by the driver's executemany; how many were new (both drivers
+        count only the rows inserted, summed over an executemany).
 
         On SQLite _SQLITE_ROWS rows a statement: a step per row from Python cost more than the insert itself.
         """
