@@ -333,10 +333,13 @@ def _describe_emoji(text: str, emojis: dict[str, str], characters: frozenset[str
     VADER adds the space only where there is none already; a space too many changes nothing here, because
     the text is only ever split on whitespace (and its "!" and "?" counted), so every emoji gets one.
     """
-    found = characters.intersection(text)
+    found = characters.intersection(_ASCII_RUNS.sub("", text))  # no emoji is ASCII: only the rest is looked at
     if not found:  # most non-ASCII texts have only accents, quotes or dashes: VADER's loop would copy them
         return text
     return _emoji_pattern("".join(sorted(found))).sub(lambda match: " " + emojis[match.group()], text)
+
+
+_ASCII_RUNS = re.compile(r"[\x00-\x7f]+")  # removed in one pass, they leave a tweet's few other characters
 
 
 @lru_cache(maxsize=4096)
