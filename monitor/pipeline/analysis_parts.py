@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Executor, Future
@@ -47,6 +46,7 @@ SHARE = 0.40  # of those posts, what the second process reads: less than half, a
 # (1M posts, quiet machine: at 0.45 the report process waited 1.4-1.9 s for it, at 0.40 0.2-0.3 s)
 
 Span = tuple[datetime | None, datetime | None]  # [since, until) in naive UTC; None: no bound
+WHOLE_TIME_LINE: Span = (None, None)
 DayStates = list[tuple[str, bytes]]  # (day, its pickled state) in day order
 
 
@@ -59,13 +59,12 @@ def accumulate_event(
     time index), the companion reads and sums the later days (about SHARE of their posts) while this process
     does the earlier; the day states are merged here in day order either way, so the numbers are the same.
     """
-    shared_from = shared_from if companion is not None else sys.maxsize
     fingerprint = parts_key(ws, event)
     parts = ws.store.analysis_parts(event.name)
     if full or parts is None or not any(part.current(fingerprint) for part in parts.values()):
         return _accumulate_all(ws, event, fingerprint, companion, shared_from)  # nothing to reuse: one read beats a query per day
     stale = sorted(day for day, part in parts.items() if not part.current(fingerprint))
-    _, theirs = shares(ws, stale, shared_from)
+    theirs = shares(ws, stale, shared_from)[1] if companion is not None else []  # shares counts each day's posts
     elsewhere = _Elsewhere(companion, ws, event, [day_span(day) for day in theirs], empty=set(theirs))
     total = analysis_accumulator(ws, event)
     for day, part in sorted(parts.items()):
@@ -91,7 +90,7 @@ def _accumulate_all(
     After this the event counts as listed: every day with posts has its row, and writes add the new ones.
     """
     versions = ws.store.analysis_versions(event.name)
-    mine, theirs = halves(ws, shared_from)
+    mine, theirs = halves(ws, shared_from) if companion is not None else ([WHOLE_TIME_LINE], [])
     elsewhere = _Elsewhere(companion, ws, event, theirs, empty=set())
     total = analysis_accumulator(ws, event)
     for day, fed in chain(_computed(ws, event, mine), _received(ws, event, elsewhere)):
@@ -113,7 +112,7 @@ def halves(ws: Workspace, shared_from: int) -> tuple[list[Span], list[Span]]:
     posts = ws.store.post_count()
     middle = ws.store.created_at_of(round(posts * (1 - SHARE))) if posts >= shared_from else None
     if middle is None:
-        return [(None, None)], []
+        return [WHOLE_TIME_LINE], []
     day = datetime(middle.year, middle.month, middle.day)
     before = posts * (1 - SHARE)
     cut = min((day, day + timedelta(days=1)), key=lambda at: abs(ws.store.posts_created_between(None, at) - before))
