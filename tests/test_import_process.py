@@ -35,13 +35,13 @@ IN_PROCESS, IN_THREAD = 0, 1 << 62  # READ_IN_PROCESS_BYTES: every file read in 
 @pytest.fixture(autouse=True)
 def _a_core_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     """The reader process starts only when a core is idle: here, whatever the machine's load."""
-    monkeypatch.setattr("monitor.pipeline.companion.core_idle", lambda: True)
+    monkeypatch.setattr("monitor.cores.core_idle", lambda: True)
 
 
 # the CLI with the same answer, for the tests that import in a process of their own (to signal it)
 # and a reader only two lists ahead, so it is still reading (waiting on the pipe) when the first batch is stored
 IDLE_CLI = (
-    "import monitor.pipeline.companion as c, monitor.sources.archive as a; c.core_idle = lambda: True; "
+    "import monitor.cores as c, monitor.sources.archive as a; c.core_idle = lambda: True; "
     "a._PROCESS_AHEAD = 2; from monitor.cli import main; main()"
 )
 
@@ -161,7 +161,7 @@ def test_on_a_busy_machine_a_big_archive_is_read_in_the_thread(tmp_path: Path, m
     path = tmp_path / "posts.csv"
     _hostile_archive(path, 100)
     monkeypatch.setattr(archive, "READ_IN_PROCESS_BYTES", IN_PROCESS)
-    monkeypatch.setattr("monitor.pipeline.companion.core_idle", lambda: False)
+    monkeypatch.setattr("monitor.cores.core_idle", lambda: False)
     monkeypatch.setattr(archive, "lists_from_process", None)  # called, it would fail
     assert any(isinstance(record, archive.Reject) for record in archive.read_archive(path, "csv", "archive", {}))
 

@@ -259,7 +259,7 @@ def test_no_core_is_idle_while_every_core_is_busy() -> None:
     import sys
     import time
 
-    from monitor.pipeline.companion import core_idle, runnable
+    from monitor.cores import core_idle, runnable
 
     assert runnable("0.52 0.58 0.59 2/345 6789\n") == 2
     spin = "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end: pass\n"

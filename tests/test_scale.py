@@ -253,11 +253,11 @@ IMPORT_IN_A_CHILD = textwrap.dedent(
     """
     import csv, sys
     from pathlib import Path
-    import monitor.pipeline.archive, monitor.pipeline.companion
+    import monitor.cores, monitor.pipeline.archive
     from monitor.pipeline import import_archive, open_workspace
 
     monitor.pipeline.archive.IMPORT_BATCH = 20_000  # ten batches: what one holds, not the file, is the bound
-    monitor.pipeline.companion.core_idle = lambda: False  # the reader thread, whatever the machine does
+    monitor.cores.core_idle = lambda: False  # the reader thread, whatever the machine does
 
     def peak_kb():  # this process's own high-water mark (ru_maxrss keeps the parent's across exec)
         for line in Path("/proc/self/status").read_text().splitlines():

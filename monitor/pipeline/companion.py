@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from monitor import cores
 from monitor.quick_exit import skip_last_collection
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 SHARED_FROM = 200_000  # stored posts from which a report starts a companion (it starts in about a second)
 ANALYSIS_MODULES = ("pandas", "monitor.analysis", "monitor.pipeline.analysis_parts")
 CHART_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg", "monitor.plots")
-LOOKS = 5  # at the runnable processes, for core_idle
 PARENT_CHECK = 0.5  # seconds between the companion's looks at whether its report process still runs
 
 
@@ -75,37 +74,10 @@ def import_modules(names: tuple[str, ...]) -> None:
         importlib.import_module(name)
 
 
-def core_idle() -> bool:
-    """A core is idle now, beside this process: a second one would not take another's time.
-
-    On Linux, from the runnable processes in /proc/loadavg (this one among them), the median of a few looks
-    10 ms apart: the last minute's load average still counts our own work of a moment ago (the score just
-    before a report) as load. Elsewhere that load average is all there is.
-    """
-    cpus = os.cpu_count() or 1
-    try:
-        running = statistics.median(_running_now(at) for at in range(LOOKS))
-    except (OSError, ValueError):
-        return cpus - os.getloadavg()[0] >= 1
-    return running + 1 <= cpus
-
-
-def _running_now(look: int) -> int:
-    if look:
-        time.sleep(0.01)
-    with open("/proc/loadavg", encoding="ascii") as loadavg:
-        return runnable(loadavg.read())
-
-
-def runnable(loadavg: str) -> int:
-    """The processes runnable now, from /proc/loadavg's text ("0.52 0.58 0.59 2/345 6789": 2)."""
-    return int(loadavg.split()[3].split("/")[0])
-
-
 @contextmanager
 def companion_for(ws: Workspace, shared_from: int = SHARED_FROM) -> Iterator[Companion | None]:
     """A Companion while the block runs when the store holds shared_from posts or more and a core is idle; else None."""
-    if not core_idle() or ws.store.post_count() < shared_from:
+    if not cores.core_idle() or ws.store.post_count() < shared_from:
         yield None
         return
     with Companion() as companion:

@@ -23,6 +23,7 @@ from operator import attrgetter, methodcaller
 from pathlib import Path
 from typing import IO, Any
 
+from monitor import cores
 from monitor.errors import UsageError
 from monitor.posts import (
     EARLIEST_POST,
@@ -321,13 +322,11 @@ _PROCESS_AHEAD = 250
 
 
 def _read_in_process_worth_it(path: Path) -> bool:
-    from monitor.pipeline.companion import core_idle  # the report's rule for its companion process
-
     try:
         big = path.is_file() and path.stat().st_size >= READ_IN_PROCESS_BYTES
     except OSError:  # the reader says why, in its own words
         return False
-    return big and fork_available() and core_idle()
+    return big and fork_available() and cores.core_idle()
 
 
 def _read_in_process(
