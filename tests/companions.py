@@ -26,7 +26,8 @@ class RecordingCompanion(Companion):
 
 @contextmanager
 def lost_companion() -> Iterator[RecordingCompanion]:
-    """A companion whose process is killed (SIGKILL) before any work is asked of it."""
+    """A companion whose process is killed (SIGKILL) before any work is asked of it (`asked` starts empty)."""
     with RecordingCompanion() as companion:
         os.kill(companion.submit(os.getpid).result(), signal.SIGKILL)
+        companion.asked.clear()
         yield companion

@@ -282,6 +282,7 @@ def test_days_are_read_here_when_the_companion_process_is_lost(store: Store, tmp
     score(ws, workers=1)
     with lost_companion() as companion:
         lost = finish_analysis(ws, EVENT, accumulate_event(ws, ws.config.events[0], True, companion, shared_from=0))
+    assert companion.asked == ["day_states"]  # the later days were asked of it, and read here when it failed
     assert stale_days(ws) == [] and len(ws.store.analysis_parts(EVENT) or {}) == 12  # the lost days stored too
     assert_identical(lost, shared(ws, full=True, shared_from=None)[0])
     ws.close()

@@ -110,7 +110,7 @@ def _stopped_half_way(export: subprocess.Popen[str], folder: Path, out: Path) ->
             os.kill(export.pid, signal.SIGSTOP)
             if export.poll() is None and any(path != out for path in folder.iterdir()):
                 return True
-            os.kill(export.pid, signal.SIGCONT)  # finished meanwhile: let it end, not wait stopped
+            export.send_signal(signal.SIGCONT)  # finished meanwhile (then a no-op): let it end, not wait stopped
             return False
         time.sleep(0.005)
     return False

@@ -83,6 +83,20 @@ def _stored(database: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]
     return posts, links
 
 
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The reads a reader process made, recorded: a test comparing it with the thread must see it used."""
+    reads: list[str] = []
+    real = archive.lists_from_process
+
+    def recorded(*args: Any, **kwargs: Any) -> Iterator[list[Any]]:
+        reads.append("process")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(archive, "lists_from_process", recorded)
+    return reads
+
+
 def _config(folder: Path, name: str) -> tuple[Path, Path]:
     database, config = folder / f"{name}.db", folder / f"{name}.yaml"
     config.write_text(yaml.safe_dump({**BASE_CONFIG, "database": f"sqlite:///{database}"}), encoding="utf-8")
@@ -90,7 +104,7 @@ def _config(folder: Path, name: str) -> tuple[Path, Path]:
 
 
 def test_an_import_read_in_a_process_stores_and_rejects_what_one_read_in_a_thread_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[str]
 ) -> None:
     """Batches of 700 posts and lists of 1,000 records: rejects and repeated ids fall across both boundaries."""
     monkeypatch.setattr("monitor.pipeline.archive.IMPORT_BATCH", 700)
@@ -109,6 +123,7 @@ def test_an_import_read_in_a_process_stores_and_rejects_what_one_read_in_a_threa
         outputs = [run.output.replace(str(folder), "X") for run in (result, again)]
         outcomes.append((result.exit_code, *outputs, rejects))
         outcomes.append(_stored(database))
+        assert len(forks) == (2 if limit == IN_PROCESS else 0)  # both imports of the file, in a process or none
     assert outcomes[0] == outcomes[2]
     assert outcomes[1] == outcomes[3]
     assert outcomes[0][0] == 3 and "rejected" in outcomes[0][1]
@@ -116,7 +131,7 @@ def test_an_import_read_in_a_process_stores_and_rejects_what_one_read_in_a_threa
 
 
 def test_the_reader_process_reports_a_bad_header_as_the_thread_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[str]
 ) -> None:
     path = tmp_path / "headless.csv"
     path.write_text("when,what\n2012-12-18T10:00:00Z,hello\n", encoding="utf-8")
@@ -126,11 +141,14 @@ def test_the_reader_process_reports_a_bad_header_as_the_thread_does(
         with pytest.raises(UsageError) as raised:
             list(archive.read_archive(path, "csv", "archive", {}))
         messages.append(str(raised.value))
+    assert forks == ["process"]  # the second read
     assert messages[0] == messages[1]
     assert "no column 'created_at'" in messages[0]
 
 
-def test_the_reader_process_reports_every_byte_it_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reader_process_reports_every_byte_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[str]
+) -> None:
     path = tmp_path / "posts.csv"
     _hostile_archive(path, 3_000)
     totals = []
@@ -139,11 +157,14 @@ def test_the_reader_process_reports_every_byte_it_reads(tmp_path: Path, monkeypa
         counted: list[int] = []
         records = list(archive.read_archive(path, "csv", "archive", {}, on_bytes=counted.append))
         totals.append((sum(counted), len(records)))
+    assert forks == ["process"]
     assert totals[0] == totals[1]
     assert totals[0][0] == path.stat().st_size
 
 
-def test_the_reader_process_reads_json_lines_as_the_thread_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reader_process_reads_json_lines_as_the_thread_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[str]
+) -> None:
     path = tmp_path / "posts.jsonl"
     lines = [json.dumps({"id": f"p{n}", "created_at": "2012-12-18T10:00:00Z", "text": f"post {n}"}) for n in range(2_500)]
     lines[7], lines[1_500] = "{not json", json.dumps({"id": "x", "created_at": "13/11/2022", "text": "a"})
@@ -153,6 +174,7 @@ def test_the_reader_process_reads_json_lines_as_the_thread_does(tmp_path: Path, 
         monkeypatch.setattr(archive, "READ_IN_PROCESS_BYTES", limit)
         records = list(archive.read_archive(path, "jsonl", "archive", {}))
         seen.append([record if isinstance(record, archive.Reject) else record.id for record in records])  # type: ignore[union-attr]
+    assert forks == ["process"]
     assert seen[0] == seen[1]
     assert [record.line for record in seen[0] if isinstance(record, archive.Reject)] == [8, 1_501]
 
@@ -179,6 +201,7 @@ def _dies(_counter: Callable[[int], None] | None) -> Iterator[list[int]]:
 def test_stopping_early_ends_the_reader_process() -> None:
     lists = lists_from_process(_endless, None, ahead=4)
     assert next(lists) == list(range(1000))
+    assert [child.name for child in multiprocessing.active_children()] == ["archive-reader"]
     lists.close()
     assert multiprocessing.active_children() == []
 

@@ -208,6 +208,7 @@ def test_charts_are_all_drawn_when_the_companion_process_is_lost(tmp_path: Path)
     with lost_companion() as companion:
         charts = write_charts(analysis, [analysis], tmp_path / "a", companion)  # lost while asked, or before
         again = write_charts(analysis, [analysis], tmp_path / "b", companion)  # known to be lost by now
+    assert companion.asked.count("draw_chart") >= 2  # each call asked it (the first up to three times) and drew here
     for name in CHART_FILES:
         assert png_size(tmp_path / "a" / name) == CHART_SIZES[name] == png_size(tmp_path / "b" / name), name
     assert again.spots == charts.spots
@@ -253,7 +254,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_no_core_is_idle_while_every_core_is_busy() -> None:
+def test_a_core_is_idle_only_beside_fewer_runnable_processes_than_cores() -> None:
     import os
     import subprocess
     import sys
@@ -262,6 +263,11 @@ def test_no_core_is_idle_while_every_core_is_busy() -> None:
     from monitor.cores import core_idle, runnable
 
     assert runnable("0.52 0.58 0.59 2/345 6789\n") == 2
+    cpus = os.cpu_count() or 1
+    for running, idle in ((cpus - 1, True), (cpus, False)):  # this process among the runnable ones
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("monitor.cores._running_now", lambda _look, running=running: running)
+            assert core_idle() is idle
     spin = "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end: pass\n"
     hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 1)]
     try:
