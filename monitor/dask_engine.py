@@ -166,10 +166,10 @@ UNSCORED_FIELDS = list(zip(UNSCORED_POST_FIELDS, ["string", "string", "string", 
 
 def _unscored_records(chunk: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Unscored posts as Parquet rows; is_bot as the bool its column holds (SQLite reads it as 0/1)."""
-    rows = [dict(zip(UNSCORED_POST_FIELDS, post, strict=True)) for post in chunk]
-    for row in rows:
-        row["is_bot"] = bool(row["is_bot"])
-    return rows
+    return [
+        {"source": source, "post_id": post_id, "text": text, "lang": lang, "is_bot": bool(is_bot)}
+        for source, post_id, text, lang, is_bot in chunk
+    ]
 
 
 def dask_dataset(ws: Workspace) -> Path:

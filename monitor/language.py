@@ -104,9 +104,12 @@ _ENGLISH_TEXT = """
 ENGLISH_WORDS = frozenset(_ENGLISH_TEXT.split())
 
 
-def language_evidence(text: str) -> str:
-    """The words that tell a text's language: no hashtags, @mentions, URLs, emoji, symbols, digits or punctuation."""
-    if "://" in text or "www." in text.lower():  # only ASCII letters are w under IGNORECASE
+def language_evidence(text: str, lowered: str | None = None) -> str:
+    """The words that tell a text's language: no hashtags, @mentions, URLs, emoji, symbols, digits or punctuation.
+
+    `lowered`: the text lower-cased, when the caller has it already.
+    """
+    if "://" in text or "www." in (text.lower() if lowered is None else lowered):  # only ASCII letters are w under IGNORECASE
         text = _NOT_PROSE.sub(" ", text)
     elif "#" in text or "@" in text:
         text = _TAGS.sub(" ", text)
@@ -120,10 +123,11 @@ def guess_language(text: str, lowered: str | None = None) -> str:
     """
     # A cheap first look, before any regex: most English posts say so in their plain, space-separated words.
     # Hashtags and mentions are not words; they never match (their # and @ stay on), and are not counted.
-    words = (text.lower() if lowered is None else lowered).split()
+    lowered = text.lower() if lowered is None else lowered
+    words = lowered.split()
     if _mostly_english(words, len(words) - text.count("#") - text.count("@")):
         return "en"
-    return _guess(language_evidence(text))
+    return _guess(language_evidence(text, lowered))
 
 
 @lru_cache(maxsize=CACHE_SIZE)

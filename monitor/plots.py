@@ -110,10 +110,12 @@ def write_charts(
     analysis: Analysis, every_event: Sequence[Analysis], out_dir: Path, elsewhere: Executor | None = None
 ) -> Charts:
     """Draw the charts of an event into out_dir; every_event feeds compare.png. With `elsewhere` (a second
-    process), it draws the ELSEWHERE charts meanwhile (they go to it pickled); a lost process draws none."""
+    process), it draws the ELSEWHERE charts meanwhile (they go to it pickled: every event only with compare.png);
+    the charts of a lost process are drawn here."""
     try:
         asked = {} if elsewhere is None else {
-            name: elsewhere.submit(draw_chart, name, analysis, every_event, out_dir) for name in ELSEWHERE
+            name: elsewhere.submit(draw_chart, name, analysis, every_event if name == "compare.png" else (), out_dir)
+            for name in ELSEWHERE
         }
     except BrokenExecutor:  # it was lost before: its charts are drawn here (those asked fail as well)
         asked = {}

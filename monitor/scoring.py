@@ -11,13 +11,13 @@ import json
 import math
 import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from monitor.language import IDENTIFIER, UNDETERMINED, guess_language
-from monitor.posts import PLACEHOLDER_TEXTS, SCORE_ROW_FIELDS, UNSCORED_POST_FIELDS, ScoreRow, UnscoredPost
+from monitor.posts import PLACEHOLDER_TEXTS, SCORE_ROW_FIELDS, ScoreRow, UnscoredPost
 
 if TYPE_CHECKING:
     from monitor.churn import ChurnDetector
@@ -284,8 +284,9 @@ def fast_analyzer_class() -> type:
     """vaderSentiment's analyzer with identical results, about three times as fast on post-length texts.
 
     VADER 3.3.2 lower-cases the whole word list again for every lexicon word, calls a method per word
-    and builds the emoji-free text one character at a time. `polarity_scores` here replaces emoji only in
-    a text that has a non-ASCII character, lower-cases the words once and runs the same rules in one loop.
+    and builds the emoji-free text one character at a time. `polarity_values` here replaces emoji only in
+    a text that has a non-ASCII character, lower-cases the words once and runs the same rules in one loop
+    (`polarity_scores` is its dict).
     The parity tests compare every field.
     """
     from vaderSentiment import vaderSentiment as vader
@@ -319,7 +320,7 @@ def fast_analyzer_class() -> type:
             sentiments = _sentiments(self.lexicon, words, lower, allcap_differential(words))
             if "but" in lower:
                 sentiments = self._but_check(words, sentiments)
-            return _score_valence(sentiments, text)
+            return _score_valence(sentiments, text, self._punctuation_emphasis)
 
     return FastSentimentIntensityAnalyzer
 
@@ -328,7 +329,7 @@ def fast_analyzer_class() -> type:
 
 
 def _describe_emoji(text: str, emojis: dict[str, str], characters: frozenset[str]) -> str:
-    """polarity_scores' first step: each emoji replaced by its description, apart from the character before.
+    """polarity_values' first step: each emoji replaced by its description, apart from the character before.
 
     VADER adds the space only where there is none already; a space too many changes nothing here, because
     the text is only ever split on whitespace (and its "!" and "?" counted), so every emoji gets one.
@@ -351,7 +352,9 @@ def _emoji_pattern(emoji: str) -> re.Pattern[str]:
 POLARITY_FIELDS = ("neg", "neu", "pos", "compound")
 
 
-def _score_valence(sentiments: list[float], text: str) -> tuple[float, float, float, float]:
+def _score_valence(
+    sentiments: list[float], text: str, emphasis_of: Callable[[str], float]
+) -> tuple[float, float, float, float]:
     """SentimentIntensityAnalyzer.score_valence, rounded as it rounds, in POLARITY_FIELDS order.
 
     Most words are outside the lexicon (valence 0): they add nothing to the sums and are only counted as
@@ -364,7 +367,7 @@ def _score_valence(sentiments: list[float], text: str) -> tuple[float, float, fl
     if not valences:
         return 0.0, 1.0, 0.0, 0.0
     total = float(sum(valences))
-    emphasis = _punctuation_emphasis(text)
+    emphasis = emphasis_of(text)  # the analyzer's own "!" and "?" emphasis
     if total > 0:
         total += emphasis
     elif total < 0:
@@ -384,13 +387,6 @@ def _score_valence(sentiments: list[float], text: str) -> tuple[float, float, fl
     compound = max(-1.0, min(1.0, total / math.sqrt(total * total + 15)))  # vaderSentiment.normalize
     neg, pos = math.fabs(neg_sum / weight), math.fabs(pos_sum / weight)
     return round(neg, 3), round(neu, 3), round(pos, 3), round(compound, 4)
-
-
-def _punctuation_emphasis(text: str) -> float:
-    """SentimentIntensityAnalyzer._punctuation_emphasis: up to four "!", and two or more "?"."""
-    questions = text.count("?")
-    question_emphasis = 0 if questions <= 1 else questions * 0.18 if questions <= 3 else 0.96
-    return min(text.count("!"), 4) * 0.292 + question_emphasis
 
 
 def _sentiments(lexicon: dict[str, float], words: list[str], lower: list[str], cap_diff: bool) -> list[float]:
@@ -427,7 +423,7 @@ def _lexicon_valence(lexicon: dict[str, float], words: list[str], lower: list[st
         before = i - (start_i + 1)
         if i > start_i and lower[before] not in lexicon:
             booster = lower[before] in _BOOSTERS  # rarely: the call is saved for the other words
-            scalar = _scalar_inc_dec(words[before], lower[before], valence, cap_diff) if booster else 0.0
+            scalar = _booster_shift(words[before], lower[before], valence, cap_diff) if booster else 0.0
             if start_i == 1 and scalar != 0:
                 scalar = scalar * 0.95
             if start_i == 2 and scalar != 0:
@@ -439,18 +435,16 @@ def _lexicon_valence(lexicon: dict[str, float], words: list[str], lower: list[st
     return _least_check(valence, lexicon, lower, i)
 
 
-def _scalar_inc_dec(word: str, lowered: str, valence: float, cap_diff: bool) -> float:
-    """vaderSentiment.scalar_inc_dec: how much a preceding booster or dampener shifts the valence."""
-    scalar = 0.0
-    if lowered in _BOOSTERS:
-        scalar = _BOOSTERS[lowered]
-        if valence < 0:
-            scalar *= -1
-        if word.isupper() and cap_diff:
-            if valence > 0:
-                scalar += _FACTORS["caps"]
-            else:
-                scalar -= _FACTORS["caps"]
+def _booster_shift(word: str, lowered: str, valence: float, cap_diff: bool) -> float:
+    """vaderSentiment.scalar_inc_dec for a word that is a booster or dampener: how much it shifts the valence."""
+    scalar = _BOOSTERS[lowered]
+    if valence < 0:
+        scalar *= -1
+    if word.isupper() and cap_diff:
+        if valence > 0:
+            scalar += _FACTORS["caps"]
+        else:
+            scalar -= _FACTORS["caps"]
     return scalar
 
 
@@ -591,7 +585,6 @@ IN_PROCESS_BELOW = 2_000  # fewer unique texts than this are scored in this proc
 
 TextKey = tuple[str, str | None]  # (preprocessed text, primary language tag)
 _STATUS = SCORE_ROW_FIELDS.index("status")
-_TEXT, _LANG = UNSCORED_POST_FIELDS.index("text"), UNSCORED_POST_FIELDS.index("lang")
 
 
 @dataclass
@@ -723,19 +716,20 @@ class BatchScorer:
 
     def _row(self, post: UnscoredPost, score: TextScore | None, result: ChunkScores) -> ScoreRow:
         """A post's row of SCORE_ROW_FIELDS."""
+        source, post_id, text, tag, _ = post
         if score is None or not score[1]:  # scored
-            status = _skipped_status(post) if score is None else "skipped:language"
+            status = _skipped_status(text) if score is None else "skipped:language"
             result.skipped[status] = result.skipped.get(status, 0) + 1
-            lang = score[0] if score is not None else primary_language(post[_LANG])
-            return (post[0], post[1], self.key, status, lang, None, None, None, None, None, None)  # source, post_id
+            lang = score[0] if score is not None else primary_language(tag)
+            return (source, post_id, self.key, status, lang, None, None, None, None, None, None)
         result.scored += 1
         lang, _, neg, neu, pos, compound, churn, aspects = score
-        return (post[0], post[1], self.key, "scored", lang, neg, neu, pos, compound, churn, aspects)
+        return (source, post_id, self.key, "scored", lang, neg, neu, pos, compound, churn, aspects)
 
 
-def _skipped_status(post: UnscoredPost) -> str:
+def _skipped_status(text: str) -> str:
     """Why a post was left out before scoring: a deleted or removed text, or a bot."""
-    return "skipped:deleted" if post[_TEXT] in PLACEHOLDER_TEXTS else "skipped:bot"
+    return "skipped:deleted" if text in PLACEHOLDER_TEXTS else "skipped:bot"
 
 
 @cache

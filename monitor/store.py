@@ -469,34 +469,31 @@ class Store:
         # reversed first, so of two posts with the same key the later comes first and is the one stored
         one_source = len(set(map(_SOURCE, rows))) == 1  # as in every import: the ids alone order them, faster
         ordered = sorted(reversed(rows), key=_POST_ID if one_source else _ROW_KEY)
-        if self.dialect == "sqlite":
-            new, linked = self._insert_sqlite_rows(conn, event_name, ordered)
-        else:
-            new, linked = self._insert_driver_rows(conn, event_name, [self._with_datetimes(row) for row in ordered])
+        sqlite = self.dialect == "sqlite"
+        bound = ordered if sqlite else [self._with_datetimes(row) for row in ordered]
+        new = self._insert_many(conn, posts_table, _POST_COLUMN_NAMES, bound)
+        if sqlite and new == len(ordered):
+            linked = self._link_new_sqlite_rows(conn, event_name, new)
+        else:  # some were stored before (or PostgreSQL): link each post of the batch
+            linked = self._link_rows(conn, event_name, ordered)
         self._mark_days(conn, event_name, set(map(day_key, map(_CREATED_AT_OF, ordered))))
         return new, linked
-
-    def _insert_driver_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
-        new = self._insert_many(conn, posts_table, _POST_COLUMN_NAMES, rows)
-        return new, self._link_rows(conn, event_name, rows)
 
     def _link_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> int:
         links = list(zip(repeat(event_name), map(_SOURCE, rows), map(_POST_ID, rows), strict=False))
         return self._insert_many(conn, event_posts_table, ["event", "source", "post_id"], links)
 
-    def _insert_sqlite_rows(self, conn: Connection, event_name: str, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
-        """SQLite: when every post is new, they are linked from the posts table by rowid, without binding them again."""
-        new = self._insert_many(conn, posts_table, _POST_COLUMN_NAMES, rows)
-        if new < len(rows):  # some were stored before: link each post of the batch
-            return new, self._link_rows(conn, event_name, rows)
+    def _link_new_sqlite_rows(self, conn: Connection, event_name: str, new: int) -> int:
+        """SQLite, every post of the batch new: linked from the posts table by rowid, without binding them again."""
         # new rows take the rowids after the largest, one by one, and the transaction holds the write lock
         last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
-        linked = conn.exec_driver_sql(
-            "INSERT INTO event_posts (event, source, post_id) SELECT ?, source, post_id FROM posts "
-            "WHERE rowid > ? AND rowid <= ? ORDER BY rowid ON CONFLICT DO NOTHING",
-            (event_name, last - new, last),
-        ).rowcount
-        return new, linked
+        return int(
+            conn.exec_driver_sql(
+                "INSERT INTO event_posts (event, source, post_id) SELECT ?, source, post_id FROM posts "
+                "WHERE rowid > ? AND rowid <= ? ORDER BY rowid ON CONFLICT DO NOTHING",
+                (event_name, last - new, last),
+            ).rowcount
+        )
 
     @staticmethod
     def _with_datetimes(row: tuple[Any, ...]) -> tuple[Any, ...]:

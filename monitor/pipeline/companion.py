@@ -77,7 +77,7 @@ def import_modules(names: tuple[str, ...]) -> None:
 @contextmanager
 def companion_for(ws: Workspace, shared_from: int = SHARED_FROM) -> Iterator[Companion | None]:
     """A Companion while the block runs when the store holds shared_from posts or more and a core is idle; else None."""
-    if not cores.core_idle() or ws.store.post_count() < shared_from:
+    if ws.store.post_count() < shared_from or not cores.core_idle():  # the count first: 40 ms less a small report
         yield None
         return
     with Companion() as companion:

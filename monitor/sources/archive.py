@@ -39,7 +39,7 @@ from monitor.posts import (
     stable_post_id,
     utc_text,
 )
-from monitor.sources.forked import fork_available, hand_over, lists_from_process
+from monitor.sources.forked import ProgressBytes, fork_available, hand_over, lists_from_process
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,6 @@ def check_date_format(date_format: str) -> str:
 
 
 Record = Post | PostRows | Reject
-ProgressBytes = Callable[[int], None]
 
 
 def guess_format(path: Path) -> str:
