@@ -41,6 +41,9 @@ class _Flood(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.server.paths.append(self.path)
+        # A request body left unread makes the close a reset, which can reach the client before the answer does
+        # (Bluesky's login is a POST): read it first, as a real server would.
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Connection", "close")
