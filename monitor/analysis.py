@@ -1266,6 +1266,13 @@ class AnalysisAccumulator:
 
     # ---- the numbers ----
 
+    def _last_moment(self) -> datetime | None:
+        """The last post's time; the window's end when posts after it were added (the data run on past it,
+        whatever the last post inside it: a bin the window cuts is short because of the window)."""
+        if self.cover.after_window:
+            return self.window[1]
+        return None if self.last is None else _utc(self.last)
+
     def finish(
         self,
         counts: pd.DataFrame | None = None,
@@ -1279,7 +1286,7 @@ class AnalysisAccumulator:
         last collect run, if it was collected live)."""
         bins = self.bins(counts)
         reference, baseline_posts = spike_reference(bins, self.baseline_start, self.baseline_end)
-        end = data_end(None if self.last is None else _utc(self.last), collected_until, self.window[1])
+        end = data_end(self._last_moment(), collected_until, self.window[1])
         partial = partial_bin(bins, self.bin, end)
         align_on = self.event.align_on if self.event.align_on in self.milestones else "announced"
         return Analysis(

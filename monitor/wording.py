@@ -94,15 +94,16 @@ def baseline_note(analysis: Analysis) -> str | None:
 
 
 def window_note(analysis: Analysis) -> str | None:
-    """'6,384 posts before 2 Nov 2022 are outside the event window and not analysed.' (None when none are)."""
+    """'6,384 posts before 2 Nov 2022 are outside the event window and not analysed.' (None when none are);
+    an edge that is not midnight is given with its time ('2,745 posts from 10 Nov 2022, 20:00 UTC on')."""
     coverage, tz = analysis.coverage, ZoneInfo(analysis.timezone)
     if not coverage.outside_window or analysis.window_start is None or analysis.window_end is None:
         return None
     parts = []
     if coverage.before_window:
-        parts.append(f"{coverage.before_window:,} posts before {day(analysis.window_start, tz)}")
+        parts.append(f"{coverage.before_window:,} posts before {edge(analysis.window_start, tz)}")
     if coverage.after_window:
-        parts.append(f"{coverage.after_window:,} posts from {day(analysis.window_end, tz)} on")
+        parts.append(f"{coverage.after_window:,} posts from {edge(analysis.window_end, tz)} on")
     verb = "is" if coverage.outside_window == 1 else "are"
     return f"{' and '.join(parts)} {verb} outside the event window and not analysed."
 
@@ -129,6 +130,13 @@ def day(moment: datetime, tz: ZoneInfo, year: bool = True) -> str:
     """'9 Nov 2022' (or '9 Nov') in tz."""
     local = moment.astimezone(tz)
     return f"{local.day} {local:%b %Y}" if year else f"{local.day} {local:%b}"
+
+
+def edge(moment: datetime, tz: ZoneInfo) -> str:
+    """A window's edge: '2 Nov 2022' when it is midnight in tz, else '27 Oct 2022, 20:00 UTC'."""
+    local = moment.astimezone(tz)
+    clock = "" if (local.hour, local.minute) == (0, 0) else f", {local:%H:%M} {local.tzname()}"
+    return day(moment, tz) + clock
 
 
 def checked_note(analysis: Analysis, kind: str, name: str, what: str) -> str | None:
@@ -410,13 +418,17 @@ def partial_bin_label(analysis: Analysis) -> str | None:
 
 
 def partial_bin_note(analysis: Analysis) -> str | None:
-    """'The last bar (27 Nov 2022, 12:00 UTC) is partial: the data end at 12:19, so it is short, not a fall.'"""
+    """'The last bar (27 Nov 2022, 12:00 UTC) is partial: the data end at 12:19, so it is short, not a fall.'
+
+    When the window's end cuts the bar (later posts are outside it), the window is named, not the data.
+    """
     start = analysis.partial_bin()
     if start is None or analysis.data_end is None:
         return None
     end = f"{analysis.data_end.astimezone(ZoneInfo(analysis.timezone)):%H:%M}"
+    cut = "the event window ends" if analysis.data_end == analysis.window_end else "the data end"
     return (
-        f"The last bar ({moment(start.to_pydatetime(), analysis)}) is partial: the data end at {end}, "
+        f"The last bar ({moment(start.to_pydatetime(), analysis)}) is partial: {cut} at {end}, "
         "so it is short, not a fall."
     )
 

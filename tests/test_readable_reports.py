@@ -281,6 +281,26 @@ def test_an_archive_that_stops_inside_a_bin_marks_it_partial_and_a_live_collecti
     assert "is partial" not in page(tmp_path)
 
 
+def test_a_window_that_ends_inside_a_bin_is_named_as_the_cut_not_the_data(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    # The window ends at 26 Dec 20:00, inside the 18:00–24:00 bin; the archive goes on to 23:00, so the last
+    # post inside the window (19:00) is not where the data end: the bar is short because of the window.
+    event = {**BASE_CONFIG["events"][0], "milestones": {"announced": "2012-12-17"}, "end": "2012-12-26T20:00:00Z"}
+    event.pop("bin")
+    config = write_config(events=[event])
+    posts = storm(ANNOUNCED - timedelta(days=7), 7 * 24, 1, "instagram is fine today") + storm(ANNOUNCED, 10 * 24, 1)
+    run(config, "import", str(scraped_archive(tmp_path / "cut.csv", posts)), "--event", EVENT)
+    run(config, "score")
+    run(config, "report")
+    found = summary(tmp_path)
+    assert found["window"]["end"] == found["data_end"] == "2012-12-26T20:00:00Z"
+    assert found["series"][-1]["bin"] == "2012-12-26T18:00:00Z" and found["series"][-1]["partial"]
+    html = page(tmp_path)
+    assert "The last bar (26 Dec 2012, 18:00 UTC) is partial: the event window ends at 20:00, so it is short" in html
+    assert "4 posts from 26 Dec 2012, 20:00 UTC on are outside the event window and not analysed." in html
+
+
 def test_the_shift_table_folds_each_row_into_short_lines_on_a_phone() -> None:
     from monitor.report import render_page
 
