@@ -362,9 +362,17 @@ def bin_starts(times: pd.Series, tz: str, bin_size: str) -> pd.Series:
     return local - (wall - wall.dt.floor("h"))
 
 
-def data_end(last_post: datetime | None, collected_until: datetime | None, window_end: datetime | None) -> datetime | None:
+def data_end(
+    last_post: datetime | None, collected_until: datetime | None, window_end: datetime | None, *, posts_after: bool = False
+) -> datetime | None:
     """Until when the data run: the last collect run's start for a live collection (if after the last post),
-    else the last post (an archive says nothing about the time after it); never past the window's end."""
+    else the last post (an archive says nothing about the time after it); never past the window's end.
+
+    posts_after: posts after the window are stored, so the data run on past it — they end at the window's end,
+    whatever the last post inside it (a bin the window cuts is short because of the window).
+    """
+    if posts_after and window_end is not None:
+        return window_end
     if last_post is None:
         return None
     end = max(last_post, collected_until) if collected_until is not None else last_post
@@ -1266,13 +1274,6 @@ class AnalysisAccumulator:
 
     # ---- the numbers ----
 
-    def _last_moment(self) -> datetime | None:
-        """The last post's time; the window's end when posts after it were added (the data run on past it,
-        whatever the last post inside it: a bin the window cuts is short because of the window)."""
-        if self.cover.after_window:
-            return self.window[1]
-        return None if self.last is None else _utc(self.last)
-
     def finish(
         self,
         counts: pd.DataFrame | None = None,
@@ -1286,7 +1287,8 @@ class AnalysisAccumulator:
         last collect run, if it was collected live)."""
         bins = self.bins(counts)
         reference, baseline_posts = spike_reference(bins, self.baseline_start, self.baseline_end)
-        end = data_end(self._last_moment(), collected_until, self.window[1])
+        last = None if self.last is None else _utc(self.last)
+        end = data_end(last, collected_until, self.window[1], posts_after=self.cover.after_window > 0)
         partial = partial_bin(bins, self.bin, end)
         align_on = self.event.align_on if self.event.align_on in self.milestones else "announced"
         return Analysis(

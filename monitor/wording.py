@@ -135,8 +135,12 @@ def day(moment: datetime, tz: ZoneInfo, year: bool = True) -> str:
 def edge(moment: datetime, tz: ZoneInfo) -> str:
     """A window's edge: '2 Nov 2022' when it is midnight in tz, else '27 Oct 2022, 20:00 UTC'."""
     local = moment.astimezone(tz)
-    clock = "" if (local.hour, local.minute) == (0, 0) else f", {local:%H:%M} {local.tzname()}"
-    return day(moment, tz) + clock
+    return day(moment, tz) + ("" if (local.hour, local.minute) == (0, 0) else clock(local))
+
+
+def clock(local: datetime) -> str:
+    """', 20:00 UTC': a local time's clock and zone, as written after its day."""
+    return f", {local:%H:%M} {local.tzname()}"
 
 
 def checked_note(analysis: Analysis, kind: str, name: str, what: str) -> str | None:
@@ -278,9 +282,8 @@ DIRECTION_WORDS = {"worse": "worse than before", "better": "better than before",
 
 def moment(value: datetime, analysis: Analysis) -> str:
     """'28 Oct 2022, 00:00 UTC' (a day bin: '28 Oct 2022')."""
-    local = value.astimezone(ZoneInfo(analysis.timezone))
-    clock = "" if analysis.bin == "day" else f", {local:%H:%M} {local.tzname()}"
-    return f"{local.day} {local:%b %Y}{clock}"
+    tz = ZoneInfo(analysis.timezone)
+    return day(value, tz) + ("" if analysis.bin == "day" else clock(value.astimezone(tz)))
 
 
 WINDOW_WORDS = {"24h": "24 hours", "72h": "72 hours", "7d": "7 days"}

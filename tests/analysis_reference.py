@@ -102,7 +102,7 @@ def analyze(
     found = coverage(frame, counts, event.simulated, event.name)
     found.before_window, found.after_window = before, after
     align_on = event.align_on if event.align_on in ordered else "announced"
-    end = data_end(found.last_post, collected_until, window[1])
+    end = data_end(found.last_post, collected_until, window[1], posts_after=after > 0)
     partial = partial_bin(bins, bin_size, end)
     return Analysis(
         event=event.name,

@@ -380,6 +380,14 @@ def test_the_data_end_is_the_last_collect_run_or_the_last_post(
     assert partial_bin(bins, "6h", end) == (pd.Timestamp(hour(18, 12)) if partial else None)
 
 
+def test_posts_after_the_window_make_the_data_run_to_its_end_whatever_the_last_post_inside_it() -> None:
+    last, window_end = hour(18, 14, 10), hour(18, 16, 0)
+    assert data_end(last, None, window_end, posts_after=True) == window_end
+    assert data_end(None, None, window_end, posts_after=True) == window_end  # every post is after the window
+    assert data_end(last, None, window_end) == last
+    assert data_end(last, None, None, posts_after=True) == last  # no window: nothing is after it
+
+
 # ---- drivers, aspects, top posts ------------------------------------------------------------------------
 
 

@@ -1,8 +1,8 @@
 """Lists made by a generator in a forked process, pickled through a pipe and received up to a bound ahead.
 
-For work that holds the GIL — the archive reader's parsing and checking, whose names (process, thread,
-error) it uses: a thread could not run it beside the caller's, a process can, on another core. The caller gets the same lists in the same order, then the
-generator's error, if it raised one, as if it had iterated the generator itself.
+For work that holds the GIL, such as the archive reader's parsing and checking: a thread could not run it
+beside the caller's, a process can, on another core. The caller gets the same lists in the same order, then
+the generator's error, if it raised one, as if it had iterated the generator itself.
 
 The child ignores SIGINT (Ctrl-C reaches the whole process group; the caller stops it when it stops) and
 ends when the caller has gone (its next send finds the pipe broken), so it never outlives an import.
