@@ -419,7 +419,7 @@ def small_timeline_figure(analysis: Analysis, highlight: tuple[datetime, datetim
     figure, axes = new_figure(2, 1, size=(SMALL_WIDTH_IN, SMALL_HEIGHT_IN), sharex=True,
                               gridspec_kw={"height_ratios": [1.3, 1.0]})  # fmt: skip
     figure.suptitle(chart_title(analysis) + ("  (SIMULATED)" if analysis.coverage.simulated else ""),
-                    x=0.01, ha="left", fontweight="bold")  # fmt: skip
+                    x=0.01, ha="left", fontweight="bold", wrap=True)  # fmt: skip
     volume_axes, share_axes = axes[0][0], axes[1][0]
     if analysis.bins.empty:
         no_data(volume_axes, "no posts yet")

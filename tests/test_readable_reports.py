@@ -264,6 +264,19 @@ def test_a_partial_last_bin_is_hatched_and_named_in_both_timelines_and_left_out_
         assert "last bin" not in " ".join(t.get_text() for t in timeline_figure(whole).axes[0].get_legend().get_texts())
 
 
+def test_a_long_title_wraps_inside_the_small_timeline_instead_of_running_off_it() -> None:
+    # the demo's own title on the 640-px chart ran off its right edge: "… (simulated)  (SIMULATE"
+    analysis = replace(make_analysis(), title="Instagram terms of service change (simulated)")
+    assert analysis.coverage.simulated
+    with chart_style(SMALL_STYLE):
+        figure = small_timeline_figure(analysis)
+        renderer = drawn(figure)
+        title = figure.get_suptitle()
+        box = figure._suptitle.get_window_extent(renderer)
+    assert title.endswith("(SIMULATED)") and box.x1 <= figure.bbox.x1
+    assert box.y0 >= max(axes.get_tightbbox(renderer).y1 for axes in figure.axes[:1])  # above the milestone names
+
+
 def test_an_archive_that_stops_inside_a_bin_marks_it_partial_and_a_live_collection_after_it_does_not(
     month: Path, tmp_path: Path
 ) -> None:
